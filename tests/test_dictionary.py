@@ -1,0 +1,141 @@
+"""The shipped data dictionary loads, is internally consistent, and flags unsourced numbers."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from effectstudy.dictionary import UNVERIFIED, load_dictionary
+from effectstudy.errors import DictionaryError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def dictionary():
+    return load_dictionary()
+
+
+def test_shipped_dictionary_is_the_repository_one(dictionary):
+    assert dictionary.sha256 == load_dictionary(ROOT / "data_dictionary").sha256
+
+
+def test_six_programmes_with_the_described_facts(dictionary):
+    progs = dictionary.programmes
+    assert set(progs) == {"pinq_crisis", "veilig_lima", "pinq_gesloten", "egoversterkend",
+                          "intermetzo", "hoenderloo"}
+    assert progs["pinq_crisis"].maximum_weeks.value == 12
+    assert len(progs["veilig_lima"].phases) == 5
+    assert (progs["veilig_lima"].age_min, progs["veilig_lima"].age_max) == (14, 24)
+    assert len(progs["intermetzo"].phases) == 4
+    assert progs["intermetzo"].maximum_weeks.value == 39
+    assert [p.id for p in progs["hoenderloo"].phases] == ["observatie", "behandeling", "vertrek"]
+    assert progs["hoenderloo"].reach == "national" and progs["pinq_gesloten"].reach == "regional"
+
+
+def test_required_constructs_present(dictionary):
+    needed = {"trauma_symptoms", "self_esteem", "internalising", "externalising", "safety_risk",
+              "family_relations", "daily_activities", "quality_of_life"}
+    assert needed <= set(dictionary.constructs)
+
+
+def test_every_programme_has_a_source_and_every_construct_is_measured(dictionary):
+    assert set(dictionary.sources) == set(dictionary.programmes)
+    measured = {m.construct for s in dictionary.sources.values() for f in s.files for m in f.measures}
+    assert set(dictionary.constructs) - measured == set()
+
+
+def test_every_cited_source_exists_and_sdq_norms_match_instruments_md(dictionary):
+    sdq = dictionary.scale("SDQ-S", "internalising").norm_for(15.0)
+    assert (sdq.mean.value, sdq.sd.value, sdq.mean.source) == (4.1, 3.2, "vugteveen2022")
+    assert dictionary.scale("SDQ-S", "total_difficulties").norm_for(13).mean.value == 8.7
+    # outside the norm group's ages there is no norm, rather than a wrong one
+    assert dictionary.scale("SDQ-S", "internalising").norm_for(20.5) is None
+    cries = dictionary.scale("CRIES-13", "total")
+    assert cries.cutoff.value == 30 and cries.reliability.value == 0.89
+
+
+def test_unverified_numbers_are_never_norms(dictionary):
+    kids = dictionary.scale("KIDSCREEN-27", "psychological_wellbeing_t")
+    assert kids.norms and all(not n.verified for n in kids.norms)
+    assert kids.norm_for(15) is None
+    flagged = dictionary.unverified()
+    assert ((flagged["where"].str.contains("KIDSCREEN-27")) & (flagged["what"].str.startswith("norm"))).any()
+    frame = dictionary.scales_frame().set_index(["instrument", "scale"])
+    assert pd_isna(frame.loc[("KIDSCREEN-27", "psychological_wellbeing_t"), "norm_mean"])
+    assert pd_isna(frame.loc[("SDQ-S", "internalising"), "reliability"])  # alpha not sourced
+    for src in frame["norm_source"].dropna():
+        assert src != UNVERIFIED
+
+
+def pd_isna(value) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))
+
+
+def _copy(tmp_path: Path) -> Path:
+    target = tmp_path / "dd"
+    shutil.copytree(ROOT / "data_dictionary", target)
+    return target
+
+
+def _edit(path: Path, fn) -> None:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    fn(data)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def test_adding_a_programme_is_a_yaml_edit(tmp_path):
+    dd = _copy(tmp_path)
+
+    def add(data):
+        data["programmes"]["nieuw"] = dict(data["programmes"]["intermetzo"], name="Nieuw programma")
+
+    _edit(dd / "programmes.yaml", add)
+    src = yaml.safe_load((dd / "sources" / "intermetzo.yaml").read_text(encoding="utf-8"))
+    src["programme"] = "nieuw"
+    (dd / "sources" / "nieuw.yaml").write_text(yaml.safe_dump(src, allow_unicode=True), encoding="utf-8")
+    d = load_dictionary(dd)
+    assert "nieuw" in d.programmes and "nieuw" in d.sources
+
+
+@pytest.mark.parametrize(
+    ("file", "edit", "key_part"),
+    [
+        ("constructs.yaml", lambda d: d["constructs"]["self_esteem"].update(bettter="higher"),
+         "constructs.self_esteem.bettter"),
+        ("constructs.yaml", lambda d: d["constructs"]["self_esteem"].update(better="up"),
+         "constructs.self_esteem.better"),
+        ("instruments.yaml",
+         lambda d: d["instruments"]["RSES"]["scales"]["total"]["reliability"].update(source="franck2009"),
+         "instruments.RSES.scales.total.reliability.source"),
+        ("instruments.yaml",
+         lambda d: d["instruments"]["RSES"]["scales"]["total"]["reliability"].update(value=1.3),
+         "instruments.RSES.scales.total.reliability.value"),
+        ("instruments.yaml", lambda d: d["instruments"]["RSES"]["scales"]["total"].pop("range"),
+         "instruments.RSES.scales.total.range"),
+        ("programmes.yaml", lambda d: d["programmes"]["intermetzo"]["phases"][0].update(canonical="stabilise"),
+         "programmes.intermetzo.phases[0].canonical"),
+    ],
+)
+def test_dictionary_errors_name_file_and_key(tmp_path, file, edit, key_part):
+    dd = _copy(tmp_path)
+    _edit(dd / file, edit)
+    with pytest.raises(DictionaryError) as err:
+        load_dictionary(dd)
+    assert err.value.file.endswith(file)
+    assert err.value.key == key_part
+    assert file in str(err.value) and key_part in str(err.value)
+
+
+def test_source_referring_to_unknown_instrument(tmp_path):
+    dd = _copy(tmp_path)
+    _edit(dd / "sources" / "pinq_crisis.yaml",
+          lambda d: d["files"][0]["measures"][0].update(instrument="CRIES-8"))
+    with pytest.raises(DictionaryError, match="CRIES-8") as err:
+        load_dictionary(dd)
+    assert err.value.key == "files[0].measures[0].instrument"
