@@ -1,0 +1,209 @@
+"""Reliable change and pre-post comparisons: hand-calculable cases, identities, pingouin agreement."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+import pingouin as pg
+import pytest
+
+from effectstudy import change
+from effectstudy.dictionary import load_dictionary
+from effectstudy.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def dd():
+    return load_dictionary()
+
+
+# --- the bare formulas, on numbers one can check by hand --------------------------------
+def test_rci_hand_calculation():
+    # SD 10, r = .875: SE = 10 * sqrt(.125) = 3.5355, S_diff = sqrt(2) * SE = 5 exactly.
+    assert change.standard_error_difference(10, 0.875) == pytest.approx(5.0, rel=1e-12)
+    rci = change.reliable_change_index([40, 40, 40], [30, 50, 37], sd=10, reliability=0.875)
+    np.testing.assert_allclose(rci, [-2.0, 2.0, -0.6], rtol=1e-12)
+
+
+def test_cutoffs_hand_calculation():
+    # Symptom scale: clinical M 30 SD 6, norm M 10 SD 4.
+    assert change.clinical_cutoff(kind="a", clinical_mean=30, clinical_sd=6, better="lower") == 18
+    assert change.clinical_cutoff(kind="b", norm_mean=10, norm_sd=4, better="lower") == 18
+    # c = (6*10 + 4*30) / (6 + 4) = 18
+    assert change.clinical_cutoff(kind="c", clinical_mean=30, clinical_sd=6, norm_mean=10,
+                                  norm_sd=4) == 18
+    # Strength scale mirrors: a = 10 + 2*3 = 16; b = 25 - 2*2 = 21; c = (3*25 + 2*10)/5 = 19
+    kw = dict(clinical_mean=10, clinical_sd=3, norm_mean=25, norm_sd=2, better="higher")
+    assert change.clinical_cutoff(kind="a", **kw) == 16
+    assert change.clinical_cutoff(kind="b", **kw) == 21
+    assert change.clinical_cutoff(kind="c", **kw) == 19
+
+
+def test_c_lies_between_the_means_and_equals_midpoint_for_equal_sds():
+    c = change.clinical_cutoff(kind="c", clinical_mean=40, clinical_sd=5, norm_mean=20, norm_sd=5)
+    assert c == 30
+
+
+def test_maassen_equals_jacobson_truax_for_equal_sds():
+    pre, post = np.array([20.0, 25, 30]), np.array([10.0, 24, 35])
+    a = change.reliable_change_maassen(pre, post, sd_pre=8, sd_post=8, reliability=0.8)
+    b = change.reliable_change_index(pre, post, sd=8, reliability=0.8)
+    np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_hageman_arrindell_reduces_to_jt_when_difference_scores_are_perfectly_reliable():
+    # With r_xx -> 1 the difference reliability r_DD -> 1 and RC_ID -> change / sqrt(SE1^2+SE2^2).
+    pre, post = np.array([20.0, 25, 30, 28]), np.array([10.0, 24, 35, 20])
+    ha = change.reliable_change_hageman_arrindell(pre, post, sd_pre=5, sd_post=5,
+                                                  reliability=0.999999, r_prepost=0.3)
+    jt = change.reliable_change_index(pre, post, sd=5, reliability=0.999999)
+    np.testing.assert_allclose(ha, jt, rtol=1e-4)
+
+
+def test_bad_reliability_is_an_error():
+    with pytest.raises(DataError, match="reliability"):
+        change.reliable_change_index([1], [2], sd=1, reliability=1.2)
+
+
+# --- per-client classification on a tiny harmonised table --------------------------------
+def _table(rows):
+    recs = []
+    for prog, client, inst, scale, construct, better, pre, post in rows:
+        for occ, raw in (("intake", pre), ("discharge", post)):
+            recs.append(dict(programme=prog, client=client, occasion=occ, construct=construct,
+                             instrument=inst, scale=scale, raw=raw, better=better, age=15.0))
+    return pd.DataFrame(recs)
+
+
+def test_classification_with_published_cutoff(dd):
+    # CRIES-13: alpha .89 (vanmeijel), published cut-off >= 30 (verlinden2014).
+    # No verified norm, so the SD comes from the sample's intake scores.
+    rows = [("p", f"c{i}", "CRIES-13", "total", "trauma_symptoms", "lower", pre, post)
+            for i, (pre, post) in enumerate([(45, 20), (45, 40), (35, 31), (30, 48), (40, 34)])]
+    rc = change.reliable_change(_table(rows), dictionary=dd)
+    sd = np.std([45, 45, 35, 30, 40], ddof=1)
+    s_diff = np.sqrt(2) * sd * np.sqrt(1 - 0.89)
+    np.testing.assert_allclose(rc["rci"], (np.array([20, 40, 31, 48, 34]) - [45, 45, 35, 30, 40]) / s_diff)
+    assert rc["cutoff"].iloc[0] == 30 and rc["cutoff_kind"].iloc[0] == "published (>=)"
+    assert rc["reliability_source"].iloc[0] == "vanmeijel"
+    assert "sample SD" in rc["sd_source"].iloc[0]
+    expected = []
+    for pre, post in [(45, 20), (45, 40), (35, 31), (30, 48), (40, 34)]:
+        r = (post - pre) / s_diff
+        if r < -1.96:
+            expected.append("recovered" if post < 30 <= pre else "improved")
+        elif r > 1.96:
+            expected.append("deteriorated")
+        else:
+            expected.append("unchanged")
+    assert rc["category"].tolist() == expected
+    assert set(expected) >= {"recovered", "deteriorated"}
+
+
+def test_category_identity_with_rci_thresholds(dd):
+    rng = np.random.default_rng(5)
+    pre = rng.integers(30, 60, 40)
+    post = np.clip(pre + rng.integers(-25, 15, 40), 0, 65)
+    rows = [("p", f"c{i}", "CRIES-13", "total", "trauma_symptoms", "lower", a, b)
+            for i, (a, b) in enumerate(zip(pre, post, strict=True))]
+    rc = change.reliable_change(_table(rows), dictionary=dd)
+    improved = rc["category"].isin(["recovered", "improved"])
+    assert (improved == (rc["rci"] < -1.96)).all()
+    assert ((rc["category"] == "deteriorated") == (rc["rci"] > 1.96)).all()
+    assert ((rc["category"] == "unchanged") == (rc["rci"].abs() <= 1.96)).all()
+    # recovered = reliably improved and crossed the published cut-off of 30
+    rec = rc["category"] == "recovered"
+    assert (rec == (improved & (rc["pre"] >= 30) & (rc["post"] < 30))).all()
+
+
+def test_norm_sd_and_cutoff_c_for_t_scores(dd):
+    # YSR internalising T: norm 50/10 (aseba_tscore), alpha .90 (hofsteenge), cut-off 64 published.
+    rows = [("p", f"c{i}", "YSR", "internalising_t", "internalising", "lower", pre, post)
+            for i, (pre, post) in enumerate([(70, 55), (66, 63), (58, 70)])]
+    rc = change.reliable_change(_table(rows), dictionary=dd)
+    s_diff = np.sqrt(2) * 10 * np.sqrt(0.1)
+    np.testing.assert_allclose(rc["rci"], np.array([-15, -3, 12]) / s_diff)
+    assert rc["sd"].iloc[0] == 10 and rc["sd_source"].iloc[0].startswith("aseba_tscore")
+    assert rc["category"].tolist() == ["recovered", "unchanged", "deteriorated"]
+
+
+def test_unsourced_reliability_is_not_assessable(dd):
+    rows = [("p", f"c{i}", "SDQ-S", "internalising", "internalising", "lower", 12, 2)
+            for i in range(3)]
+    rc = change.reliable_change(_table(rows), dictionary=dd)
+    assert (rc["category"] == "not assessable").all()
+    assert rc["rci"].isna().all()
+    assert "no published reliability" in rc["note"].iloc[0]
+
+
+def test_summary_counts_and_exact_ci(dd):
+    rows = [("p", f"c{i}", "YSR", "internalising_t", "internalising", "lower", 75, 50)
+            for i in range(4)] + [("p", "c9", "YSR", "internalising_t", "internalising", "lower", 70, 69)]
+    rc = change.reliable_change(_table(rows), dictionary=dd)
+    s = change.summary(rc).set_index("category")
+    assert s.loc["recovered", "n"] == 4 and s.loc["unchanged", "n"] == 1
+    assert s.loc["recovered", "proportion"] == pytest.approx(0.8)
+    # Clopper-Pearson for 4/5: lower = Beta(0.025; 4, 2), upper = Beta(0.975; 5, 1)
+    from scipy.stats import beta
+
+    assert s.loc["recovered", "ci_lower"] == pytest.approx(beta.ppf(0.025, 4, 2), rel=1e-9)
+    assert s.loc["recovered", "ci_upper"] == pytest.approx(beta.ppf(0.975, 5, 1), rel=1e-9)
+
+
+def test_missing_columns_error():
+    with pytest.raises(DataError, match="lacks column"):
+        change.reliable_change(pd.DataFrame({"client": [1]}))
+
+
+# --- pre-post comparisons against pingouin ---------------------------------------------------
+def test_prepost_agrees_with_pingouin():
+    rng = np.random.default_rng(11)
+    pre = rng.normal(60, 8, 12).round()
+    post = (pre - 6 + rng.normal(0, 5, 12)).round()
+    rows = [("p", f"c{i}", "YSR", "internalising_t", "internalising", "lower", a, b)
+            for i, (a, b) in enumerate(zip(pre, post, strict=True))]
+    res = change.prepost(_table(rows)).iloc[0]
+    tt = pg.ttest(pre, post, paired=True)
+    pcol = "p_val" if "p_val" in tt else "p-val"
+    # improvement on a 'lower is better' scale is pre - post
+    assert res["t"] == pytest.approx(float(tt["T"].iloc[0]), rel=1e-10)
+    assert res["p_t"] == pytest.approx(float(tt[pcol].iloc[0]), rel=1e-10)
+    d = pre - post
+    assert res["d_z"] == pytest.approx(d.mean() / d.std(ddof=1), rel=1e-12)
+    d_av = d.mean() / ((pre.std(ddof=1) + post.std(ddof=1)) / 2)
+    assert res["d_av"] == pytest.approx(d_av, rel=1e-12)
+    # pingouin's paired Cohen d standardises by the root mean square of the two SDs,
+    # Lakens' (2013, eq. 10) d_av by their mean; with equal SDs the two coincide.
+    rms = np.sqrt((pre.std(ddof=1) ** 2 + post.std(ddof=1) ** 2) / 2)
+    assert abs(pg.compute_effsize(pre, post, paired=True, eftype="cohen")) == pytest.approx(
+        abs(res["d_av"]) * ((pre.std(ddof=1) + post.std(ddof=1)) / 2) / rms, rel=1e-10)
+    wx = pg.wilcoxon(pre, post)
+    assert res["p_wilcoxon"] == pytest.approx(float(wx[pcol].iloc[0]), rel=1e-10)
+    # d_z CI: the t statistic's noncentrality CI divided by sqrt(n) brackets d_z
+    assert res["d_z_ci_lower"] < res["d_z"] < res["d_z_ci_upper"]
+    from scipy.stats import nct
+
+    tval = res["d_z"] * np.sqrt(12)
+    assert nct.cdf(tval, 11, res["d_z_ci_lower"] * np.sqrt(12)) == pytest.approx(0.975, abs=1e-8)
+
+
+def test_prepost_small_n_warns():
+    rows = [("p", f"c{i}", "YSR", "internalising_t", "internalising", "lower", 70 + i, 60 - i)
+            for i in range(4)]
+    with pytest.warns(change.SmallSampleWarning, match="Wilcoxon"):
+        res = change.prepost(_table(rows))
+    assert "cannot reach" in res["warning"].iloc[0]
+
+
+def test_jacobson_plot_renders(dd):
+    rows = [("p", f"c{i}", "YSR", "internalising_t", "internalising", "lower", 60 + i, 50 + 2 * i)
+            for i in range(8)]
+    rc = change.reliable_change(_table(rows), dictionary=dd)
+    fig = change.jacobson_plot(rc, construct="internalising")
+    ax = fig.axes[0]
+    assert len(ax.collections) >= 2  # band + points
+    assert any(line.get_linestyle() == "--" for line in ax.lines)  # cut-off lines
