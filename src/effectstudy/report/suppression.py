@@ -1,0 +1,116 @@
+"""Small-cell suppression for tables that leave the team.
+
+Primary suppression hides every count below a threshold (default 5, zero included
+unless asked otherwise). Secondary suppression then hides further cells so that a
+hidden count cannot be recovered by subtraction from a row or column total: in
+every row and every column that has a total (or whose cells add up to a published
+margin), a lone hidden cell gets a partner - the smallest other visible cell
+(Statistics Netherlands' and Eurostat's usual rule; Hundepool et al. 2012,
+*Statistical Disclosure Control*, chapter 5). Statistics computed on few clients
+(means, SDs, proportions) are hidden with their count.
+
+All functions return new frames; shown values become the text ``"<5"`` (or
+``"<{threshold}"``) so the reader sees that something was suppressed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+
+def suppression_mask(counts: pd.DataFrame, *, threshold: int = 5, suppress_zero: bool = True,
+                     has_row_totals: bool = True, has_col_totals: bool = True) -> pd.DataFrame:
+    """Which cells of a two-way table of counts to hide (True = hide).
+
+    Parameters
+    ----------
+    counts
+        Table of counts (rows x columns), without margins: the margins are assumed
+        to be published (or derivable) separately, which is what makes secondary
+        suppression necessary.
+    threshold
+        Counts below this are hidden.
+    suppress_zero
+        Also hide zeros (a zero can itself disclose, e.g. 'none of the girls ...').
+    has_row_totals, has_col_totals
+        Whether row / column totals are published.
+    """
+    values = counts.to_numpy(dtype=float)
+    hide = (values < threshold) & ~np.isnan(values)
+    if not suppress_zero:
+        hide &= values != 0
+    changed = True
+    while changed:
+        changed = False
+        lines = []
+        if has_row_totals and values.shape[1] > 1:
+            lines += [("row", i) for i in range(values.shape[0])]
+        if has_col_totals and values.shape[0] > 1:
+            lines += [("col", j) for j in range(values.shape[1])]
+        for kind, idx in lines:
+            line_hide = hide[idx, :] if kind == "row" else hide[:, idx]
+            line_vals = values[idx, :] if kind == "row" else values[:, idx]
+            if line_hide.sum() == 1:
+                visible = np.where(~line_hide & ~np.isnan(line_vals))[0]
+                if len(visible) == 0:
+                    continue
+                partner = visible[np.argmin(line_vals[visible])]
+                if kind == "row":
+                    hide[idx, partner] = True
+                else:
+                    hide[partner, idx] = True
+                changed = True
+    return pd.DataFrame(hide, index=counts.index, columns=counts.columns)
+
+
+def suppress_table(counts: pd.DataFrame, *, threshold: int = 5, suppress_zero: bool = True,
+                   totals: bool = True) -> pd.DataFrame:
+    """A two-way count table ready to publish: hidden cells shown as ``"<5"``.
+
+    Row and column totals are added (``totals=True``); a total below the threshold
+    is itself hidden (and then nothing below it can be recovered from it).
+    """
+    mask = suppression_mask(counts, threshold=threshold, suppress_zero=suppress_zero,
+                            has_row_totals=totals, has_col_totals=totals)
+    label = f"<{threshold}"
+    out = counts.astype(object).where(~mask, label)
+    if totals:
+        row_tot = counts.sum(axis=1)
+        col_tot = counts.sum(axis=0)
+        grand = counts.to_numpy().sum()
+        out["Total"] = [label if v < threshold else int(v) for v in row_tot]
+        col_row = [label if v < threshold else int(v) for v in col_tot]
+        out.loc["Total"] = col_row + [label if grand < threshold else int(grand)]
+    return out
+
+
+def suppress_long(frame: pd.DataFrame, *, count: str, statistics: Sequence[str] = (),
+                  threshold: int = 5, suppress_zero: bool = True) -> pd.DataFrame:
+    """Hide the counts below the threshold in a long table, and the statistics built on them.
+
+    For tables without a structure of totals (descriptives per programme x construct
+    x occasion, say): each row's statistics (mean, SD, proportion, CI ...) rest on
+    ``count`` clients, and are hidden when that count is hidden.
+    """
+    out = frame.copy()
+    n = out[count].astype(float)
+    hide = n < threshold
+    if not suppress_zero:
+        hide &= n != 0
+    label = f"<{threshold}"
+    out[count] = out[count].astype(object).where(~hide, label)
+    for col in statistics:
+        out[col] = out[col].astype(object).where(~hide, "")
+    return out
+
+
+def visible_counts(frame: pd.DataFrame) -> list[float]:
+    """Every number shown in a published table (used by tests and the report's own check)."""
+    vals = []
+    for v in frame.to_numpy().ravel():
+        if isinstance(v, int | float | np.integer | np.floating) and not pd.isna(v):
+            vals.append(float(v))
+    return vals
