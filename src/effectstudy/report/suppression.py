@@ -21,6 +21,47 @@ import numpy as np
 import pandas as pd
 
 
+def suppress_cells(values: dict, lines: Sequence[tuple[Sequence, object]], *, threshold: int = 5,
+                   suppress_zero: bool = True) -> set:
+    """Primary and secondary suppression over arbitrary additive relations.
+
+    Parameters
+    ----------
+    values
+        Cell -> count, for every cell of the publication (members and totals).
+    lines
+        Additive relations ``(members, total)``: the members add up to ``total``,
+        a key of ``values`` or ``None`` when the total is published elsewhere (and
+        so always known).
+    threshold, suppress_zero
+        Primary rule: hide counts below ``threshold`` (and zeros if asked).
+
+    Returns
+    -------
+    set
+        The cells to hide. Afterwards no relation has exactly one hidden cell
+        among its members and total together, so no hidden count follows by
+        addition or subtraction from a single relation.
+    """
+    hidden = {c for c, v in values.items()
+              if v < threshold and (suppress_zero or v != 0)}
+    changed = True
+    while changed:
+        changed = False
+        for members, total in lines:
+            cells = list(members) + ([total] if total is not None else [])
+            n_hidden = sum(c in hidden for c in cells)
+            if n_hidden != 1:
+                continue
+            visible = [c for c in cells if c not in hidden]
+            if not visible:
+                continue
+            partner = min(visible, key=lambda c: (values[c], str(c)))
+            hidden.add(partner)
+            changed = True
+    return hidden
+
+
 def suppression_mask(counts: pd.DataFrame, *, threshold: int = 5, suppress_zero: bool = True,
                      has_row_totals: bool = True, has_col_totals: bool = True) -> pd.DataFrame:
     """Which cells of a two-way table of counts to hide (True = hide).
@@ -38,32 +79,20 @@ def suppression_mask(counts: pd.DataFrame, *, threshold: int = 5, suppress_zero:
     has_row_totals, has_col_totals
         Whether row / column totals are published.
     """
-    values = counts.to_numpy(dtype=float)
-    hide = (values < threshold) & ~np.isnan(values)
-    if not suppress_zero:
-        hide &= values != 0
-    changed = True
-    while changed:
-        changed = False
-        lines = []
-        if has_row_totals and values.shape[1] > 1:
-            lines += [("row", i) for i in range(values.shape[0])]
-        if has_col_totals and values.shape[0] > 1:
-            lines += [("col", j) for j in range(values.shape[1])]
-        for kind, idx in lines:
-            line_hide = hide[idx, :] if kind == "row" else hide[:, idx]
-            line_vals = values[idx, :] if kind == "row" else values[:, idx]
-            if line_hide.sum() == 1:
-                visible = np.where(~line_hide & ~np.isnan(line_vals))[0]
-                if len(visible) == 0:
-                    continue
-                partner = visible[np.argmin(line_vals[visible])]
-                if kind == "row":
-                    hide[idx, partner] = True
-                else:
-                    hide[partner, idx] = True
-                changed = True
-    return pd.DataFrame(hide, index=counts.index, columns=counts.columns)
+    values = {(i, j): float(counts.iat[i, j]) for i in range(counts.shape[0])
+              for j in range(counts.shape[1]) if not pd.isna(counts.iat[i, j])}
+    lines = []
+    if has_row_totals:
+        lines += [([(i, j) for j in range(counts.shape[1]) if (i, j) in values], None)
+                  for i in range(counts.shape[0])]
+    if has_col_totals:
+        lines += [([(i, j) for i in range(counts.shape[0]) if (i, j) in values], None)
+                  for j in range(counts.shape[1])]
+    hidden = suppress_cells(values, lines, threshold=threshold, suppress_zero=suppress_zero)
+    mask = np.zeros(counts.shape, dtype=bool)
+    for i, j in hidden:
+        mask[i, j] = True
+    return pd.DataFrame(mask, index=counts.index, columns=counts.columns)
 
 
 def suppress_table(counts: pd.DataFrame, *, threshold: int = 5, suppress_zero: bool = True,

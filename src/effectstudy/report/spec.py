@@ -1,0 +1,120 @@
+"""The analysis specification (``ANALYSIS.yaml``) that drives a study report.
+
+Example (the demo's spec, :data:`DEMO_SPEC`)::
+
+    title: Effect study of six programmes (synthetic demo data)
+    seed: 2026
+    suppression: {threshold: 5}
+    public_individual_series: false     # public reports show no case-level series unless true
+    change: {pre: intake, post: discharge, method: jacobson-truax}
+    single_case:
+      instrument: SUD-week
+      improvement: decrease
+      measures: [NAP, Tau_U, PND, SMD, LRRd]
+      randomization: {statistic: mean_difference, min_phase_length: 3}
+    multilevel:
+      construct: internalising
+      formula: "z ~ week + (1 + week | client)"
+      ddf: kenward-roger
+    power:
+      nsim: 200
+      design: {programmes: 6, clients_per_programme: 8, weeks: [0, 8, 16, 24, 32], ...}
+
+Every key is optional except ``title``; unknown keys are an error
+(:class:`~effectstudy.errors.SpecError`) so a typo never silently drops a section.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from effectstudy.errors import SpecError
+
+_SCHEMA: dict[str, Any] = {
+    "title": str,
+    "subtitle": str,
+    "seed": int,
+    "suppression": {"threshold": int, "suppress_zero": bool},
+    "public_individual_series": bool,
+    "descriptives": {"constructs": list},
+    "change": {"pre": str, "post": str, "method": str, "constructs": list},
+    "single_case": {"instrument": str, "construct": str, "improvement": str, "measures": list,
+                    "programmes": list, "randomization": {"statistic": str, "min_phase_length": int,
+                                                          "n_samples": int}},
+    "multilevel": {"construct": str, "formula": str, "ddf": str, "reml": bool},
+    "power": {"nsim": int, "alpha": float, "n_jobs": int, "design": dict,
+              "vary": dict},
+}
+
+DEMO_SPEC: dict[str, Any] = {
+    "title": "Effect study of six programmes for girls who are victims of loverboys",
+    "subtitle": "Synthetic demonstration data - not real clients",
+    "seed": 2026,
+    "suppression": {"threshold": 5, "suppress_zero": True},
+    "public_individual_series": False,
+    "change": {"pre": "intake", "post": "discharge", "method": "jacobson-truax"},
+    "single_case": {
+        "instrument": "SUD-week",
+        "improvement": "decrease",
+        "measures": ["NAP", "Tau_U", "PND", "SMD", "LRRd"],
+        "randomization": {"statistic": "mean_difference", "min_phase_length": 3},
+    },
+    "multilevel": {"construct": "internalising", "formula": "z ~ week + (1 + week | client)",
+                   "ddf": "kenward-roger"},
+    "power": {
+        "nsim": 200,
+        "alpha": 0.05,
+        "design": {
+            "programmes": 6, "clients_per_programme": 8, "weeks": [0, 8, 16, 24, 32],
+            "dropout": 0.25, "formula": "y ~ time", "fixed": {"Intercept": 50, "time": -0.10},
+            "sd_programme": 2.0, "sd_intercept": 6.0, "sd_slope": 0.15,
+            "cor_intercept_slope": -0.3, "sd_residual": 5.0, "test_term": "time",
+            "ddf": "satterthwaite",
+        },
+    },
+}
+
+
+def _check(obj: Any, schema: Any, key: str, source: str) -> None:
+    if isinstance(schema, dict):
+        if not isinstance(obj, dict):
+            raise SpecError(f"expected a mapping, got {type(obj).__name__}", file=source, key=key)
+        for k, v in obj.items():
+            if k not in schema:
+                hint = difflib.get_close_matches(str(k), list(schema), n=1)
+                extra = f"; did you mean {hint[0]!r}?" if hint else ""
+                raise SpecError(f"unknown key {k!r}{extra}", file=source,
+                                key=f"{key}.{k}" if key else k)
+            _check(v, schema[k], f"{key}.{k}" if key else k, source)
+    elif schema is float:
+        if isinstance(obj, bool) or not isinstance(obj, int | float):
+            raise SpecError(f"expected a number, got {obj!r}", file=source, key=key)
+    elif not isinstance(obj, schema) or (schema is int and isinstance(obj, bool)):
+        raise SpecError(f"expected {schema.__name__}, got {obj!r}", file=source, key=key)
+
+
+def validate_spec(spec: dict[str, Any], source: str = "<spec>") -> dict[str, Any]:
+    """Check a spec against the schema; returns a deep copy."""
+    _check(spec, _SCHEMA, "", source)
+    if "title" not in spec:
+        raise SpecError("the spec needs a title", file=source, key="title")
+    return copy.deepcopy(spec)
+
+
+def load_spec(path: str | Path | None) -> dict[str, Any]:
+    """Read and validate ``ANALYSIS.yaml``; ``None`` gives the demo spec."""
+    if path is None:
+        return validate_spec(DEMO_SPEC, "<demo spec>")
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise SpecError("analysis spec not found", file=p) from exc
+    except yaml.YAMLError as exc:
+        raise SpecError(f"not valid YAML: {exc}", file=p) from exc
+    return validate_spec(data or {}, str(p))

@@ -1,0 +1,110 @@
+"""The study report end to end on the synthetic demo: sections, audiences, privacy."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest
+
+from effectstudy.errors import SpecError
+from effectstudy.harmonise import harmonise
+from effectstudy.report import DEMO_SPEC, build_report
+from effectstudy.report.spec import load_spec, validate_spec
+from effectstudy.synth import generate
+
+SECTION_IDS = ["programmes", "flow", "descriptives", "change", "single_case", "multilevel",
+               "power", "scribe", "limitations", "methods", "references", "provenance"]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    synth = generate(root / "raw", seed=2026)
+    h = harmonise(root / "raw", key=b"test-key-for-the-report-0123456789")
+    spec = copy.deepcopy(DEMO_SPEC)
+    spec["power"]["nsim"] = 20
+    reports = {aud: build_report(h, spec, out=root / aud, audience=aud)
+               for aud in ("public", "internal")}
+    return synth, h, reports
+
+
+def _sections(html: str) -> dict[str, str]:
+    parts = re.split(r'<h2 id="([a-z_]+)">', html)
+    return {parts[i]: parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+
+
+@pytest.mark.parametrize("audience", ["public", "internal"])
+def test_every_section_present_and_non_empty(demo, audience):
+    html = demo[2][audience].html_path.read_text(encoding="utf-8")
+    sections = _sections(html)
+    for sid in SECTION_IDS:
+        assert sid in sections, sid
+        body = re.sub(r"<[^>]+>", "", sections[sid].split("</h2>", 1)[1]).strip()
+        assert len(body) > 40, sid
+    assert "data:image/png;base64," in html  # figures embedded: opens offline
+    assert demo[2][audience].pdf_path.read_bytes()[:4] == b"%PDF"
+
+
+def _numbers_in_tables(html: str, section: str) -> list[float]:
+    body = _sections(html)[section]
+    cells = re.findall(r"<td>([^<]*)</td>", body)
+    return [float(c) for c in cells if re.fullmatch(r"-?\d+", c.strip())]
+
+
+def test_public_report_suppresses_small_counts_and_shows_no_pseudonym(demo):
+    _, h, reports = demo
+    html = reports["public"].html_path.read_text(encoding="utf-8")
+    # counts in the flow and reliable-change tables: none below 5 (0 suppressed too)
+    for section in ("flow", "change"):
+        nums = _numbers_in_tables(html, section)
+        assert nums, section
+        assert all(v >= 5 for v in nums), (section, [v for v in nums if v < 5])
+    assert "&lt;5" in html
+    # descriptives: any row with n shown has n >= 5
+    desc = _sections(html)["descriptives"]
+    for row in re.findall(r"<tr>(.*?)</tr>", desc, flags=re.S):
+        cells = re.findall(r"<td>([^<]*)</td>", row)
+        if len(cells) > 5 and re.fullmatch(r"\d+", cells[5]):
+            assert int(cells[5]) >= 5
+    for pseudonym in h.table["client"].unique():
+        assert pseudonym not in html
+
+
+def test_internal_report_has_case_level_detail(demo):
+    _, h, reports = demo
+    html = reports["internal"].html_path.read_text(encoding="utf-8")
+    assert any(p in html for p in h.table["client"].unique())
+
+
+def test_no_synthetic_identifier_in_any_report(demo):
+    synth, _, reports = demo
+    values = {str(v) for v in synth.identifiers["value"]} if "value" in synth.identifiers else {
+        str(v) for col in synth.identifiers.columns for v in synth.identifiers[col].dropna()}
+    values = {v for v in values if len(v) >= 4}
+    for rep in reports.values():
+        for path in (rep.html_path, rep.pdf_path):
+            text = path.read_bytes().decode("latin-1")
+            leaked = [v for v in values if v in text]
+            assert not leaked, (path.name, leaked[:3])
+
+
+def test_provenance_records_hashes_and_spec(demo):
+    prov = demo[2]["public"].provenance
+    assert len(prov["dictionary_sha256"]) == 64 and len(prov["data_sha256"]) == 64
+    assert prov["seed"] == 2026 and "single_case" in prov["spec"]
+
+
+def test_spec_typo_is_an_error(tmp_path):
+    bad = copy.deepcopy(DEMO_SPEC)
+    bad["multilevel"]["formla"] = "y ~ 1"
+    with pytest.raises(SpecError, match="formla"):
+        validate_spec(bad)
+    path = tmp_path / "a.yaml"
+    path.write_text("title: x\npowr: {}\n", encoding="utf-8")
+    with pytest.raises(SpecError, match="did you mean 'power'"):
+        load_spec(path)
