@@ -121,8 +121,8 @@ def sample_flow(ctx: Context) -> Section:
         flow_table = _suppress_flow(flow_table, ctx.threshold, ctx.suppress_zero)
     flow_table.index.name = "programme"
     sec.table(flow_table.reset_index(), "Clients per programme from export to analysis. "
-              + ("Counts below the threshold are shown as '<%d' with secondary suppression."
-                 % ctx.threshold if ctx.public else "Internal report: exact counts."))
+              + (f"Counts below the threshold are shown as '<{ctx.threshold}' with secondary "
+                 "suppression." if ctx.public else "Internal report: exact counts."))
     totals = {c: flow_table.loc["Total", c] for c in counts.columns}
     sec.figure(_flow_figure(totals), "Flow of clients across all programmes (CONSORT-like).")
     sec.methods.append(
@@ -201,7 +201,7 @@ def descriptives(ctx: Context) -> Section:
                              threshold=ctx.threshold, suppress_zero=ctx.suppress_zero)
     sec.table(desc, "Raw scores per instrument scale. Different programmes measure the same "
               "construct with different instruments; compare within an instrument."
-              + (" Cells with fewer than %d clients are suppressed." % ctx.threshold
+              + (f" Cells with fewer than {ctx.threshold} clients are suppressed."
                  if ctx.public else ""))
     sec.methods.append("Descriptives are raw scale scores per programme and canonical occasion.")
     return sec
