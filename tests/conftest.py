@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-import pytest
+# One BLAS thread per test worker (see the Makefile); set before numpy loads.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -208,6 +208,7 @@ class Programme:
     phases: tuple[ProgrammePhase, ...]
     aims: str | None = None
     aftercare_weeks: SourcedValue | None = None
+    short_name: str | None = None
 
     def phase(self, phase_id: str) -> ProgrammePhase:
         for p in self.phases:
@@ -571,7 +572,7 @@ def _programmes(folder: Path, refs: Mapping[str, Reference],
         k = f"programmes.{pid}"
         m = r.mapping(entry, k, required=("name", "provider", "setting", "security", "duration_weeks",
                                           "age_range", "group", "reach", "phases"),
-                      optional=("aims", "aftercare_weeks"))
+                      optional=("aims", "aftercare_weeks", "short_name"))
         dur = r.mapping(m["duration_weeks"], f"{k}.duration_weeks", required=("typical", "maximum"))
         ages = r.mapping(m["age_range"], f"{k}.age_range", required=("min", "max", "source"))
         if not isinstance(m["phases"], list) or not m["phases"]:
@@ -597,6 +598,7 @@ def _programmes(folder: Path, refs: Mapping[str, Reference],
             group=r.text(m["group"], f"{k}.group"),
             reach=r.choice(m["reach"], f"{k}.reach", ("regional", "national")),
             phases=tuple(phases), aims=m.get("aims"),
+            short_name=r.text(m.get("short_name"), f"{k}.short_name", allow_none=True),
             aftercare_weeks=None if after is None else r.sourced(after, f"{k}.aftercare_weeks", refs))
     return out
 

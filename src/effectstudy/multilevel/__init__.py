@@ -9,8 +9,20 @@ multilevel meta-analysis of case-level effect sizes (:func:`meta_analysis`).
 from effectstudy.multilevel.ar1 import AR1LMEResult, fit_ar1
 from effectstudy.multilevel.lmm import MixedModelResults, compare, fit, icc, kr_modcomp
 from effectstudy.multilevel.meta import MetaAnalysisResult, meta_analysis
+from effectstudy.multilevel.plots import caterpillar_plot, spaghetti_plot
 from effectstudy.multilevel.robust import ClusterRobustResult, WaldTestResult, cluster_robust
+from effectstudy.multilevel.summaries import (
+    GrowthD,
+    VarianceExplained,
+    blup_intervals,
+    convergence_report,
+    growth_d,
+    predicted_means,
+    variance_explained,
+)
 
-__all__ = ["AR1LMEResult", "ClusterRobustResult", "MetaAnalysisResult", "MixedModelResults",
-           "WaldTestResult", "cluster_robust", "compare", "fit", "fit_ar1", "icc", "kr_modcomp",
-           "meta_analysis"]
+__all__ = ["AR1LMEResult", "ClusterRobustResult", "GrowthD", "MetaAnalysisResult",
+           "MixedModelResults", "VarianceExplained", "WaldTestResult", "blup_intervals",
+           "caterpillar_plot", "cluster_robust", "compare", "convergence_report", "fit", "fit_ar1",
+           "growth_d", "icc", "kr_modcomp", "meta_analysis", "predicted_means", "spaghetti_plot",
+           "variance_explained"]

@@ -78,7 +78,7 @@ class Context:
 
     def programme_name(self, pid: str) -> str:
         prog = self.dictionary.programmes.get(pid)
-        return prog.name if prog else pid
+        return (prog.short_name or prog.name) if prog else pid
 
 
 def _round(frame: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
@@ -196,13 +196,16 @@ def descriptives(ctx: Context) -> Section:
     desc["_o"] = desc["occasion"].map(occ_order)
     desc = desc.sort_values(["construct", "instrument", "scale", "programme", "_o"]).drop(columns="_o")
     desc = _round(desc, 2)
+    desc.insert(1, "measure", desc["instrument"] + " " + desc["scale"])
+    desc = desc.drop(columns=["instrument", "scale"])
     if ctx.public:
         desc = suppress_long(desc, count="n", statistics=["mean", "sd", "min", "max"],
                              threshold=ctx.threshold, suppress_zero=ctx.suppress_zero)
-    sec.table(desc, "Raw scores per instrument scale. Different programmes measure the same "
-              "construct with different instruments; compare within an instrument."
-              + (f" Cells with fewer than {ctx.threshold} clients are suppressed."
-                 if ctx.public else ""))
+    note = (f" Cells with fewer than {ctx.threshold} clients are suppressed." if ctx.public else "")
+    for construct, part in desc.groupby("construct", sort=True):
+        sec.table(part.drop(columns="construct"),
+                  f"{construct}: raw scores per instrument scale. Programmes measure the same "
+                  "construct with different instruments; compare within an instrument." + note)
     sec.methods.append("Descriptives are raw scale scores per programme and canonical occasion.")
     return sec
 
