@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from scipy import optimize
 
-from conftest import REFERENCE
+from refdata import REFERENCE
 from effectstudy.multilevel.robust import ClusterRobustResult, cluster_robust
 
 REF_DIR = REFERENCE / "multilevel"

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REFERENCE
+from refdata import REFERENCE
 from effectstudy.multilevel.meta import MetaAnalysisResult, meta_analysis
 from effectstudy.multilevel.robust import ClusterRobustResult
 

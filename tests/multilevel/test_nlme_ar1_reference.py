@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REFERENCE
+from refdata import REFERENCE
 from effectstudy.errors import DataError, ModelError
 from effectstudy.multilevel.ar1 import fit_ar1
 

@@ -50,7 +50,7 @@ from effectstudy.multilevel.summaries import (  # noqa: E402
 )
 
 try:
-    from conftest import REFERENCE
+    from refdata import REFERENCE
 except ImportError:  # pragma: no cover
     REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
 

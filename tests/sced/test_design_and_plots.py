@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from conftest import REFERENCE  # noqa: E402
+from refdata import REFERENCE  # noqa: E402
 from effectstudy.errors import DataError, SpecError  # noqa: E402
 from effectstudy.sced.design import (  # noqa: E402
     DOES_NOT_MEET,

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REFERENCE
+from refdata import REFERENCE
 from effectstudy.errors import DataError, SpecError
 from effectstudy.sced.randomization import (
     RandomizationResult,

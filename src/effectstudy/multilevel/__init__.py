@@ -7,7 +7,17 @@ multilevel meta-analysis of case-level effect sizes (:func:`meta_analysis`).
 """
 
 from effectstudy.multilevel.ar1 import AR1LMEResult, fit_ar1
-from effectstudy.multilevel.lmm import MixedModelResults, compare, fit, icc, kr_modcomp
+from effectstudy.multilevel.lmm import (
+    FewClustersWarning,
+    IccResult,
+    LinearMixedModel,
+    LRTResult,
+    MixedModelResults,
+    compare,
+    fit,
+    icc,
+    kr_modcomp,
+)
 from effectstudy.multilevel.meta import MetaAnalysisResult, meta_analysis
 from effectstudy.multilevel.plots import caterpillar_plot, spaghetti_plot
 from effectstudy.multilevel.robust import ClusterRobustResult, WaldTestResult, cluster_robust
@@ -21,7 +31,8 @@ from effectstudy.multilevel.summaries import (
     variance_explained,
 )
 
-__all__ = ["AR1LMEResult", "ClusterRobustResult", "GrowthD", "MetaAnalysisResult",
+__all__ = ["AR1LMEResult", "ClusterRobustResult", "FewClustersWarning", "IccResult",
+           "LRTResult", "LinearMixedModel", "GrowthD", "MetaAnalysisResult",
            "MixedModelResults", "VarianceExplained", "WaldTestResult", "blup_intervals",
            "caterpillar_plot", "cluster_robust", "compare", "convergence_report", "fit", "fit_ar1",
            "growth_d", "icc", "kr_modcomp", "meta_analysis", "predicted_means", "spaghetti_plot",

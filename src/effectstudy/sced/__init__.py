@@ -6,10 +6,13 @@ on the harmonised table (``occasion == "session"`` rows; ``sced_phase`` A/B) and
 any other long data.
 """
 
+from effectstudy.multilevel.meta import meta_analysis
 from effectstudy.sced.between_case import BetweenCaseSMD, between_case_smd
 from effectstudy.sced.design import DOES_NOT_MEET, MEETS, RESERVATIONS, design_check
 from effectstudy.sced.effect_sizes import (
+    MEASURES,
     EffectSize,
+    TauUResult,
     batch_effect_sizes,
     corrected_tau,
     effect_sizes,
@@ -28,6 +31,7 @@ from effectstudy.sced.effect_sizes import (
     tau,
     tau_bc,
     tau_u,
+    tau_u_table,
 )
 from effectstudy.sced.piecewise import PiecewiseResult, piecewise
 from effectstudy.sced.plots import multiple_baseline_plot, phase_plot
@@ -38,7 +42,7 @@ from effectstudy.sced.randomization import (
 )
 
 __all__ = [
-    "DOES_NOT_MEET", "MEETS", "RESERVATIONS", "BetweenCaseSMD", "EffectSize", "PiecewiseResult",
+    "DOES_NOT_MEET", "MEASURES", "MEETS", "RESERVATIONS", "TauUResult", "meta_analysis", "tau_u_table", "BetweenCaseSMD", "EffectSize", "PiecewiseResult",
     "RandomizationResult", "batch_effect_sizes", "between_case_smd", "corrected_tau",
     "design_check", "effect_sizes", "ird", "lor", "lrm", "lrrd", "lrri", "multiple_baseline_plot",
     "nap", "overlap", "pand", "pem", "phase_plot", "piecewise", "pnd", "pogo",

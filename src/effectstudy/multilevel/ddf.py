@@ -1,0 +1,350 @@
+"""Small-sample denominator degrees of freedom for linear mixed models.
+
+Satterthwaite (lmerTest)
+------------------------
+Kuznetsova, Brockhoff & Christensen (2017), "lmerTest package: tests in linear
+mixed effects models", *Journal of Statistical Software* 82(13). With the
+variance parameters ``phi = (theta, sigma)`` (lme4's relative Cholesky factor
+elements and the residual SD), ``C(phi) = (X'V^-1X)^-1`` and the asymptotic
+covariance ``A = 2 H^-1`` of ``phi``, where ``H`` is the Hessian of the REML
+deviance ``-2 l_R(phi)`` (beta profiled out), the df of a contrast ``l'beta`` is::
+
+    nu = 2 (l' C l)^2 / (g' A g),    g_i = l' (dC/dphi_i) l.
+
+lmerTest differentiates numerically (Richardson extrapolation); here the
+derivatives are analytic::
+
+    dC/dphi_i = C X' V^-1 V_i V^-1 X C
+    d(-2 l_R)/dphi_i = tr(P V_i) - y'P V_i P y
+    d2(-2 l_R)/dphi_i dphi_j = tr(P V_ij) - tr(P V_i P V_j)
+                                + 2 y'P V_i P V_j P y - y'P V_ij P y
+
+with ``P = V^-1 - V^-1 X C X' V^-1`` (Harville 1977; for ML, ``V^-1`` replaces
+``P`` inside the traces). ``V = sigma^2 (Z Lambda Lambda' Z' + I)`` so
+``V_k = sigma^2 Z (Lambda_k Lambda' + Lambda Lambda_k') Z'``,
+``V_sigma = 2 V / sigma``; ``Lambda`` is linear in ``theta``.
+
+Multi-df tests follow lmerTest's ``contestMD``: the eigen-decomposition
+``L C L' = P D P'`` gives ``q`` independent t-statistics with df ``nu_m``; ``F``
+is their mean square and the denominator df is ``2E / (E - q)`` with
+``E = sum nu_m / (nu_m - 2)`` (Fai & Cornelius 1996).
+
+Kenward-Roger (pbkrtest)
+------------------------
+Kenward & Roger (1997), "Small sample inference for fixed effects from
+restricted maximum likelihood", *Biometrics* 53; implemented as in pbkrtest
+0.5.2 (Halekoh & Hojsgaard 2014, *J. Stat. Softw.* 59(9)): the covariance
+parameters are the variances and covariances of every random-effect term plus
+the residual variance, ``V = sum_r gamma_r G_r`` with ``G_r = Z_i Z_j' + Z_j Z_i'``
+(``Z_i Z_i'`` on the diagonal) and ``G = I`` for the residual. With
+``P_r = -X'V^-1 G_r V^-1 X``, ``Q_rs = X'V^-1 G_r V^-1 G_s V^-1 X`` and the
+expected information ``I_E`` (pbkrtest's ``IE2``, twice the REML information
+``tr(P G_r P G_s) / 2``), ``W = 2 I_E^-1`` and::
+
+    Phi_A = Phi + 2 Phi [ sum_rs W_rs (Q_rs - P_r Phi P_s) ] Phi
+
+For a hypothesis ``L beta = 0`` of rank ``q``, ``Theta = L'(L Phi L')^-1 L``,
+``A1 = sum W_rs tr(Theta Phi P_r Phi) tr(Theta Phi P_s Phi)``,
+``A2 = sum W_rs tr(Theta Phi P_r Phi Theta Phi P_s Phi)`` and the ``m`` (df) and
+``lambda`` (F scaling) formulas of Kenward & Roger (1997, sec. 4) give the
+denominator df and the scaled F statistic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import linalg, stats
+
+if TYPE_CHECKING:  # pragma: no cover
+    from effectstudy.multilevel.lmm import LinearMixedModel, MixedModelResults
+
+__all__ = [
+    "deviance_derivatives",
+    "satterthwaite_info",
+    "SatterthwaiteInfo",
+    "kenward_roger_info",
+    "KenwardRogerInfo",
+    "kr_ddf",
+    "kr_test",
+]
+
+
+# ---------------------------------------------------------------------------
+# derivatives of V in the (theta, sigma) parameterisation
+# ---------------------------------------------------------------------------
+def _v_derivatives(model: LinearMixedModel, theta: np.ndarray, sigma: float
+                   ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """V, its first derivatives, and the factors ``D_k = Z Lambda_k`` and ``B = Z Lambda``."""
+    Z = model.Z
+    lam = model.lam(theta)
+    B = Z @ lam
+    n = model.n
+    s2 = sigma**2
+    base = B @ B.T + np.eye(n)
+    V = s2 * base
+    D = []
+    for k in range(model.n_theta):
+        r, c = model._lam_pos[k]
+        Dk = np.zeros_like(B)
+        Dk[:, c] = Z[:, r]
+        D.append(Dk)
+    dV = []
+    for Dk in D:
+        DB = Dk @ B.T
+        dV.append(s2 * (DB + DB.T))
+    dV.append(2.0 * sigma * base)
+    return V, dV, D, B
+
+
+def _gls_pieces(model: LinearMixedModel, V: np.ndarray) -> dict[str, np.ndarray]:
+    cf = linalg.cho_factor(V, lower=True, check_finite=False)
+    Vinv = linalg.cho_solve(cf, np.eye(model.n), check_finite=False)
+    VinvX = Vinv @ model.X
+    C = np.linalg.inv(model.X.T @ VinvX)
+    C = 0.5 * (C + C.T)
+    P = Vinv - VinvX @ C @ VinvX.T
+    return dict(Vinv=Vinv, VinvX=VinvX, C=C, P=P)
+
+
+def deviance_derivatives(model: LinearMixedModel, theta: np.ndarray, sigma: float,
+                         reml: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient and Hessian of ``-2 log L`` (REML or ML, beta profiled) in ``(theta, sigma)``.
+
+    Returns
+    -------
+    grad : ndarray (m + 1,)
+    hess : ndarray (m + 1, m + 1)
+    """
+    V, dV, D, B = _v_derivatives(model, theta, sigma)
+    g = _gls_pieces(model, V)
+    P = g["P"]
+    T = P if reml else g["Vinv"]  # matrix inside the trace terms
+    Py = P @ model.y
+    m = len(D)
+    k = m + 1
+    s2 = sigma**2
+    TB = T @ B
+    TD = [T @ Dk for Dk in D]
+    # T V_i, using V_k = s2 (D_k B' + B D_k') and V_sigma = 2 V / sigma
+    TV = [s2 * (TD[i] @ B.T + TB @ D[i].T) for i in range(m)]
+    TV.append(T @ dV[m])
+    ViPy = [Vi @ Py for Vi in dV]
+    DPy = [Dk.T @ Py for Dk in D]
+    trTV = np.array([np.trace(M) for M in TV])
+    grad = np.array([trTV[i] - Py @ ViPy[i] for i in range(k)])
+    hess = np.empty((k, k))
+    for i in range(k):
+        PViPy = P @ ViPy[i]
+        for j in range(i, k):
+            # tr(T V_ij) and y'P V_ij P y for the second derivatives of V
+            if j < m:
+                trTVij = 2.0 * s2 * np.sum(TD[i] * D[j])
+                qVij = 2.0 * s2 * (DPy[i] @ DPy[j])
+            elif i < m:
+                trTVij = (2.0 / sigma) * trTV[i]
+                qVij = (2.0 / sigma) * (Py @ ViPy[i])
+            else:
+                trTVij = (2.0 / s2) * np.sum(T * V)
+                qVij = (2.0 / s2) * (Py @ V @ Py)
+            h = trTVij - np.sum(TV[i] * TV[j].T) + 2.0 * ViPy[j] @ PViPy - qVij
+            hess[i, j] = hess[j, i] = h
+    return grad, hess
+
+
+# ---------------------------------------------------------------------------
+# Satterthwaite
+# ---------------------------------------------------------------------------
+@dataclass
+class SatterthwaiteInfo:
+    """Quantities for Satterthwaite df (lmerTest's ``vcov_varpar`` and ``Jac_list``)."""
+
+    C: np.ndarray  # vcov(beta)
+    A: np.ndarray  # 2 * H^-1, asymptotic covariance of (theta, sigma)
+    jac: list[np.ndarray]  # dC / dphi_i
+    hessian: np.ndarray
+
+    def df_contrast(self, contrast: np.ndarray) -> float:
+        """Satterthwaite df of ``l'beta``: ``2 (l'Cl)^2 / (g'Ag)``."""
+        lv = np.asarray(contrast, dtype=float).ravel()
+        var = float(lv @ self.C @ lv)
+        grad = np.array([lv @ J @ lv for J in self.jac])
+        return float(2.0 * var**2 / (grad @ self.A @ grad))
+
+    def contest(self, L: np.ndarray, beta: np.ndarray,
+                eps: float = np.sqrt(np.finfo(float).eps)) -> tuple[float, int, float]:
+        """lmerTest ``contestMD``: F value, numerator df and denominator df."""
+        L = np.atleast_2d(L)
+        VL = L @ self.C @ L.T
+        d, P = np.linalg.eigh(0.5 * (VL + VL.T))
+        order = np.argsort(d)[::-1]
+        d, P = d[order], P[:, order]
+        tol = max(eps * d[0], 0.0)
+        q = int(np.sum(d > tol))
+        PtL = (P.T @ L)[:q]
+        t2 = (PtL @ beta) ** 2 / d[:q]
+        F = float(np.sum(t2) / q)
+        nu = np.empty(q)
+        for m in range(q):
+            gm = np.array([PtL[m] @ J @ PtL[m] for J in self.jac])
+            nu[m] = 2.0 * d[m] ** 2 / (gm @ self.A @ gm)
+        return F, q, _fstat_ddf(nu)
+
+
+def _fstat_ddf(nu: np.ndarray, tol: float = 1e-8) -> float:
+    """Denominator df of the mean of q squared t's (lmerTest ``get_Fstat_ddf``)."""
+    nu = np.asarray(nu, dtype=float)
+    if len(nu) == 1:
+        return float(nu[0])
+    if np.all(np.abs(np.diff(nu)) < tol):
+        return float(np.mean(nu))
+    if np.any(nu <= 2):
+        return 2.0
+    E = np.sum(nu / (nu - 2.0))
+    return float(2.0 * E / (E - len(nu)))
+
+
+def satterthwaite_info(fit: MixedModelResults) -> SatterthwaiteInfo:
+    """Hessian-based covariance of ``(theta, sigma)`` and the Jacobian of ``vcov(beta)``."""
+    model = fit.model
+    V, dV, _, _ = _v_derivatives(model, fit.theta, fit.sigma)
+    g = _gls_pieces(model, V)
+    C, VinvX = g["C"], g["VinvX"]
+    jac = []
+    for Vi in dV:
+        J = C @ (VinvX.T @ Vi @ VinvX) @ C
+        jac.append(0.5 * (J + J.T))
+    _, H = deviance_derivatives(model, fit.theta, fit.sigma, fit.reml)
+    try:
+        A = 2.0 * np.linalg.inv(H)
+    except np.linalg.LinAlgError:  # e.g. a degenerate boundary fit
+        A = 2.0 * np.linalg.pinv(H)
+    return SatterthwaiteInfo(C=C, A=A, jac=jac, hessian=H)
+
+
+# ---------------------------------------------------------------------------
+# Kenward-Roger
+# ---------------------------------------------------------------------------
+@dataclass
+class KenwardRogerInfo:
+    """pbkrtest ``vcovAdj``: ``Phi``, ``Phi_A`` and the ``P`` and ``W`` attributes."""
+
+    Phi: np.ndarray
+    vcov_adj: np.ndarray
+    P: list[np.ndarray]
+    W: np.ndarray
+    condi: float
+
+
+def _sigma_g(fit: MixedModelResults) -> tuple[np.ndarray, list[np.ndarray]]:
+    """pbkrtest ``get_SigmaG``: V and the G_r matrices (covariance elements, then I)."""
+    model = fit.model
+    G = []
+    for t in model.terms:
+        same = (t.index[:, None] == t.index[None, :]).astype(float)
+        for i, j in t.tri_index():
+            xi, xj = t.Xt[:, i], t.Xt[:, j]
+            if i == j:
+                G.append(same * np.outer(xi, xi))
+            else:
+                G.append(same * (np.outer(xi, xj) + np.outer(xj, xi)))
+    G.append(np.eye(model.n))
+    ggamma = []
+    for S, t in zip(model.term_covariances(fit.theta, fit.sigma), model.terms, strict=True):
+        ggamma += [S[i, j] for i, j in t.tri_index()]
+    ggamma.append(fit.sigma2)
+    V = sum(gm * Gr for gm, Gr in zip(ggamma, G, strict=True))
+    return V, G
+
+
+def kenward_roger_info(fit: MixedModelResults) -> KenwardRogerInfo:
+    """Kenward-Roger adjusted covariance of the fixed effects (pbkrtest ``vcovAdj``)."""
+    X = fit.X
+    Phi = fit.vcov()
+    Sigma, G = _sigma_g(fit)
+    cf = linalg.cho_factor(Sigma, lower=True, check_finite=False)
+    Sinv = linalg.cho_solve(cf, np.eye(len(Sigma)), check_finite=False)
+    SinvX = Sinv @ X
+    SinvG = [Sinv @ Gr for Gr in G]
+    ng = len(G)
+    OO = [Gr @ SinvX for Gr in G]
+    PP = [-(OO[r].T @ SinvX) for r in range(ng)]
+    QQ: dict[tuple[int, int], np.ndarray] = {}
+    for r in range(ng):
+        for s in range(r, ng):
+            QQ[(r, s)] = OO[r].T @ (SinvG[s] @ SinvX)
+    IE2 = np.empty((ng, ng))
+    for r in range(ng):
+        PhiPr = Phi @ PP[r]
+        for s in range(r, ng):
+            # tr(V^-1 G_r V^-1 G_s)
+            ktrace = np.sum(SinvG[r] * SinvG[s].T)
+            IE2[r, s] = IE2[s, r] = (ktrace - 2.0 * np.sum(Phi * QQ[(r, s)])
+                                     + np.sum(PhiPr * (PP[s] @ Phi)))
+    eig = np.linalg.eigvalsh(IE2)
+    condi = float(np.min(np.abs(eig)))
+    W = 2.0 * (np.linalg.inv(IE2) if condi > 1e-10 else np.linalg.pinv(IE2))
+    W = 0.5 * (W + W.T)
+    p = X.shape[1]
+    UU = np.zeros((p, p))
+    for r in range(ng - 1):
+        for s in range(r + 1, ng):
+            UU += W[r, s] * (QQ[(r, s)] - PP[r] @ Phi @ PP[s])
+    UU = UU + UU.T
+    for r in range(ng):
+        UU += W[r, r] * (QQ[(r, r)] - PP[r] @ Phi @ PP[r])
+    PhiA = Phi + 2.0 * Phi @ UU @ Phi
+    return KenwardRogerInfo(Phi=Phi, vcov_adj=PhiA, P=PP, W=W, condi=condi)
+
+
+def _kr_adjust(info: KenwardRogerInfo, L: np.ndarray, q: int) -> tuple[float, float]:
+    """pbkrtest ``.KR_adjust`` / ``Lb_ddf``: denominator df and F scaling."""
+    Phi = info.Phi
+    Theta = L.T @ np.linalg.solve(L @ Phi @ L.T, L)
+    ThetaPhi = Theta @ Phi
+    ng = len(info.P)
+    U = [ThetaPhi @ Pr @ Phi for Pr in info.P]
+    A1 = A2 = 0.0
+    for i in range(ng):
+        for j in range(i, ng):
+            e = 1.0 if i == j else 2.0
+            A1 += e * info.W[i, j] * np.trace(U[i]) * np.trace(U[j])
+            A2 += e * info.W[i, j] * np.sum(U[i] * U[j].T)
+    B = (A1 + 6.0 * A2) / (2.0 * q)
+    g = ((q + 1) * A1 - (q + 4) * A2) / ((q + 2) * A2)
+    den = 3 * q + 2 * (1 - g)
+    c1, c2, c3 = g / den, (q - g) / den, (q + 2 - g) / den
+    V0 = 1 + c1 * B
+    V1 = 1 - c2 * B
+    V2 = 1 - c3 * B
+    if abs(V0) < 1e-10:
+        V0 = 0.0
+    x = 1 - A2 / q
+    ratio = 1.0 if (abs(x) < 1e-14 and abs(V1) < 1e-14) else x / V1
+    rho = ratio**2 * V0 / V2 / q
+    df2 = 4 + (q + 2) / (q * rho - 1)
+    scaling = 1.0 if abs(df2 - 2) < 1e-2 else df2 * (1 - A2 / q) / (df2 - 2)
+    return float(df2), float(scaling)
+
+
+def kr_ddf(info: KenwardRogerInfo, L: np.ndarray) -> float:
+    """KR denominator df of ``L beta`` (pbkrtest ``Lb_ddf``; q = rows of L)."""
+    L = np.atleast_2d(np.asarray(L, dtype=float))
+    return _kr_adjust(info, L, L.shape[0])[0]
+
+
+def kr_test(info: KenwardRogerInfo, L: np.ndarray, beta: np.ndarray,
+            beta_h: np.ndarray | None = None) -> dict[str, float]:
+    """pbkrtest ``KRmodcomp`` with a restriction matrix: ``Ftest`` and ``FtestU``."""
+    L = np.atleast_2d(np.asarray(L, dtype=float))
+    q = int(np.linalg.matrix_rank(L))
+    df2, scaling = _kr_adjust(info, L, q)
+    diff = beta - (0.0 if beta_h is None else beta_h)
+    Lb = L @ diff
+    wald = float(Lb @ np.linalg.solve(L @ info.vcov_adj @ L.T, Lb))
+    FU = wald / q
+    F = scaling * FU
+    return dict(F=F, FU=FU, ndf=q, ddf=df2, scaling=scaling,
+                p=float(stats.f.sf(F, q, df2)), pU=float(stats.f.sf(FU, q, df2)))
