@@ -440,7 +440,7 @@ def _load_yaml(file: Path) -> Any:
     except FileNotFoundError as exc:
         raise DictionaryError("dictionary file is missing", file=file) from exc
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         row = mark.line + 1 if mark is not None else None

@@ -1,0 +1,555 @@
+"""``harmonise()``: raw programme exports -> one long tidy table, a client table and a log.
+
+See :func:`harmonise`. Analyses read the result back with :func:`read_harmonised`
+and never touch the raw exports.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pandera.errors as pa_errors
+
+from effectstudy.dictionary import Dictionary, SourceFile, load_dictionary
+from effectstudy.errors import EffectStudyError, HarmoniseError, SourceError
+from effectstudy.harmonise.log import RejectionLog
+from effectstudy.harmonise.mapping import FileResult, map_file
+from effectstudy.harmonise.pseudonym import check_key_file_location, resolve_key
+from effectstudy.harmonise.readers import read_source
+from effectstudy.harmonise.schema import (
+    CLIENT_COLUMNS,
+    TABLE_COLUMNS,
+    clients_schema,
+    rejections_schema,
+    table_schema,
+)
+
+ACCOUNTING_COLUMNS = ("programme", "file", "rows_in", "rows_out", "rows_rejected")
+Progress = Callable[[str, int, int], None]
+
+
+# --------------------------------------------------------------------------- #
+# Result
+# --------------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class Harmonised:
+    """Result of :func:`harmonise` (or :func:`read_harmonised`).
+
+    Attributes
+    ----------
+    table
+        Long tidy table, one row per accepted score; columns
+        :data:`~effectstudy.harmonise.schema.TABLE_COLUMNS`.
+    clients
+        One row per programme x client; columns
+        :data:`~effectstudy.harmonise.schema.CLIENT_COLUMNS`.
+    rejections
+        The rejection log; columns :data:`~effectstudy.harmonise.log.LOG_COLUMNS`.
+    accounting
+        Per input file: ``rows_in = rows_out + rows_rejected`` (score records).
+    provenance
+        Dictionary sha256, input file sha256s, effectstudy version, date.
+    """
+
+    table: pd.DataFrame
+    clients: pd.DataFrame
+    rejections: pd.DataFrame
+    accounting: pd.DataFrame
+    provenance: dict[str, Any] = field(default_factory=dict)
+    key_file: Path | None = field(default=None, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        return (f"Harmonised({len(self.table)} scores, {len(self.clients)} clients, "
+                f"{len(self.rejections)} log entries, "
+                f"{self.accounting['programme'].nunique()} programmes)")
+
+    def rejection_counts(self) -> pd.DataFrame:
+        """Per programme x kind: log entries and score records rejected."""
+        rej = self.rejections
+        if rej.empty:
+            return pd.DataFrame(columns=["programme", "kind", "entries", "scores"])
+        out = (rej.groupby(["programme", "kind"], sort=True)
+               .agg(entries=("kind", "size"), scores=("scores", "sum")).reset_index())
+        return out
+
+    def summary(self) -> pd.DataFrame:
+        """Per programme: files, clients, occasions, constructs, instruments, rows, rejections.
+
+        ``rows`` are scores in the table, ``rows_in`` score records read, ``rows_rejected``
+        score records rejected, ``notes`` log entries that rejected no score (e.g. dropped
+        undeclared columns), ``rejected_by_reason`` e.g. ``"out_of_range 3, duplicate 1"``.
+        """
+        progs = sorted(set(self.accounting["programme"]) | set(self.clients["programme"]))
+        rows = []
+        for p in progs:
+            t = self.table[self.table["programme"] == p]
+            acc = self.accounting[self.accounting["programme"] == p]
+            rej = self.rejections[self.rejections["programme"] == p]
+            by = rej[rej["scores"] > 0].groupby("kind")["scores"].sum().sort_values(
+                ascending=False)
+            rows.append({
+                "programme": p,
+                "files": int(len(acc)),
+                "clients": int((self.clients["programme"] == p).sum()),
+                "occasions": int(t["occasion"].nunique()),
+                "constructs": int(t["construct"].nunique()),
+                "instruments": int(t["instrument"].nunique()),
+                "rows": int(len(t)),
+                "rows_in": int(acc["rows_in"].sum()),
+                "rows_rejected": int(acc["rows_rejected"].sum()),
+                "notes": int((rej["scores"] == 0).sum()),
+                "rejected_by_reason": ", ".join(f"{k} {int(v)}" for k, v in by.items()),
+            })
+        return pd.DataFrame(rows, columns=["programme", "files", "clients", "occasions",
+                                           "constructs", "instruments", "rows", "rows_in",
+                                           "rows_rejected", "notes", "rejected_by_reason"])
+
+    def write(self, out_dir: str | Path, format: str | Sequence[str] = "parquet") -> list[Path]:
+        """Write table, clients, rejections, accounting and ``provenance.json``.
+
+        Parameters
+        ----------
+        out_dir
+            Output folder (created). Must not hold the pseudonym key file.
+        format
+            ``"parquet"``, ``"csv"`` or both (a sequence).
+
+        Returns
+        -------
+        list of Path
+            The files written.
+        """
+        out = Path(out_dir)
+        formats = [format] if isinstance(format, str) else list(format)
+        bad = [f for f in formats if f not in ("parquet", "csv")]
+        if bad or not formats:
+            raise HarmoniseError(f"unknown output format(s) {bad}; use 'parquet' and/or 'csv'")
+        if self.key_file is not None:
+            check_key_file_location(self.key_file, [out])
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        frames = {"table": self.table, "clients": self.clients, "rejections": self.rejections,
+                  "accounting": self.accounting}
+        for fmt in formats:
+            for name, df in frames.items():
+                path = out / f"{name}.{fmt}"
+                if fmt == "parquet":
+                    df.to_parquet(path, index=False)
+                else:
+                    df.to_csv(path, index=False)
+                written.append(path)
+        prov = out / "provenance.json"
+        prov.write_text(json.dumps(self.provenance, indent=2, sort_keys=True) + "\n",
+                        encoding="utf-8")
+        written.append(prov)
+        return written
+
+
+def _read_frame(folder: Path, name: str, str_cols: Iterable[str]) -> pd.DataFrame:
+    pq, csv = folder / f"{name}.parquet", folder / f"{name}.csv"
+    if pq.is_file():
+        return pd.read_parquet(pq)
+    if csv.is_file():
+        return pd.read_csv(csv, dtype={c: "str" for c in str_cols}, keep_default_na=True)
+    raise HarmoniseError(f"harmonised output has no {name}.parquet or {name}.csv", file=folder)
+
+
+def read_harmonised(folder: str | Path, dictionary: Dictionary | str | Path | None = None
+                    ) -> Harmonised:
+    """Read a folder written by :meth:`Harmonised.write` (parquet preferred, else csv).
+
+    The frames are validated against the same schemas as on writing.
+    """
+    folder = Path(folder)
+    d = dictionary if isinstance(dictionary, Dictionary) else load_dictionary(dictionary)
+    prov_file = folder / "provenance.json"
+    if not prov_file.is_file():
+        raise HarmoniseError("not a harmonised output folder (no provenance.json)", file=folder)
+    provenance = json.loads(prov_file.read_text(encoding="utf-8"))
+    tsch, csch, rsch = table_schema(d), clients_schema(d), rejections_schema()
+
+    def strs(schema) -> list[str]:
+        return [n for n, c in schema.columns.items() if str(c.dtype) in ("str", "string")]
+
+    try:
+        table = tsch.validate(_read_frame(folder, "table", strs(tsch)))
+        clients = csch.validate(_read_frame(folder, "clients", strs(csch)))
+        rejections = rsch.validate(_read_frame(folder, "rejections", strs(rsch)))
+    except (pa_errors.SchemaError, pa_errors.SchemaErrors) as exc:
+        raise HarmoniseError(f"harmonised output does not match its schema: {exc}"[:500],
+                             file=folder) from exc
+    accounting = _read_frame(folder, "accounting", ["programme", "file"])
+    return Harmonised(table, clients, rejections, accounting, provenance)
+
+
+# --------------------------------------------------------------------------- #
+# Inputs
+# --------------------------------------------------------------------------- #
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _select_inputs(d: Dictionary, folder_or_files: str | Path | Sequence[str | Path],
+                   programmes: Sequence[str] | None
+                   ) -> tuple[list[tuple[Path, SourceFile]], list[Path], int]:
+    if programmes is not None:
+        unknown = [p for p in programmes if p not in d.sources]
+        if unknown:
+            raise HarmoniseError(f"programme(s) {unknown} have no source description in the "
+                                 f"data dictionary; known: {sorted(d.sources)}")
+    wanted = list(programmes) if programmes is not None else sorted(d.sources)
+    by_name = {Path(sf.path).name: sf for src in d.sources.values() for sf in src.files}
+    chosen: list[tuple[Path, SourceFile]] = []
+    ignored = 0
+    if isinstance(folder_or_files, str | Path) and Path(folder_or_files).is_dir():
+        folder = Path(folder_or_files)
+        for prog in wanted:
+            for sf in d.sources[prog].files:
+                path = folder / sf.path
+                if path.is_file():
+                    chosen.append((path, sf))
+                elif programmes is not None:
+                    raise SourceError("export file not found (programme requested)", file=path)
+        described = {folder / sf.path for prog in d.sources for sf in d.sources[prog].files}
+        ignored = sum(1 for p in folder.iterdir() if p.is_file() and p not in described
+                      and not p.name.startswith("."))
+        roots = [folder]
+    else:
+        items = ([folder_or_files] if isinstance(folder_or_files, str | Path)
+                 else list(folder_or_files))
+        for item in items:
+            path = Path(item)
+            if not path.is_file():
+                raise SourceError("export file not found", file=path)
+            sf = by_name.get(path.name)
+            if sf is None:
+                raise SourceError("file is not described in the data dictionary "
+                                  "(sources/*.yaml path)", file=path)
+            if sf.programme in wanted:
+                chosen.append((path, sf))
+        roots = sorted({p.parent for p, _ in chosen})
+    if not chosen:
+        raise HarmoniseError("no export described in the data dictionary was found",
+                             file=str(folder_or_files) if isinstance(folder_or_files, str | Path)
+                             else None)
+    order = {(src.programme, sf.id): (i, j) for i, src in enumerate(
+        sorted(d.sources.values(), key=lambda s: s.programme)) for j, sf in enumerate(src.files)}
+    chosen.sort(key=lambda ps: order[(ps[1].programme, ps[1].id)])
+    return chosen, roots, ignored
+
+
+# --------------------------------------------------------------------------- #
+# Client-level resolution
+# --------------------------------------------------------------------------- #
+def _resolve_clients(d: Dictionary, results: list[FileResult], log: RejectionLog
+                     ) -> dict[tuple[str, str], dict]:
+    clients: dict[tuple[str, str], dict] = {}
+    fidelity_obs: dict[str, list[dict]] = defaultdict(list)
+    for res in results:
+        for ob in res.client_obs:
+            k = (ob["programme"], ob["client"])
+            c = clients.setdefault(k, {"_first": {}})
+            fld = ob["field"]
+            if fld == "_seen":
+                continue
+            if fld == "fidelity":
+                fidelity_obs[ob["programme"]].append(ob)
+                continue
+            first = c["_first"].get(fld)
+            if first is None:
+                c["_first"][fld] = ob
+                c[fld] = ob["value"]
+            elif ob["value"] != first["value"]:
+                shown = None if fld == "birth_date" else ob["value"]
+                log.add(programme=ob["programme"], file=ob["file"], row=ob["row"],
+                        column=ob["column"], kind="inconsistent_client",
+                        reason=(f"{fld} differs from the client's first value "
+                                f"({first['file']} row {first['row']}); first value kept"),
+                        value=shown, scores=0)
+    # fidelity: one value per programme, the most frequent over clients (each client's first
+    # value; ties: first seen); every row that deviates is logged
+    for prog, obs in fidelity_obs.items():
+        per_client: dict[str, float] = {}
+        for ob in obs:
+            per_client.setdefault(ob["client"], ob["value"])
+        counts = Counter(per_client.values())
+        top = max(counts.values())
+        value = next(v for v in per_client.values() if counts[v] == top)
+        for ob in obs:
+            if ob["value"] != value:
+                log.add(programme=prog, file=ob["file"], row=ob["row"], column=ob["column"],
+                        kind="inconsistent_fidelity",
+                        reason=(f"fidelity is programme-level but differs within {prog}; "
+                                f"the programme value {value:g} (most frequent) is used"),
+                        value=ob["value"], scores=0)
+        for (p, _), c in clients.items():
+            if p == prog:
+                c["fidelity"] = value
+    return clients
+
+
+# --------------------------------------------------------------------------- #
+# harmonise()
+# --------------------------------------------------------------------------- #
+def _norm_note(scale, age: float | None) -> str:
+    if not scale.norms:
+        return "no norm group for this scale: z not computed"
+    if not any(n.verified for n in scale.norms):
+        return "norm UNVERIFIED (no published source): z not computed"
+    if age is None:
+        return "age unknown: no verified norm applies, z not computed"
+    return "no verified norm covers the client's age: z not computed"
+
+
+def harmonise(
+    folder_or_files: str | Path | Sequence[str | Path],
+    dictionary: Dictionary | str | Path | None = None,
+    *,
+    key: bytes | str | None = None,
+    programmes: Sequence[str] | None = None,
+    key_file: str | Path | None = None,
+    progress: Progress | None = None,
+) -> Harmonised:
+    """Harmonise raw programme exports onto one long tidy table.
+
+    Parameters
+    ----------
+    folder_or_files
+        A folder holding the exports (file names as in ``data_dictionary/sources``;
+        absent exports are skipped unless ``programmes`` asks for them), or a list of
+        export files.
+    dictionary
+        A loaded :class:`~effectstudy.dictionary.Dictionary`, a dictionary folder, or
+        None for the shipped one.
+    key
+        Pseudonym key (bytes/str, >= 16 bytes). Default: env ``EFFECTSTUDY_PSEUDONYM_KEY``,
+        else the key file (see :mod:`effectstudy.harmonise.pseudonym`).
+    programmes
+        Restrict to these programme ids.
+    key_file
+        Key file to use (or create) when no key is given; never inside the data folder.
+    progress
+        Called as ``progress(file_name, i, n)`` before each file is read.
+
+    Returns
+    -------
+    Harmonised
+
+    Raises
+    ------
+    SourceError
+        A file cannot be read as described (encoding, empty, missing column, sheet...).
+    HarmoniseError
+        Nothing to harmonise, or the key is unusable.
+    DictionaryError
+        The dictionary folder is malformed.
+
+    Notes
+    -----
+    Rows are counted in *score records* (see :mod:`effectstudy.harmonise.mapping`);
+    per file ``rows_in == rows_out + rows_rejected`` holds exactly and is checked.
+    Duplicates (same client x occasion label x instrument x scale, or the same session
+    of a series) keep the *first* record in file/row order; later ones are rejected.
+    """
+    d = dictionary if isinstance(dictionary, Dictionary) else load_dictionary(dictionary)
+    inputs, roots, ignored = _select_inputs(d, folder_or_files, programmes)
+    key_bytes, used_key_file = resolve_key(key, key_file=key_file, forbidden=roots)
+    log = RejectionLog()
+    results: list[FileResult] = []
+    names = [p.name for p, _ in inputs]
+    if len(set(names)) != len(names):
+        raise HarmoniseError("two inputs share a file name; pass one folder or distinct files")
+    for i, (path, sf) in enumerate(inputs):
+        if progress is not None:
+            progress(path.name, i, len(inputs))
+        raw = read_source(path, sf)
+        results.append(map_file(raw, sf, d, key_bytes, log, path.name))
+    clients = _resolve_clients(d, results, log)
+    table = _build_table(d, results, clients, log,
+                         {p.name: sf.client_id for p, sf in inputs})
+    clients_df = _build_clients(d, results, clients, table)
+    rejections = log.frame()
+    accounting = _accounting(results, table, rejections)
+    try:
+        table = table_schema(d).validate(table)
+        clients_df = clients_schema(d).validate(clients_df)
+        rejections = rejections_schema().validate(rejections)
+    except (pa_errors.SchemaError, pa_errors.SchemaErrors) as exc:  # pragma: no cover
+        raise HarmoniseError(f"harmonised output failed validation: {exc}"[:500]) from exc
+    from effectstudy import __version__
+
+    created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    provenance = {
+        "effectstudy_version": __version__,
+        "created_utc": created,
+        "date": created,
+        "dictionary_sha256": d.sha256,
+        "inputs": {p.name: {"programme": sf.programme, "file_id": sf.id, "sha256": _sha256(p)}
+                   for p, sf in inputs},
+        "ignored_files": ignored,  # files in the folder not described (names not recorded)
+        "pseudonym_key_check": hmac.new(key_bytes, b"effectstudy key check",
+                                        hashlib.sha256).hexdigest()[:12],
+        "rows": {"in": int(accounting["rows_in"].sum()), "out": int(len(table)),
+                 "rejected": int(accounting["rows_rejected"].sum())},
+    }
+    return Harmonised(table, clients_df, rejections, accounting, provenance,
+                      key_file=used_key_file)
+
+
+def _build_table(d: Dictionary, results: list[FileResult], clients: dict, log: RejectionLog,
+                 id_columns: dict[str, str]) -> pd.DataFrame:
+    records = [r for res in results for r in res.records]
+    # intake dates and age at intake
+    intake: dict[tuple[str, str], pd.Timestamp] = {}
+    first_date: dict[tuple[str, str], pd.Timestamp] = {}
+    for r in records:
+        if r["date"] is None:
+            continue
+        k = (r["programme"], r["client"])
+        if r["occasion"] == "intake":
+            intake[k] = min(intake.get(k, r["date"]), r["date"])
+        first_date[k] = min(first_date.get(k, r["date"]), r["date"])
+    for k, c in clients.items():
+        ref = intake.get(k, first_date.get(k))
+        birth = c.get("birth_date")
+        c["age"] = ((ref - birth).days / 365.25) if (ref is not None and birth is not None) \
+            else None
+        c["intake_date"] = intake.get(k)
+    # duplicates: keep the first in file/row order
+    seen: dict[tuple, dict] = {}
+    kept, dups = [], []
+    for r in records:
+        k = (r["programme"], r["client"], r["occasion_label"], r["session"], r["instrument"],
+             r["scale"])
+        if k in seen:
+            dups.append((r, seen[k]))
+        else:
+            seen[k] = r
+            kept.append(r)
+    per_row = Counter((r["source_file"], r["source_row"]) for r in records)
+    dup_rows = Counter((r["source_file"], r["source_row"]) for r, _ in dups)
+    logged_rows: set[tuple[str, int]] = set()
+    for r, f in dups:
+        where = (r["source_file"], r["source_row"])
+        if dup_rows[where] == per_row[where] and per_row[where] > 1:
+            # every score of this source row repeats an earlier row: one entry for the row
+            if where in logged_rows:
+                continue
+            logged_rows.add(where)
+            log.add(programme=r["programme"], file=r["source_file"], row=r["source_row"],
+                    column=id_columns.get(r["source_file"]), kind="duplicate",
+                    reason=(f"duplicate row: all {per_row[where]} scores repeat client x "
+                            f"occasion x instrument x scale of {f['source_file']} row "
+                            f"{f['source_row']} (the first is kept)"),
+                    scores=per_row[where])
+            continue
+        what = (f"session {r['session']}" if r["session"] is not None
+                else f"occasion {r['occasion_label']}")
+        log.add(programme=r["programme"], file=r["source_file"], row=r["source_row"],
+                column=r["source_column"], kind="duplicate",
+                reason=(f"duplicate client x {what} x {r['instrument']} {r['scale']}; the "
+                        f"first ({f['source_file']} row {f['source_row']}) is kept"),
+                value=r["raw"], scores=1)
+    occ_week = {(sf.programme, Path(sf.path).name, lab): om.week
+                for src in d.sources.values() for sf in src.files
+                for lab, om in sf.occasions.items()}
+    rows = []
+    for r in kept:
+        k = (r["programme"], r["client"])
+        c = clients.get(k, {})
+        # norms apply to the age at the measurement (else the age at intake)
+        birth = c.get("birth_date")
+        if r["date"] is not None and birth is not None:
+            age = (r["date"] - birth).days / 365.25
+        else:
+            age = c.get("age")
+        sc = d.scale(r["instrument"], r["scale"])
+        norm = sc.norm_for(age)
+        if norm is not None:
+            z = (r["raw"] - norm.mean.value) / norm.sd.value
+            t, group, note = 50 + 10 * z, norm.group, None
+        else:
+            z = t = np.nan
+            group, note = None, _norm_note(sc, age)
+        start = c.get("intake_date")
+        if r["date"] is not None and start is not None:
+            week = (r["date"] - start).days / 7.0
+        else:
+            fixed = occ_week.get((r["programme"], r["source_file"], r["occasion_label"]))
+            week = fixed if fixed is not None else (0.0 if r["occasion"] == "intake" else np.nan)
+        pp = r["programme_phase"]
+        rows.append({
+            "programme": r["programme"], "client": r["client"], "occasion": r["occasion"],
+            "occasion_label": r["occasion_label"], "week": week, "session": r["session"],
+            "phase": d.programmes[r["programme"]].phase(pp).canonical if pp else None,
+            "programme_phase": pp, "sced_phase": r["sced_phase"], "construct": r["construct"],
+            "instrument": r["instrument"], "scale": r["scale"], "raw": r["raw"], "z": z, "t": t,
+            "better": sc.better, "norm_group": group, "note": note,
+            "source_file": r["source_file"], "source_row": r["source_row"],
+            "source_column": r["source_column"],
+        })
+    df = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    df["session"] = pd.array(df["session"].tolist(), dtype="Int64")
+    for col in ("week", "raw", "z", "t"):
+        df[col] = df[col].astype(float)
+    df["source_row"] = df["source_row"].astype("int64")
+    order = {o: occ.order for o, occ in d.occasions.items()}
+    df["_o"] = df["occasion"].map(order)
+    df = df.sort_values(["programme", "client", "_o", "week", "occasion_label", "session",
+                         "instrument", "scale"], na_position="last", kind="mergesort")
+    return df.drop(columns="_o").reset_index(drop=True)
+
+
+def _build_clients(d: Dictionary, results: list[FileResult], clients: dict,
+                   table: pd.DataFrame) -> pd.DataFrame:
+    counts = table.groupby(["programme", "client"]).size().to_dict()
+    rows = []
+    for (prog, client), c in clients.items():
+        lp = c.get("last_phase")
+        age = c.get("age")
+        rows.append({
+            "programme": prog, "client": client,
+            "age": None if age is None else round(age, 2),
+            "weeks_in_care": c.get("weeks_in_care"), "last_phase": lp,
+            "last_phase_canonical": d.programmes[prog].phase(lp).canonical if lp else None,
+            "end_reason": c.get("end_reason"), "interventions": c.get("interventions"),
+            "fidelity": c.get("fidelity"), "n_scores": int(counts.get((prog, client), 0)),
+        })
+    df = pd.DataFrame(rows, columns=list(CLIENT_COLUMNS))
+    for col in ("age", "weeks_in_care", "fidelity"):
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
+    df["n_scores"] = df["n_scores"].astype("int64")
+    return df.sort_values(["programme", "client"], kind="mergesort").reset_index(drop=True)
+
+
+def _accounting(results: list[FileResult], table: pd.DataFrame, rejections: pd.DataFrame
+                ) -> pd.DataFrame:
+    out_by = table.groupby("source_file").size().to_dict()
+    rej_by = rejections.groupby("file")["scores"].sum().to_dict()
+    rows = []
+    for res in results:
+        r_out = int(out_by.get(res.file, 0))
+        r_rej = int(rej_by.get(res.file, 0))
+        if res.rows_in != r_out + r_rej:  # pragma: no cover - an engine bug, never data
+            raise HarmoniseError(f"row accounting broken: {res.rows_in} in, {r_out} out, "
+                                 f"{r_rej} rejected", file=res.file)
+        rows.append({"programme": res.programme, "file": res.file, "rows_in": res.rows_in,
+                     "rows_out": r_out, "rows_rejected": r_rej})
+    return pd.DataFrame(rows, columns=list(ACCOUNTING_COLUMNS))
+
+
+__all__ = ["Harmonised", "harmonise", "read_harmonised", "EffectStudyError"]

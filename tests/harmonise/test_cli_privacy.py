@@ -1,0 +1,113 @@
+"""CLI (demo, harmonise) and the privacy guarantee on everything the demo writes or prints."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+from harmonise_helpers import write_pinq_gesloten
+from typer.testing import CliRunner
+
+from effectstudy.cli import app
+from effectstudy.synth import generate
+
+SEED = 7
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "out"
+    result = CliRunner().invoke(app, ["demo", "--out", str(out), "--seed", str(SEED)])
+    return result, out
+
+
+def test_demo_runs_and_writes(demo):
+    result, out = demo
+    assert result.exit_code == 0, result.output
+    for name in ("table", "clients", "rejections", "accounting"):
+        assert (out / "harmonised" / f"{name}.parquet").is_file()
+        assert (out / "harmonised" / f"{name}.csv").is_file()
+    assert (out / "harmonised" / "provenance.json").is_file()
+    assert "SYNTHETIC" in result.output  # the demo key is announced as demo-only
+    for prog in ("hoenderloo", "intermetzo", "pinq_crisis", "pinq_gesloten", "veilig_lima",
+                 "egoversterkend"):
+        assert prog in result.output
+    assert "out_of_range" in result.output and "duplicate" in result.output
+
+
+def test_no_identifier_in_any_output_or_console(demo, tmp_path):
+    """Grep every written file (raw bytes as latin-1, text also as UTF-8, parquet cells too)
+    and the console output for every synthetic identifier.
+
+    Identifiers are matched as whole tokens: short names such as "Bo" or 6-digit ids
+    also occur by chance inside base64 schema metadata or inside the digits of a float.
+    Identifiers of 6+ characters (full names, dates, BSNs) must not occur even as a
+    substring (digit-only ones excepted: any 6-digit run occurs inside some float).
+    """
+    result, out = demo
+    ids = generate(tmp_path / "again", seed=SEED).identifiers
+    values = sorted(set(ids["value"].astype(str)))
+    assert len(values) > 100
+    written = [p for p in (out / "harmonised").rglob("*") if p.is_file()]
+    assert len(written) == 9
+    texts = {p.name: p.read_bytes().decode("latin-1") for p in written}
+    # text files also as UTF-8 (names with diacritics)
+    for p in written:
+        if p.suffix in (".csv", ".json"):
+            texts[p.name + ":utf8"] = p.read_text(encoding="utf-8")
+    texts["console"] = result.output
+    # parquet cells decoded
+    for p in written:
+        if p.suffix == ".parquet":
+            df = pd.read_parquet(p)
+            texts[p.name + ":cells"] = df.astype(str).to_csv(index=False)
+    digits = [v for v in values if v.isdigit()]
+    words = [v for v in values if not v.isdigit()]
+    alt = "|".join(re.escape(v) for v in sorted(words, key=len, reverse=True))
+    word_pat = re.compile(rf"(?<![A-Za-z0-9À-ÿ])(?:{alt})(?![A-Za-z0-9À-ÿ])")
+    digit_pat = re.compile(r"(?<![0-9.])(?:" + "|".join(map(re.escape, digits)) + r")(?![0-9])")
+    long_pat = re.compile("|".join(re.escape(v) for v in words if len(v) >= 6))
+    # negative control: the same search does find them in the synthetic raw exports
+    raw_text = "".join(p.read_bytes().decode("latin-1") for p in (out / "raw").glob("*.csv"))
+    assert word_pat.search(raw_text) and digit_pat.search(raw_text) and long_pat.search(raw_text)
+    for name, text in texts.items():
+        for pat in (word_pat, digit_pat, long_pat):
+            found = pat.search(text)
+            assert found is None, f"an identifier leaked into {name}"
+
+
+def test_harmonise_command(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    write_pinq_gesloten(data)
+    key = tmp_path / "secret" / "pseudonym.key"
+    res = CliRunner().invoke(app, ["harmonise", str(data), "--out", str(tmp_path / "out"),
+                                   "--key-file", str(key)])
+    assert res.exit_code == 0, res.output
+    assert key.is_file()
+    assert (tmp_path / "out" / "table.parquet").is_file()
+    assert "pinq_gesloten" in res.output
+
+
+def test_errors_are_one_line_without_traceback(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "pinq_gesloten_metingen.csv").write_bytes(b"")
+    res = CliRunner().invoke(app, ["harmonise", str(data), "--out", str(tmp_path / "out"),
+                                   "--key-file", str(tmp_path / "k.key")])
+    assert res.exit_code == 1
+    assert "Traceback" not in res.output
+    assert "empty file" in res.output and "pinq_gesloten_metingen.csv" in res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+
+
+def test_key_file_in_data_folder_is_refused(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    write_pinq_gesloten(data)
+    res = CliRunner().invoke(app, ["harmonise", str(data), "--out", str(tmp_path / "out"),
+                                   "--key-file", str(data / "k.key")])
+    assert res.exit_code == 1
+    assert "inside the data or output folder" in res.output
+    assert not (data / "k.key").exists()
