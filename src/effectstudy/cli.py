@@ -1,4 +1,4 @@
-"""Command-line interface: ``effectstudy demo`` and ``effectstudy harmonise``.
+"""Command-line interface: ``effectstudy demo``, ``harmonise``, ``report`` and ``power``.
 
 One function per command; add a command with ``@app.command()``. Every
 :class:`~effectstudy.errors.EffectStudyError` becomes a one-line message on stderr
@@ -127,8 +127,15 @@ def _write(h, out: Path) -> list[Path]:
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("demo_output"),
     seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic data.")] = 2026,
+    report: Annotated[bool, typer.Option(
+        "--report/--no-report", help="End with the full study report (OUT/report).")] = True,
 ) -> None:
-    """Generate synthetic exports (OUT/raw), harmonise them, write OUT/harmonised."""
+    """Generate synthetic exports (OUT/raw), harmonise them (OUT/harmonised), write the report.
+
+    The report (OUT/report/report.html and .pdf, public audience) is built from the
+    harmonised folder with the demo analysis spec, exactly as ``effectstudy report``
+    would build it.
+    """
     from effectstudy import synth
     from effectstudy.dictionary import load_dictionary
     from effectstudy.harmonise import harmonise
@@ -148,6 +155,64 @@ def demo(
         print_summary(h, f"Harmonised synthetic exports (seed {seed})")
         written = _write(h, out / "harmonised")
         console.print(f"wrote {len(written)} files to {out / 'harmonised'}")
+        if report:
+            _build_report(out / "harmonised", None, out / "report", "public", seed=seed)
+
+
+def _build_report(data: Path, spec: Path | None, out: Path, audience: str,
+                  seed: int | None = None) -> None:
+    from effectstudy.report import build_report, load_spec
+
+    spec_dict = load_spec(spec)
+    if seed is not None:
+        spec_dict["seed"] = seed
+    with progress_bar(f"building the {audience} report") as update:
+        update("analyses", 0, 1)
+        result = build_report(data, spec_dict, out=out, audience=audience)
+    console.print(f"report ({audience}): {result.html_path.resolve()}")
+    if result.pdf_path is not None:
+        console.print(f"report PDF: {result.pdf_path.resolve()}")
+
+
+@app.command("report")
+def report_cmd(
+    data: Annotated[Path, typer.Option("--data", help="Harmonised folder (from harmonise).")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("report"),
+    spec: Annotated[Path | None, typer.Option(
+        "--spec", help="ANALYSIS.yaml (default: the demo spec).")] = None,
+    audience: Annotated[str, typer.Option(
+        "--audience", help="public (small cells suppressed, no case-level identifiers) or "
+                           "internal (pseudonymised case-level detail).")] = "public",
+) -> None:
+    """Build the study report (self-contained HTML + PDF) from harmonised data."""
+    with errors_as_exit():
+        if audience not in ("public", "internal"):
+            raise fail(f"--audience must be 'public' or 'internal', not {audience!r}")
+        _build_report(data, spec, out, audience)
+
+
+@app.command("power")
+def power_cmd(
+    design: Annotated[Path, typer.Argument(help="Design YAML (see effectstudy.power.load_design).")],
+    nsim: Annotated[int | None, typer.Option(
+        "--nsim", help="Number of simulated studies (default: the file's, else 1000).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed (default: the file's).")] = None,
+    n_jobs: Annotated[int, typer.Option("--n-jobs", help="Parallel workers (-1: all cores).")] = -1,
+) -> None:
+    """Simulated power of a planned design, with its Monte Carlo interval."""
+    from effectstudy.power import run_from_yaml
+
+    with errors_as_exit():
+        result = run_from_yaml(design, nsim=nsim, seed=seed, n_jobs=n_jobs)
+        frame = result.to_frame()
+        table = Table(title=f"Power of {design.name}")
+        table.add_column("quantity")
+        for i in range(len(frame)):
+            table.add_column("value" if len(frame) == 1 else f"row {i + 1}", justify="right")
+        for col in frame.columns:
+            table.add_row(str(col), *(f"{v:.4g}" if isinstance(v, float) else str(v)
+                                      for v in frame[col]))
+        console.print(table)
 
 
 @app.command("harmonise")
