@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from effectstudy._stats import clopper_pearson
 from effectstudy.dictionary import Dictionary, load_dictionary
 from effectstudy.errors import DataError
 
@@ -404,11 +405,7 @@ def _cutoff(sc, norm, pre: np.ndarray, better: str):
 # --------------------------------------------------------------------------- #
 def proportion_ci(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Exact (Clopper-Pearson 1934) confidence interval for a proportion."""
-    if n == 0:
-        return (np.nan, np.nan)
-    ci = stats.binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence,
-                                                                method="exact")
-    return float(ci.low), float(ci.high)
+    return clopper_pearson(int(successes), int(n), confidence)
 
 
 def summary(rc_table: pd.DataFrame, by: str | Sequence[str] = "programme",

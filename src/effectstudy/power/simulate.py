@@ -17,20 +17,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from effectstudy._stats import clopper_pearson
 
 from .._results import ResultMixin
 from ..errors import SpecError
 
 __all__ = ["PowerResult", "PowerCurve", "simulate", "power_curve", "clopper_pearson"]
-
-
-def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Exact (Clopper & Pearson 1934) binomial confidence interval."""
-    a = 1 - level
-    lo = 0.0 if k == 0 else float(stats.beta.ppf(a / 2, k, n - k + 1))
-    hi = 1.0 if k == n else float(stats.beta.ppf(1 - a / 2, k + 1, n - k))
-    return lo, hi
 
 
 @dataclass(frozen=True, eq=False)
