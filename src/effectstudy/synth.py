@@ -721,6 +721,33 @@ def _phase_label(file: SourceFile, phase: str | None) -> str | None:
     return _invert(file.labels.get("phase", {})).get(phase, phase)
 
 
+def _slot_columns(file: SourceFile, occasion: str | None = None) -> list[tuple[str, str]]:
+    """(column, kind) of the file's date and phase columns, if any.
+
+    For a wide file pass ``occasion`` to fill in the ``{occasion}`` placeholder.
+    """
+    out = []
+    if file.date_column:
+        out.append((_fill_occasion(file.date_column, occasion), "date"))
+    if file.phase_column:
+        out.append((_fill_occasion(file.phase_column, occasion), "code:phase"))
+    return out
+
+
+def _slot_values(file: SourceFile, slot: _Slot, occasion: str | None = None) -> dict[str, Any]:
+    """Date and phase cells of one measurement slot (keys as in :func:`_slot_columns`)."""
+    out: dict[str, Any] = {}
+    if file.date_column:
+        out[_fill_occasion(file.date_column, occasion)] = slot.date
+    if file.phase_column:
+        out[_fill_occasion(file.phase_column, occasion)] = _phase_label(file, slot.phase)
+    return out
+
+
+def _fill_occasion(column: str, occasion: str | None) -> str:
+    return column if occasion is None else column.replace("{occasion}", occasion)
+
+
 def _outcome_table(d: Dictionary, file: SourceFile, clients: list[_Client], fidelity: float,
                    rng: np.random.Generator) -> tuple[_Table, list[dict[str, Any]], dict[str, list]]:
     """Rows of a wide / occasion_rows / long file, its truth rows and its empty slots."""
@@ -738,47 +765,20 @@ def _outcome_table(d: Dictionary, file: SourceFile, clients: list[_Client], fide
     key = 0
 
     if layout == "wide":
-        columns = [*head, *cf_cols]
+        typed: list[tuple[str, str]] = []
         for lab in file.occasions:
-            if file.date_column:
-                c = file.date_column.replace("{occasion}", lab)
-                columns.append(c)
-                kinds[c] = "date"
-            if file.phase_column:
-                c = file.phase_column.replace("{occasion}", lab)
-                columns.append(c)
-                kinds[c] = "code:phase"
-            for m in file.measures:
-                c = m.column.replace("{occasion}", lab)
-                columns.append(c)
-                kinds[c] = "int"
-    elif layout == "occasion_rows":
-        columns = [*head, file.occasion_column]
-        kinds[file.occasion_column] = "code:occasion"
-        if file.date_column:
-            columns.append(file.date_column)
-            kinds[file.date_column] = "date"
-        if file.phase_column:
-            columns.append(file.phase_column)
-            kinds[file.phase_column] = "code:phase"
-        for m in file.measures:
-            columns.append(m.column)
-            kinds[m.column] = "int"
-        columns += cf_cols
-    else:  # long
-        columns = [*head, file.occasion_column]
-        kinds[file.occasion_column] = "code:occasion"
-        if file.date_column:
-            columns.append(file.date_column)
-            kinds[file.date_column] = "date"
-        if file.phase_column:
-            columns.append(file.phase_column)
-            kinds[file.phase_column] = "code:phase"
-        columns += [file.instrument_column, file.scale_column, file.score_column]
-        kinds[file.instrument_column] = "str"
-        kinds[file.scale_column] = "str"
-        kinds[file.score_column] = "int"
-        columns += cf_cols
+            typed += _slot_columns(file, lab)
+            typed += [(_fill_occasion(m.column, lab), "int") for m in file.measures]
+        columns = [*head, *cf_cols, *(c for c, _ in typed)]
+    else:
+        typed = [(file.occasion_column, "code:occasion"), *_slot_columns(file)]
+        if layout == "occasion_rows":
+            typed += [(m.column, "int") for m in file.measures]
+        else:  # long
+            typed += [(file.instrument_column, "str"), (file.scale_column, "str"),
+                      (file.score_column, "int")]
+        columns = [*head, *(c for c, _ in typed), *cf_cols]
+    kinds.update(typed)
 
     for client in clients:
         base = {file.client_id: client.raw_id, **_identifier_values(file, client),
@@ -799,11 +799,7 @@ def _outcome_table(d: Dictionary, file: SourceFile, clients: list[_Client], fide
                     continue
                 scores.append((m, sc))
             if layout == "wide":
-                if file.date_column:
-                    wide_row[file.date_column.replace("{occasion}", slot.label)] = slot.date
-                if file.phase_column:
-                    wide_row[file.phase_column.replace("{occasion}", slot.label)] = \
-                        _phase_label(file, slot.phase)
+                wide_row.update(_slot_values(file, slot, slot.label))
                 for m, sc in scores:
                     col = m.column.replace("{occasion}", slot.label)
                     wide_row[col] = sc["raw"]
@@ -811,10 +807,7 @@ def _outcome_table(d: Dictionary, file: SourceFile, clients: list[_Client], fide
             elif layout == "occasion_rows":
                 row = dict(base)
                 row[file.occasion_column] = slot.label
-                if file.date_column:
-                    row[file.date_column] = slot.date
-                if file.phase_column:
-                    row[file.phase_column] = _phase_label(file, slot.phase)
+                row.update(_slot_values(file, slot))
                 for m, sc in scores:
                     row[m.column] = sc["raw"]
                     truth.append(_truth_row(file, client, slot, m, m.column, sc, key))
@@ -825,10 +818,7 @@ def _outcome_table(d: Dictionary, file: SourceFile, clients: list[_Client], fide
                 for m, sc in scores:
                     row = dict(base)
                     row[file.occasion_column] = slot.label
-                    if file.date_column:
-                        row[file.date_column] = slot.date
-                    if file.phase_column:
-                        row[file.phase_column] = _phase_label(file, slot.phase)
+                    row.update(_slot_values(file, slot))
                     row[file.instrument_column] = m.label[0]
                     row[file.scale_column] = m.label[1]
                     row[file.score_column] = sc["raw"]

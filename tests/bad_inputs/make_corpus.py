@@ -44,6 +44,13 @@ def pg_rows() -> list[list[str]]:
     ]
 
 
+def edited(rows: list[list[str]], *cells: tuple[int, int, str]) -> list[list[str]]:
+    """``rows`` with each (row, column, value) of ``cells`` written in; returns the same list."""
+    for i, j, value in cells:
+        rows[i][j] = value
+    return rows
+
+
 def write_csv(path: Path, header: list[str], rows: list[list[str]], *, sep: str = ";",
               encoding: str = "cp1252", newline: str = "\r\n") -> None:
     buf = io.StringIO()
@@ -151,53 +158,26 @@ def main() -> None:
         b"$FL2@(#) IBM SPSS STATISTICS" + bytes(range(256)) * 3)
 
     # ---- exports: row/cell-level errors (rejection log) -----------------------------------
-    rows = pg_rows()
-    rows[1][7] = "99"
-    pg("score_out_of_range", rows)
-    rows = pg_rows()
-    rows[1][7] = "n.v.t."
-    pg("non_numeric_score", rows)
-    rows = pg_rows()
-    rows[2][8] = "11.5"
-    pg("decimal_point_in_comma_file", rows)
+    pg("score_out_of_range", edited(pg_rows(), (1, 7, "99")))
+    pg("non_numeric_score", edited(pg_rows(), (1, 7, "n.v.t.")))
+    pg("decimal_point_in_comma_file", edited(pg_rows(), (2, 8, "11.5")))
     rows = pg_rows()
     rows.insert(2, list(rows[1]))
     pg("duplicate_row", rows)
-    rows = pg_rows()
-    rows[3][5] = "31-02-2023"
-    pg("unparseable_date", rows)
-    rows = pg_rows()
-    rows[2][2] = "1-13-2007"
-    pg("unparseable_birth_date", rows)
-    rows = pg_rows()
-    rows[3][4] = "Tussenmeting 9"
-    pg("unknown_occasion_label", rows)
-    rows = pg_rows()
-    rows[1][6] = "Crisisbed"
-    pg("unknown_phase_label", rows)
-    rows = pg_rows()
-    rows[2][0] = ""
-    pg("missing_client_id", rows)
-    rows = pg_rows()
-    for r in rows[2:]:
-        r[16] = "6,0"
-    pg("inconsistent_fidelity", rows)
-    rows = pg_rows()
-    rows[1][14] = "Overgeplaatst"
-    pg("inconsistent_client_value", rows)
-    rows = pg_rows()
-    rows[0][14] = "Uitgeschreven"
-    rows[1][14] = "Uitgeschreven"
-    pg("unknown_end_reason", rows)
+    pg("unparseable_date", edited(pg_rows(), (3, 5, "31-02-2023")))
+    pg("unparseable_birth_date", edited(pg_rows(), (2, 2, "1-13-2007")))
+    pg("unknown_occasion_label", edited(pg_rows(), (3, 4, "Tussenmeting 9")))
+    pg("unknown_phase_label", edited(pg_rows(), (1, 6, "Crisisbed")))
+    pg("missing_client_id", edited(pg_rows(), (2, 0, "")))
+    pg("inconsistent_fidelity", edited(pg_rows(), (2, 16, "6,0"), (3, 16, "6,0")))
+    pg("inconsistent_client_value", edited(pg_rows(), (1, 14, "Overgeplaatst")))
+    pg("unknown_end_reason",
+       edited(pg_rows(), (0, 14, "Uitgeschreven"), (1, 14, "Uitgeschreven")))
     pg("undeclared_columns", [r + ["06-12345678"] for r in pg_rows()],
        header=PG_HEADER + ["Telefoon"])
     intermetzo("wide_unknown_occasion_column", extra={"CRIES_T9": 33})
-    rows = ego_rows()
-    rows[1][7] = "SCL-90"
-    ego("unknown_instrument_label", rows)
-    rows = ego_rows()
-    rows[2][9] = ""
-    ego("long_missing_score", rows)
+    ego("unknown_instrument_label", edited(ego_rows(), (1, 7, "SCL-90")))
+    ego("long_missing_score", edited(ego_rows(), (2, 9, "")))
     write_csv(HERE / "series_unknown_sced_phase" / "veilig_lima_weekreeks.csv",
               ["respnr", "week", "datum", "conditie", "spanning"],
               [["310001", "1", "2023-02-06", "baseline", "7"],

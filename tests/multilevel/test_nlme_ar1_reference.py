@@ -78,19 +78,20 @@ def _patsy_name(r_name: str) -> str:
     return re.sub(r"programme(P\d)", r"programme[T.\1]", r_name)
 
 
+#: reference quantity -> attribute of the fit that holds it
+_FIT_ATTR = {
+    "phi": "phi",
+    "nobs": "nobs",
+    "logLik_REML": "loglik",
+    "AIC_REML": "aic",
+    "BIC_REML": "bic",
+    "LRT_REML_vs_no_corr": "lrt",
+}
+
+
 def _value(fit, term: str, quantity: str) -> float:
-    if quantity == "phi":
-        return fit.phi
-    if quantity == "nobs":
-        return fit.nobs
-    if quantity == "logLik_REML":
-        return fit.loglik
-    if quantity == "AIC_REML":
-        return fit.aic
-    if quantity == "BIC_REML":
-        return fit.bic
-    if quantity == "LRT_REML_vs_no_corr":
-        return fit.lrt
+    if quantity in _FIT_ATTR:
+        return getattr(fit, _FIT_ATTR[quantity])
     if quantity == "sd":
         if term == "Residual":
             return fit.sigma

@@ -38,6 +38,11 @@ def _run(frame, **kw):
     return es.effect_sizes(frame, phase="phase", session="session", outcome="y", **kw)
 
 
+def _batch(frame, **kw):
+    kw.setdefault("case", "case")
+    return es.batch_effect_sizes(frame, phase="phase", session="session", outcome="y", **kw)
+
+
 def _est(tab, measure):
     return float(tab.loc[tab.measure == measure, "estimate"].iloc[0])
 
@@ -282,45 +287,13 @@ def test_batch_without_aggregate_and_weighting_error():
     )
     # without aggregate an ABAB case is one series: phases out of order
     with pytest.raises(DataError, match="'x'.*out of order"):
-        es.batch_effect_sizes(
-            f,
-            case="case",
-            phase="phase",
-            session="session",
-            outcome="y",
-            aggregate=None,
-            measures="NAP",
-        )
-    per_pair = es.batch_effect_sizes(
-        f,
-        case=["case", "pair"],
-        phase="phase",
-        session="session",
-        outcome="y",
-        aggregate=None,
-        measures="NAP",
-    )
+        _batch(f, aggregate=None, measures="NAP")
+    per_pair = _batch(f, case=["case", "pair"], aggregate=None, measures="NAP")
     assert list(per_pair.case) == ["x|1", "x|2"]
-    agg = es.batch_effect_sizes(
-        f,
-        case="case",
-        phase="phase",
-        session="session",
-        outcome="y",
-        aggregate="pair",
-        measures=["NAP", "PND"],
-    )
+    agg = _batch(f, aggregate="pair", measures=["NAP", "PND"])
     assert set(agg.measure) == {"NAP", "PND"}
     with pytest.raises(DataError, match="weighting"):
-        es.batch_effect_sizes(
-            f,
-            case="case",
-            phase="phase",
-            session="session",
-            outcome="y",
-            aggregate="pair",
-            weighting="w",
-        )
+        _batch(f, aggregate="pair", weighting="w")
 
 
 def test_batch_equal_weighting_is_mean_of_pairs():
@@ -330,15 +303,7 @@ def test_batch_equal_weighting_is_mean_of_pairs():
             _frame([2, 3, 5], [6, 4, 8], case="x", start=7).assign(pair=2),
         ]
     )
-    agg = es.batch_effect_sizes(
-        f,
-        case="case",
-        phase="phase",
-        session="session",
-        outcome="y",
-        aggregate="pair",
-        measures="NAP",
-    )
+    agg = _batch(f, aggregate="pair", measures="NAP")
     n1 = es.nap([1, 2, 3], [2, 6, 7])
     n2 = es.nap([2, 3, 5], [6, 4, 8])
     assert agg.estimate.iloc[0] == pytest.approx((n1.estimate + n2.estimate) / 2)

@@ -36,7 +36,7 @@ from effectstudy.dictionary import Dictionary, MeasureMap, SourceFile
 from effectstudy.errors import SourceError
 from effectstudy.harmonise.log import RejectionLog
 from effectstudy.harmonise.pseudonym import normalise_id, pseudonymise
-from effectstudy.harmonise.readers import RawTable
+from effectstudy.harmonise.readers import RawTable, is_empty
 
 
 @dataclass
@@ -53,17 +53,6 @@ class FileResult:
 # --------------------------------------------------------------------------- #
 # Cell parsing
 # --------------------------------------------------------------------------- #
-def is_empty(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, str):
-        return not value.strip()
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
 def label_text(value: Any) -> str:
     """Text of a label cell (``2.0`` -> ``"2"``)."""
     if isinstance(value, float) and value.is_integer():

@@ -35,7 +35,8 @@ class RawTable:
     file: Path
 
 
-def _empty(value: object) -> bool:
+def is_empty(value: object) -> bool:
+    """True for a missing cell: None, NaN/NA, or a string of white space only."""
     if value is None:
         return True
     if isinstance(value, str):
@@ -51,7 +52,7 @@ def _finish(columns: list, data: list[list], rows: list[int], file: Path) -> Raw
     for i, col in enumerate(columns):
         name = "" if col is None else str(col).strip()
         if not name:
-            if all(_empty(r[i]) if i < len(r) else True for r in data):
+            if all(is_empty(r[i]) if i < len(r) else True for r in data):
                 name = f"__blank_{i}"
             else:
                 raise SourceError("a column with data has no header", file=file, column=f"#{i + 1}")
@@ -61,7 +62,7 @@ def _finish(columns: list, data: list[list], rows: list[int], file: Path) -> Raw
     keep_data, keep_rows = [], []
     for r, n in zip(data, rows, strict=True):
         r = list(r) + [None] * (len(names) - len(r))
-        if all(_empty(v) for v in r):
+        if all(is_empty(v) for v in r):
             continue
         keep_data.append(r[: len(names)])
         keep_rows.append(n)
@@ -186,7 +187,7 @@ def read_excel(path: Path, sf: SourceFile) -> RawTable:
         values = [list(r) for r in ws.iter_rows(min_row=1, min_col=1, values_only=True)]
     finally:
         wb.close()
-    if not values or all(all(_empty(v) for v in r) for r in values):
+    if not values or all(all(is_empty(v) for v in r) for r in values):
         raise SourceError(f"sheet {sf.sheet!r} is empty", file=path)
     header = values[0]
     body = values[1:]
@@ -225,7 +226,7 @@ def read_spss(path: Path, sf: SourceFile) -> RawTable:
             continue
         for r in data:
             v = r[j]
-            if _empty(v):
+            if is_empty(v):
                 continue
             key = v
             if isinstance(v, float) and v.is_integer():

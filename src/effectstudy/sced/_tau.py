@@ -142,6 +142,52 @@ def kendall_scan(
     return {"N": n, "S": s, "D": den, "tau": tau, "varS": vars_, "sdS": sds, "z": z, "p": p}
 
 
+def _as66_far(z, y):
+    """AS 66 tail for z > 1.28 (continued fraction), float32 scalars or arrays; y = z^2/2."""
+    f = np.float32
+    return (
+        f(0.398942280385)
+        * np.exp(-y)
+        / (
+            z
+            - f(3.8052e-8)
+            + f(1.00000615302)
+            / (
+                z
+                + f(3.98064794e-4)
+                + f(1.98615381364)
+                / (
+                    z
+                    - f(0.151679116635)
+                    + f(5.29330324926)
+                    / (
+                        z
+                        + f(4.8385912808)
+                        - f(15.1508972451)
+                        / (z + f(0.742380924027) + f(30.789933034) / (z + f(3.99019417011)))
+                    )
+                )
+            )
+        )
+    )
+
+
+def _as66_near(z, y):
+    """AS 66 tail for z <= 1.28 (rational approximation), float32 scalars or arrays."""
+    f = np.float32
+    return f(0.5) - z * (
+        f(0.398942280444)
+        - f(0.399903438504)
+        * y
+        / (
+            y
+            + f(5.75885480458)
+            - f(29.8213557808)
+            / (y + f(2.62433121679) + f(48.6959930692) / (y + f(5.92885724438)))
+        )
+    )
+
+
 def _alnorm32(x: np.float32, upper: bool) -> np.float32:
     """Normal tail area, algorithm AS 66 (Hill 1973) in single precision."""
     f = np.float32
@@ -157,47 +203,9 @@ def _alnorm32(x: np.float32, upper: bool) -> np.float32:
         if z <= ltone or (up and z <= utzero):
             y = half * z * z
             if z > con:
-                res = (
-                    f(0.398942280385)
-                    * f(np.exp(-y))
-                    / (
-                        z
-                        - f(3.8052e-8)
-                        + f(1.00000615302)
-                        / (
-                            z
-                            + f(3.98064794e-4)
-                            + f(1.98615381364)
-                            / (
-                                z
-                                - f(0.151679116635)
-                                + f(5.29330324926)
-                                / (
-                                    z
-                                    + f(4.8385912808)
-                                    - f(15.1508972451)
-                                    / (
-                                        z
-                                        + f(0.742380924027)
-                                        + f(30.789933034) / (z + f(3.99019417011))
-                                    )
-                                )
-                            )
-                        )
-                    )
-                )
+                res = _as66_far(z, y)
             else:
-                res = half - z * (
-                    f(0.398942280444)
-                    - f(0.399903438504)
-                    * y
-                    / (
-                        y
-                        + f(5.75885480458)
-                        - f(29.8213557808)
-                        / (y + f(2.62433121679) + f(48.6959930692) / (y + f(5.92885724438)))
-                    )
-                )
+                res = _as66_near(z, y)
         else:
             res = zero
         if not up:
@@ -274,42 +282,8 @@ def _alnorm32_lower(x: np.ndarray) -> np.ndarray:
     up = x < 0  # upper=False flipped for negative x
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         y = f(0.5) * z * z
-        big = (
-            f(0.398942280385)
-            * np.exp(-y)
-            / (
-                z
-                - f(3.8052e-8)
-                + f(1.00000615302)
-                / (
-                    z
-                    + f(3.98064794e-4)
-                    + f(1.98615381364)
-                    / (
-                        z
-                        - f(0.151679116635)
-                        + f(5.29330324926)
-                        / (
-                            z
-                            + f(4.8385912808)
-                            - f(15.1508972451)
-                            / (z + f(0.742380924027) + f(30.789933034) / (z + f(3.99019417011)))
-                        )
-                    )
-                )
-            )
-        )
-        small = f(0.5) - z * (
-            f(0.398942280444)
-            - f(0.399903438504)
-            * y
-            / (
-                y
-                + f(5.75885480458)
-                - f(29.8213557808)
-                / (y + f(2.62433121679) + f(48.6959930692) / (y + f(5.92885724438)))
-            )
-        )
+        big = _as66_far(z, y)
+        small = _as66_near(z, y)
     cond = (z <= f(7.0)) | (up & (z <= f(18.66)))
     val = np.where(cond, np.where(z > f(1.28), big, small), f(0.0)).astype(np.float32)
     val = np.where(up, val, f(1.0) - val).astype(np.float32)

@@ -315,6 +315,42 @@ def _cell_projection_resid(cells: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------
 
 
+def _hps_result(
+    delta_unadj: float,
+    theta: float,
+    nu: float,
+    phi: float,
+    rho: float,
+    sigma_sq_w: float,
+    S_sq: float,
+    D_bar: float,
+    count: tuple[str, float],
+    m: int,
+    n: int,
+) -> dict[str, float]:
+    """Small-sample corrected g, its variance and the nuisance estimates of an HPS estimator.
+
+    ``count`` is the design's denominator count (``K`` cells for MB, ``M_dot``
+    points for (AB)^k), reported between ``D_bar`` and ``n_cases``.
+    """
+    g = J(nu) * delta_unadj
+    return {
+        "estimate": g,
+        "var": g_variance(g, theta, nu),
+        "df": nu,
+        "delta_unadjusted": delta_unadj,
+        "kappa": theta,
+        "phi": phi,
+        "rho": rho,
+        "sigma_sq_w": sigma_sq_w,
+        "S_sq": S_sq,
+        "D_bar": D_bar,
+        count[0]: count[1],
+        "n_cases": m,
+        "n_obs": n,
+    }
+
+
 def _hps_mb(d: pd.DataFrame) -> dict[str, float]:
     """Hedges, Pustejovsky & Shadish (2013), as scdhlm ``effect_size_MB``."""
     d = d.sort_values(["case", "session"], kind="stable").reset_index(drop=True)
@@ -350,22 +386,9 @@ def _hps_mb(d: pd.DataFrame) -> dict[str, float]:
     nu = (n - K) ** 2 / float(np.sum(AV * AV.T))  # eq. (11)
     Mv = XtX_inv @ X.T @ V @ X @ XtX_inv
     theta = math.sqrt(float(np.sum(np.diag(Mv)[m:]))) / m  # eq. (10)
-    g = J(nu) * delta_unadj
-    return {
-        "estimate": g,
-        "var": g_variance(g, theta, nu),
-        "df": nu,
-        "delta_unadjusted": delta_unadj,
-        "kappa": theta,
-        "phi": phi,
-        "rho": rho,
-        "sigma_sq_w": sigma_sq_w,
-        "S_sq": S_sq,
-        "D_bar": D_bar,
-        "K": float(K),
-        "n_cases": m,
-        "n_obs": n,
-    }
+    return _hps_result(
+        delta_unadj, theta, nu, phi, rho, sigma_sq_w, S_sq, D_bar, ("K", float(K)), m, n
+    )
 
 
 def _hps_abk(d: pd.DataFrame) -> dict[str, float]:
@@ -420,22 +443,9 @@ def _hps_abk(d: pd.DataFrame) -> dict[str, float]:
     nu = (M_dot * (m - 1)) ** 2 / float(np.sum(AV * AV.T))  # formula (28)
     Mv = XtX_inv @ X.T @ V @ X @ XtX_inv
     theta = math.sqrt(float(np.sum(Mv[k:, k:]))) / k  # formula (27)
-    g = J(nu) * delta_unadj
-    return {
-        "estimate": g,
-        "var": g_variance(g, theta, nu),
-        "df": nu,
-        "delta_unadjusted": delta_unadj,
-        "kappa": theta,
-        "phi": phi,
-        "rho": rho,
-        "sigma_sq_w": sigma_sq_w,
-        "S_sq": S_sq,
-        "D_bar": D_bar,
-        "M_dot": float(M_dot),
-        "n_cases": m,
-        "n_obs": n,
-    }
+    return _hps_result(
+        delta_unadj, theta, nu, phi, rho, sigma_sq_w, S_sq, D_bar, ("M_dot", float(M_dot)), m, n
+    )
 
 
 # ---------------------------------------------------------------------------

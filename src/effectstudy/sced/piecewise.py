@@ -65,6 +65,7 @@ from scipy import optimize, stats
 from effectstudy._results import ResultMixin
 from effectstudy.errors import DataError, ModelError, SpecError
 from effectstudy.sced.design import _case_series, _check_contiguous, _check_order, _Series
+from effectstudy.sced.plots import _phase_labels
 
 Model = Literal["W", "H-M", "B&L-B", "JW"]
 Contrast = Literal["first", "preceding"]
@@ -244,12 +245,7 @@ def _gls_ar1_ml(X: np.ndarray, y: np.ndarray) -> dict:
 def _phase_order(series: list[_Series], phases) -> list:
     if phases is not None:
         return list(phases)
-    order: list = []
-    for s in series:
-        for lab, _, _ in s.runs:
-            if lab not in order:
-                order.append(lab)
-    return order
+    return _phase_labels(series)
 
 
 def piecewise(
