@@ -559,45 +559,68 @@ def jacobson_plot(rc_table: pd.DataFrame, construct: str, *, ax=None):
     """
     import matplotlib.pyplot as plt
 
-    from effectstudy.style import PALETTE, use_style
+    from effectstudy.style import GREY, OKABE_ITO, use_style
 
     d = rc_table[rc_table["construct"] == construct]
     if d.empty:
         raise DataError(f"no reliable-change rows for construct {construct!r}")
     groups = list(d.groupby(["instrument", "scale"], sort=True))
+    # fixed colour per category in every plot; order of the legend follows CATEGORIES
+    colours = {"recovered": OKABE_ITO["bluish_green"], "improved": OKABE_ITO["sky_blue"],
+               "unchanged": GREY, "deteriorated": OKABE_ITO["vermillion"],
+               "not assessable": "white"}
     with use_style():
         if ax is None:
-            fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 4.2), squeeze=False)
+            fig, axes = plt.subplots(1, len(groups), figsize=(3.5 * len(groups), 3.9),
+                                     squeeze=False)
             axes = axes[0]
         else:
             fig, axes = ax.figure, [ax]
-        colours = {"recovered": PALETTE[2], "improved": PALETTE[1], "unchanged": "0.55",
-                   "deteriorated": PALETTE[5], "not assessable": "0.8"}
         for axis, ((inst, scale_id), g) in zip(axes, groups, strict=False):
             lo = float(min(g["pre"].min(), g["post"].min()))
             hi = float(max(g["pre"].max(), g["post"].max()))
             pad = 0.08 * (hi - lo or 1)
             lims = (lo - pad, hi + pad)
-            axis.plot(lims, lims, color="0.3", lw=1)
+            axis.plot(lims, lims, color="0.3", lw=1, label="no change (post = pre)")
             sd, rel = g["sd"].iloc[0], g["reliability"].iloc[0]
             if np.isfinite(sd) and np.isfinite(rel):
                 band = 1.96 * standard_error_difference(sd, rel)
                 axis.fill_between(lims, [lims[0] - band, lims[1] - band],
                                   [lims[0] + band, lims[1] + band], color="0.85", alpha=0.6,
-                                  label="no reliable change")
+                                  lw=0, label="no reliable change")
             cut = g["cutoff"].iloc[0]
             if cut is not None and np.isfinite(cut):
-                axis.axhline(cut, ls="--", color="0.4", lw=1,
-                             label=f"cut-off ({g['cutoff_kind'].iloc[0]})")
+                kind = str(g["cutoff_kind"].iloc[0]).split(" (")[0]
+                axis.axhline(cut, ls="--", color="0.4", lw=1, label=f"clinical cut-off ({kind})")
                 axis.axvline(cut, ls="--", color="0.4", lw=1)
-            for cat, gg in g.groupby("category"):
-                axis.scatter(gg["pre"], gg["post"], s=28, color=colours.get(cat, "k"), label=cat,
-                             edgecolor="white", linewidth=0.5, zorder=3)
+            present = set(g["category"])
+            for cat in [c for c in (*CATEGORIES, "not assessable") if c in present] + sorted(
+                    present - set(CATEGORIES) - {"not assessable"}):
+                gg = g[g["category"] == cat]
+                axis.scatter(gg["pre"], gg["post"], s=30, color=colours.get(cat, "black"),
+                             label=cat, edgecolor=GREY if cat == "not assessable" else "white",
+                             linewidth=0.8 if cat == "not assessable" else 0.5, zorder=3)
             axis.set_xlim(lims)
             axis.set_ylim(lims)
-            axis.set_xlabel("pre")
-            axis.set_ylabel("post")
-            axis.set_title(f"{construct}: {inst} {scale_id}\n({g['better'].iloc[0]} is better)")
-            axis.legend(fontsize=7, loc="best")
-        fig.tight_layout()
+            axis.set_aspect("equal", adjustable="box")
+            axis.set_xlabel("pre score")
+            axis.set_ylabel("post score")
+            scale_label = str(scale_id)
+            if scale_label.endswith("_t"):
+                scale_label = scale_label[:-2] + " (T-score)"
+            scale_label = scale_label.replace("_", " ")
+            axis.set_title(f"{inst} {scale_label}\n({g['better'].iloc[0]} is better)",
+                           fontsize=11)
+        # one legend for all panels, below them, so that it never covers a point
+        handles: dict = {}
+        for axis in axes:
+            for h, lab in zip(*axis.get_legend_handles_labels(), strict=True):
+                handles.setdefault(lab, h)
+        if ax is None:
+            fig.suptitle(construct.replace("_", " "), fontsize=12)
+            fig.tight_layout()
+            fig.legend(list(handles.values()), list(handles.keys()), loc="upper center",
+                       bbox_to_anchor=(0.5, 0.0), ncols=min(3, len(handles)), frameon=False)
+        else:
+            ax.legend(list(handles.values()), list(handles.keys()), fontsize=8, loc="best")
     return fig

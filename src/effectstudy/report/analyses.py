@@ -23,6 +23,19 @@ from effectstudy.report.suppression import suppress_long, suppress_table
 
 AUDIENCES = ("public", "internal")
 
+#: Resolution of every report figure (the renderer shows figures at physical size).
+FIGURE_DPI = 150
+
+
+def _pretty(label: Any) -> Any:
+    """A code-style label as a reader sees it: ``follow_up_6m`` -> ``follow-up 6m``."""
+    if not isinstance(label, str):
+        return label
+    text = label.replace("follow_up_", "follow-up ")
+    if text.endswith("_t"):
+        text = text[:-2] + " (T-score)"
+    return text.replace("_", " ")
+
 
 @dataclass
 class Block:
@@ -51,7 +64,7 @@ class Section:
         import matplotlib.pyplot as plt
 
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+        fig.savefig(buf, format="png", dpi=FIGURE_DPI, bbox_inches="tight")
         plt.close(fig)
         self.blocks.append(Block("figure", buf.getvalue(), caption))
 
@@ -158,24 +171,31 @@ def _sup(value: float, threshold: int) -> Any:
 
 
 def _flow_figure(totals: dict[str, Any]):
+    """CONSORT-like flow: export -> included -> analysed, end of care as a side branch.
+
+    The analysed clients are those with both scores (not a subset of one end-of-care
+    group), so the end-of-care counts branch off the main line instead of feeding it.
+    """
     import matplotlib.pyplot as plt
 
-    from effectstudy.style import use_style
+    from effectstudy.style import GREY, use_style
 
     keys = list(totals)
+    box = dict(boxstyle="round,pad=0.55", fc="#f2f2f2", ec=GREY)
     with use_style():
-        fig, ax = plt.subplots(figsize=(7.5, 4.2))
+        fig, ax = plt.subplots(figsize=(7, 3.6))
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
         ax.axis("off")
-        boxes = [(0.5, 0.9, keys[0]), (0.5, 0.68, keys[1]), (0.17, 0.42, keys[2]),
-                 (0.5, 0.42, keys[3]), (0.83, 0.42, keys[4]), (0.5, 0.12, keys[5])]
-        for x, y, k in boxes:
-            ax.text(x, y, f"{k}\nn = {totals[k]}", ha="center", va="center", fontsize=10,
-                    bbox=dict(boxstyle="round,pad=0.5", fc="#f2f2f2", ec="#595959"))
-        arrows = [((0.5, 0.84), (0.5, 0.74)), ((0.5, 0.62), (0.17, 0.49)),
-                  ((0.5, 0.62), (0.5, 0.49)), ((0.5, 0.62), (0.83, 0.49)),
-                  ((0.5, 0.36), (0.5, 0.19))]
-        for start, end in arrows:
-            ax.annotate("", xy=end, xytext=start, arrowprops=dict(arrowstyle="->", color="#595959"))
+        x = 0.3
+        for y, k in ((0.88, keys[0]), (0.58, keys[1]), (0.1, keys[5])):
+            ax.text(x, y, f"{k}\nn = {totals[k]}", ha="center", va="center", bbox=box)
+        side = r"$\bf{end\ of\ care}$" + "\n" + "\n".join(f"{k}: n = {totals[k]}" for k in keys[2:5])
+        ax.text(0.66, 0.34, side, ha="left", va="center", bbox=box, linespacing=1.5)
+        arrow = dict(arrowstyle="-|>", color=GREY, lw=1.2, shrinkA=0, shrinkB=0)
+        ax.annotate("", xy=(x, 0.69), xytext=(x, 0.77), arrowprops=arrow)
+        ax.annotate("", xy=(x, 0.21), xytext=(x, 0.47), arrowprops=arrow)
+        ax.annotate("", xy=(0.645, 0.34), xytext=(x, 0.34), arrowprops=arrow)
     return fig
 
 
@@ -202,10 +222,13 @@ def descriptives(ctx: Context) -> Section:
         desc = suppress_long(desc, count="n", statistics=["mean", "sd", "min", "max"],
                              threshold=ctx.threshold, suppress_zero=ctx.suppress_zero)
     note = (f" Cells with fewer than {ctx.threshold} clients are suppressed." if ctx.public else "")
+    desc["measure"] = desc["measure"].map(_pretty)
+    desc["occasion"] = desc["occasion"].map(_pretty)
     for construct, part in desc.groupby("construct", sort=True):
         sec.table(part.drop(columns="construct"),
-                  f"{construct}: raw scores per instrument scale. Programmes measure the same "
-                  "construct with different instruments; compare within an instrument." + note)
+                  f"{_pretty(construct).capitalize()}: raw scores per instrument scale. Programmes "
+                  "measure the same construct with different instruments; compare within an "
+                  "instrument." + note)
     sec.methods.append("Descriptives are raw scale scores per programme and canonical occasion.")
     return sec
 
@@ -225,25 +248,40 @@ def reliable_change_section(ctx: Context) -> Section:
               .groupby(["programme", "category"]).size().unstack(fill_value=0)
               .reindex(columns=list(change.CATEGORIES), fill_value=0))
     if ctx.public:
-        sec.table(suppress_table(counts, threshold=ctx.threshold,
-                                 suppress_zero=ctx.suppress_zero).reset_index(),
-                  "Clients x constructs per category, summed over constructs (suppressed).")
+        shown = suppress_table(counts, threshold=ctx.threshold, suppress_zero=ctx.suppress_zero)
+        shown.columns.name = None
+        sec.table(shown.reset_index(),
+                  "Number of client-construct pairs per change category, summed over the "
+                  "constructs each programme measured (a client counts once per construct). "
+                  f"Counts below {ctx.threshold} are suppressed.")
     else:
         summ = change.summary(rc, by="programme")
         summ["programme"] = summ["programme"].map(ctx.programme_name)
-        sec.table(_round(summ), "Per programme and construct: counts, proportions and exact "
-                  "Clopper-Pearson 95% CIs.")
-        cols = ["programme", "client", "construct", "instrument", "pre", "post", "rci", "category",
-                "cutoff", "cutoff_kind"]
-        sec.table(_round(rc[cols]), "Per client (pseudonyms).")
+        sec.table(_summary_wide(summ), "Per programme and construct: clients per category as "
+                  "n (proportion of the assessed clients, exact Clopper-Pearson 95% CI). "
+                  "Programme-construct pairs without any assessable client (no published "
+                  "reliability) are left out; see the per-client table.")
+        cols = ["programme", "client", "construct", "instrument", "pre", "post", "rci", "category"]
+        cut = [f"{_num(c, 2)} ({str(k).split(' (')[0]})" if _num(c, 2) else ""
+               for c, k in zip(rc["cutoff"], rc["cutoff_kind"], strict=True)]
+        per_client = (_round(rc[cols], 2)
+                      .assign(programme=rc["programme"].map(ctx.programme_name),
+                              construct=rc["construct"].map(_pretty), cutoff=cut)
+                      .sort_values(["programme", "construct", "client"], kind="stable"))
+        sec.table(per_client.rename(columns={"rci": "RCI", "cutoff": "cut-off (kind)"}),
+                  "Per client (pseudonyms). RCI: reliable change index; empty where the scale has "
+                  "no published reliability.")
         for construct in sorted(assessed["construct"].unique())[:3]:
             sec.figure(change.jacobson_plot(rc, construct=construct),
-                       f"Jacobson plot for {construct}.")
+                       f"Jacobson plot for {_pretty(construct)}: intake (x) against discharge (y) "
+                       "score per client. Grey band: no reliable change; dashed lines: clinical "
+                       "cut-off.")
     prov = (rc[["instrument", "scale", "reliability", "reliability_type", "reliability_source",
                 "sd_source", "cutoff", "cutoff_kind", "cutoff_source", "note"]]
             .drop_duplicates(["instrument", "scale"]).reset_index(drop=True))
     prov["reliability_source"] = prov["reliability_source"].map(ctx.dictionary.citation)
-    sec.table(_round(prov), "Where every number comes from (data dictionary).")
+    for table, caption in _provenance_tables(prov):
+        sec.table(table, caption)
     sec.methods.append(
         f"Reliable change was assessed with the {method} index (|RCI| > 1.96) from {pre} to {post}, "
         "with reliabilities and norms taken from the data dictionary (sources listed); clinically "
@@ -254,6 +292,51 @@ def reliable_change_section(ctx: Context) -> Section:
                           "approach to defining meaningful change in psychotherapy research. J "
                           "Consult Clin Psychol 59:12-19.")
     return sec
+
+
+def _num(v: Any, digits: int = 2) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return ""
+    return f"{float(v):.{digits}f}".rstrip("0").rstrip(".")
+
+
+def _summary_wide(summ: pd.DataFrame) -> pd.DataFrame:
+    """Internal change summary, one row per programme and construct (presentation only)."""
+    rows = []
+    for (prog, construct), g in summ.groupby(["programme", "construct"], sort=True):
+        assessed = int(g["n_assessed"].iloc[0])
+        if assessed == 0:
+            continue
+        row = {"programme": prog, "construct": _pretty(construct), "assessed": assessed,
+               "not assessable": int(g["n_not_assessable"].iloc[0])}
+        for _, r in g.iterrows():
+            # non-breaking spaces keep "n (p%, lower-upper%)" on one line
+            row[r["category"]] = (f"{int(r['n'])}\u00a0({100 * r['proportion']:.0f}%,\u00a0"
+                                  f"{100 * r['ci_lower']:.0f}-{100 * r['ci_upper']:.0f}%)")
+        rows.append(row)
+    cols = ["programme", "construct", "assessed", "not assessable",
+            *[c for c in change.CATEGORIES if c in summ["category"].unique()]]
+    return pd.DataFrame(rows).reindex(columns=cols)
+
+
+def _provenance_tables(prov: pd.DataFrame) -> list[tuple[pd.DataFrame, str]]:
+    """Split the reliable-change provenance into a compact table and a sources table."""
+    measure = prov["instrument"] + " " + prov["scale"].map(_pretty)
+    rel = [f"{_num(r, 2)} ({t})" if _num(r, 2) else "none published"
+           for r, t in zip(prov["reliability"], prov["reliability_type"], strict=True)]
+    cut = [f"{_num(c, 2)} ({str(k).split(' (')[0]})" if _num(c, 2) else ""
+           for c, k in zip(prov["cutoff"], prov["cutoff_kind"], strict=True)]
+    compact = pd.DataFrame({"measure": measure, "reliability": rel, "cut-off (kind)": cut,
+                            "note": prov["note"].fillna("")})
+    sources = pd.DataFrame({"measure": measure, "reliability source": prov["reliability_source"],
+                            "SD source": prov["sd_source"], "cut-off source": prov["cutoff_source"]})
+    return [
+        (compact, "Reliability and clinical cut-off per instrument scale (data dictionary). "
+                  "Cut-off kinds (Jacobson & Truax 1991): a = two SDs beyond the mean of the "
+                  "clinical sample; c = between the clinical and the norm mean; published = the "
+                  "instrument's published clinical cut-off."),
+        (sources, "Where every number comes from: the source of each reliability, SD and cut-off."),
+    ]
 
 
 # --------------------------------------------------------------------------- #
@@ -309,15 +392,30 @@ def single_case_section(ctx: Context) -> Section:
                                               outcome="raw", trend=True,
                                               title=f"{name}: {spec.get('instrument', '')}",
                                               ylabel="weekly rating")
-            sec.figure(fig, f"Multiple-baseline graph, {name}.")
+            sec.figure(fig, f"Multiple-baseline graph, {name}: one panel per case, ordered by "
+                       "the start of the intervention. Dashed line: phase change; dotted lines: "
+                       "least-squares trend per phase.")
     es_table = pd.concat(es_all, ignore_index=True)
-    sec.table(_round(es_table), "Effect sizes per case with 95% CIs"
-              + (" (cases numbered, not named)." if ctx.public else " (pseudonyms)."))
-    sec.table(_round(pd.DataFrame(rand_rows), 4),
+    sec.table(_effect_sizes_wide(es_table), "Effect sizes per case: estimate [95% CI] where a CI "
+              "is available. NAP and PND are proportions (1 = no overlap between phases); SMD is "
+              "in baseline SDs; LRRd is the log response ratio (negative = decrease); Tau-U "
+              "(Parker et al. 2011) corrects for baseline trend and is not bounded by 1"
+              + (". Cases are numbered, not named." if ctx.public else "; cases are pseudonyms."))
+    rand = pd.DataFrame(rand_rows)
+    rand["statistic"] = rand["statistic"].map(_pretty)
+    warned = [f"{r['programme']}: {r['warning']}" for r in rand_rows if r["warning"]]
+    rand = rand.drop(columns="warning")
+    sec.table(_round(rand, 4),
               "Randomization tests over the possible staggered start points: observed statistic, "
               "p-value, number of possible assignments and the smallest attainable p-value.")
-    sec.table(pd.concat(checks, ignore_index=True),
-              "What Works Clearinghouse design checks (Kratochwill et al. 2010, 2013).")
+    if warned:
+        sec.text("Randomization test messages: " + "; ".join(warned))
+    design = pd.concat(checks, ignore_index=True)
+    design["check"] = design["check"].map(_pretty)
+    design["case"] = design["case"].replace({"ALL": "all cases"})
+    sec.table(design, "What Works Clearinghouse design checks (Kratochwill et al. 2010, 2013): "
+              "the value found, the value that meets the standards and the value that meets them "
+              "with reservations.")
     sec.methods.append(
         f"Single-case series ({spec.get('instrument', 'weekly ratings')}) were analysed per case "
         f"with {', '.join(measures)} (improvement = {improvement}) and per programme with a "
@@ -332,6 +430,25 @@ def single_case_section(ctx: Context) -> Section:
         "replicated ABAB designs across subjects. Behav Assess 10:1-28.",
     ]
     return sec
+
+
+def _effect_sizes_wide(es: pd.DataFrame) -> pd.DataFrame:
+    """One row per case, one column per effect size: ``estimate [lower, upper]``."""
+    order = list(dict.fromkeys(es["measure"]))
+    rows = []
+    for (prog, case), g in es.groupby(["programme", "case"], sort=False):
+        row = {"programme": prog, "case": case}
+        for _, r in g.iterrows():
+            def two(v):
+                return f"{float(v):.2f}" if _num(v) else ""
+
+            text = two(r["estimate"])
+            if two(r.get("ci_lower")) and two(r.get("ci_upper")):
+                text += f"\u00a0[{two(r['ci_lower'])},\u00a0{two(r['ci_upper'])}]"
+            row[str(r["measure"]).replace("_", "-")] = text
+        rows.append(row)
+    return pd.DataFrame(rows).reindex(columns=["programme", "case",
+                                               *[m.replace("_", "-") for m in order]])
 
 
 def _case_labels(clients: pd.Series, public: bool, pid: str) -> dict[str, str]:
@@ -360,18 +477,20 @@ def multilevel_section(ctx: Context) -> Section:
         warnings.simplefilter("always")
         fit = multilevel.fit(formula, d, reml=spec.get("reml", True))
         coefs = fit.coefficients(ddf=ddf)
-    sec.table(_round(coefs, 4), f"Fixed effects with {ddf} small-sample degrees of freedom "
+    ddf_name = "-".join(w.capitalize() for w in str(ddf).split("-"))
+    sec.table(_round(coefs, 4), f"Fixed effects with {ddf_name} small-sample degrees of freedom "
               f"(n = {len(d)} scores).")
     sec.table(_round(fit.variance_components(), 4), "Variance components (SD and correlation).")
     msgs = list(getattr(fit, "messages", []) or []) + [str(w.message) for w in caught]
     if msgs:
         sec.text("Model messages: " + "; ".join(dict.fromkeys(msgs)))
-    sec.figure(_trajectory_figure(d, coefs, ctx), "Model-implied mean trajectory with 95% band "
-               "(fixed effects only); points are programme means per occasion"
-               + (" (cells under the threshold left out)." if ctx.public else "."))
+    sec.figure(_trajectory_figure(d, coefs, ctx), f"Model-implied mean trajectory of {construct} "
+               "(fixed effects only, black line); points are programme means per occasion"
+               + (f" (means of fewer than {ctx.threshold} clients left out)." if ctx.public
+                  else "."))
     sec.methods.append(
         f"Growth in {construct} (norm-referenced z) was modelled with a linear mixed model "
-        f"({formula}) fitted by REML; tests use {ddf} denominator degrees of freedom, which stay "
+        f"({formula}) fitted by REML; tests use {ddf_name} denominator degrees of freedom, which stay "
         "honest with few clients (Kenward & Roger 1997; Kuznetsova et al. 2017).")
     sec.references += [
         "Kenward M.G. & Roger J.H. (1997). Small sample inference for fixed effects from restricted "
@@ -385,28 +504,32 @@ def multilevel_section(ctx: Context) -> Section:
 def _trajectory_figure(d: pd.DataFrame, coefs: pd.DataFrame, ctx: Context):
     import matplotlib.pyplot as plt
 
-    from effectstudy.style import PALETTE, use_style
+    from effectstudy.style import color, use_style
 
     est = coefs.set_index("term")["estimate"]
     time_terms = [t for t in est.index if t != "Intercept"]
     slope_term = time_terms[0] if time_terms else None
+    # one fixed colour per programme (dictionary order), whichever programmes are shown
+    order = sorted(ctx.dictionary.programmes)
     with use_style():
-        fig, ax = plt.subplots(figsize=(7, 4))
+        fig, ax = plt.subplots(figsize=(6.6, 4.0))
         means = (d.groupby(["programme", "occasion"]).agg(week=("week", "median"), z=("z", "mean"),
                                                           n=("z", "size")).reset_index())
         if ctx.public:
             means = means[means["n"] >= ctx.threshold]
-        for i, (pid, g) in enumerate(means.groupby("programme")):
+        for pid, g in means.groupby("programme"):
             g = g.sort_values("week")
-            ax.plot(g["week"], g["z"], "o", color=PALETTE[i % len(PALETTE)],
-                    label=ctx.programme_name(pid), alpha=0.8)
+            i = order.index(pid) if pid in order else len(order)
+            ax.plot(g["week"], g["z"], "o", color=color(i), label=ctx.programme_name(pid),
+                    ms=6, markeredgecolor="white", markeredgewidth=0.6)
         weeks = np.linspace(0, float(np.nanmax(d["week"])) if len(d) else 1, 50)
         if slope_term is not None:
             line = est["Intercept"] + est[slope_term] * weeks
             ax.plot(weeks, line, color="black", lw=2, label="model-implied mean")
+        ax.axhline(0, color="0.6", lw=0.8, ls=":", zorder=0)
         ax.set_xlabel("weeks since intake")
-        ax.set_ylabel("z (norm-referenced)")
-        ax.legend(fontsize=7, ncol=2)
+        ax.set_ylabel("z-score (0 = norm mean)")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=3, borderaxespad=0)
     return fig
 
 
@@ -425,11 +548,16 @@ def power_section(ctx: Context) -> Section:
     res = power.simulate(design, nsim=int(spec.get("nsim", 200)), seed=ctx.spec.get("seed", 2026),
                          n_jobs=int(spec.get("n_jobs", 1)), alpha=float(spec.get("alpha", 0.05)),
                          progress=False)
-    sec.table(_round(res.to_frame(), 4), "Simulated power with its Monte Carlo 95% CI; failed and "
+    frame = res.to_frame()
+    shown = [c for c in ("test", "power", "ci_lower", "ci_upper", "nsim", "successes", "n_failed",
+                         "n_singular", "alpha") if c in frame.columns]
+    sec.table(_round(frame[shown], 3), "Simulated power with its Monte Carlo 95% CI; failed and "
               "singular replicates are counted, never dropped.")
     sec.methods.append(
         f"Power was simulated ({res.nsim} replicates) for a planned growth study: "
-        f"{planned}. Effects were entered by the planner, not taken from the data.")
+        + ", ".join(f"{_pretty(k)} {', '.join(map(str, v)) if isinstance(v, list) else v}"
+                    for k, v in planned.items())
+        + ". Effects were entered by the planner, not taken from the data.")
     return sec
 
 
@@ -449,7 +577,8 @@ SCRIBE_ITEMS = [
 _SCRIBE_COVERED = {
     1: "report title", 5: "Single-case results: design checks", 7: "Single-case results: cases "
     "per programme (design checks)", 8: "Single-case results: randomization tests",
-    11: "Sample flow (age and end of care per programme)", 12: "Programmes (setting, duration)",
+    11: "partly: Programmes (ages served), Sample flow (end of care); individual characteristics "
+    "to be written by the authors", 12: "Programmes (setting, duration)",
     14: "Descriptives; reliable change provenance (instruments and their sources)",
     17: "Programmes (fidelity score per programme)", 18: "Methods", 19: "Single-case results: "
     "points per phase (design checks)", 20: "Single-case results: effect sizes with CIs",
@@ -481,7 +610,8 @@ def programmes_section(ctx: Context) -> Section:
                      "ages": f"{prog.age_min:g}-{prog.age_max:g}" if prog.age_min else "",
                      "reach": prog.reach, "fidelity (0-10)": fid.get(pid)})
     sec.table(pd.DataFrame(rows), "The programmes as described in the data dictionary; the "
-              "fidelity score is programme-level (programme integrity is not yet established).")
+              "fidelity score is programme-level (programme integrity is not yet established). "
+              "Empty cells: not stated in the programme description.")
     return sec
 
 

@@ -38,6 +38,7 @@ def _phase_colours(labels: list) -> dict:
 
 
 def _phase_labels(series: list[_Series]) -> list:
+    """Phase labels in order of first appearance over all series."""
     out: list = []
     for s in series:
         for lab, _, _ in s.runs:
@@ -232,8 +233,9 @@ def multiple_baseline_plot(
         keep = {}
         for h, lab in zip(handles, labels, strict=True):
             keep.setdefault(lab, h)
-        axes[0].legend(list(keep.values()), list(keep.keys()), loc="upper left",
-                       bbox_to_anchor=(1.0, 1.35), ncols=max(1, len(keep)))
+        names = {"A": "A: baseline", "B": "B: intervention"}
+        axes[0].legend(list(keep.values()), [names.get(k, k) for k in keep], loc="lower right",
+                       bbox_to_anchor=(1.0, 1.12), ncols=max(1, len(keep)))
         if title:
             fig.suptitle(title)
         fig.tight_layout()
