@@ -189,3 +189,89 @@ def test_data_keeps_all_columns_of_used_rows(growth):
     assert "programme" in res.data.columns  # e.g. for clustering on programme (CR2)
     np.testing.assert_array_equal(res.data["outcome"].to_numpy(), res.y)
     np.testing.assert_array_equal(res.data["time"].to_numpy(), res.X[:, 1])
+
+
+# -- false boundary optima ---------------------------------------------------------
+# Design-A draws (seeds 1, 4, 7) at which the engine once stopped with a zero Cholesky
+# column that was not optimal; data and lme4's tight-control REML criterion are stored
+# in tests/multilevel/data (benchmarks/r/lmm_boundary_regression_data.py).
+LOCAL = Path(__file__).parent / "data"
+BOUNDARY_FORMULA = "y ~ time + (1 | programme) + (1 + time | client)"
+
+
+def _boundary_case(seed: int) -> tuple[pd.DataFrame, pd.Series]:
+    ref = pd.read_csv(LOCAL / "lmm_boundary_reference.csv", comment="#").set_index("file")
+    name = f"lmm_boundary_A_seed{seed}.csv"
+    return pd.read_csv(LOCAL / name), ref.loc[name]
+
+
+@pytest.mark.parametrize("seed", [1, 4, 7])
+@pytest.mark.parametrize("moment_start", [True, False])
+def test_no_false_boundary_optimum(seed, moment_start):
+    data, ref = _boundary_case(seed)
+    model = lmm.LinearMixedModel(BOUNDARY_FORMULA, data)
+    if not moment_start:  # lme4's start only: the KKT check alone must find the optimum
+        model.moment_start = lambda: None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", lmm.FewClustersWarning)
+        res = model.fit()
+    assert res.reml_criterion == pytest.approx(ref["REMLcrit"], abs=1e-6)
+    assert res.reml_criterion <= ref["REMLcrit"] + 1e-6
+    theta_r = np.array([float(v) for v in ref["theta"].split(";")])
+    # lme4 orders the terms as we do (client, then programme)
+    np.testing.assert_allclose(res.theta, theta_r, rtol=1e-3, atol=1e-5)
+    assert not res.is_singular
+    assert res.messages == []
+
+
+def test_kkt_check_finds_descent_from_zero_column():
+    """At programme SD = 0 the gradient vanishes (the criterion is even in the column),
+    yet the point is a saddle: the second-order check must find the way out."""
+    data, ref = _boundary_case(7)
+    model = lmm.LinearMixedModel(BOUNDARY_FORMULA, data)
+    # where L-BFGS-B from lme4's start stopped (REML criterion 0.0018 above lme4's)
+    stuck = np.array([0.93155088, 0.00098433, 0.02729558, 0.0])
+    _, grad = model.deviance_gradient(stuck)
+    assert grad[3] == 0.0
+    dirs = model.boundary_descent_directions(stuck)
+    assert len(dirs) == 1
+    point, v = dirs[0]
+    np.testing.assert_array_equal(point, stuck)
+    assert np.flatnonzero(v).tolist() == [3]
+    start = model._line_escape(point, v, True)
+    assert start is not None and start[3] > 0
+    assert model.deviance(start) < model.deviance(stuck) - 1e-3
+    msg = model._boundary_doubt(stuck, True)
+    assert msg is not None and "programme.(Intercept)" in msg
+    # at lme4's optimum there is nothing to report
+    theta_r = np.array([float(v) for v in ref["theta"].split(";")])
+    assert model.boundary_descent_directions(theta_r) == []
+
+
+def test_kkt_check_accepts_true_boundary_optimum():
+    """A genuine boundary optimum (no programme variance) passes the check unflagged."""
+    rng = np.random.default_rng(0)
+    d = pd.read_csv(DATA / "growth_a.csv")
+    d = d.assign(y=50 + rng.normal(0, 5, len(d)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = lmm.fit("y ~ time + (1 | programme) + (1 | client)", d)
+    assert res.is_singular
+    assert not any("false boundary" in m for m in res.messages)
+    assert res.model.boundary_descent_directions(res.theta) == []
+
+
+def test_kkt_check_uses_column_sign_symmetry():
+    """With T_11 = 0 the sign of the rest of the column is free (T T' does not change):
+    a positive gradient in T_11 is then a way into the interior from the flipped column."""
+    data, _ = _boundary_case(7)
+    model = lmm.LinearMixedModel(BOUNDARY_FORMULA, data)
+    pos, neg = np.array([0.0, 0.01, 0.02, 0.07]), np.array([0.0, -0.01, 0.02, 0.07])
+    assert model.deviance(pos) == pytest.approx(model.deviance(neg), abs=1e-9)
+    _, g_neg = model.deviance_gradient(neg)
+    assert g_neg[0] > 0  # KKT would hold if only this sign were considered
+    (point, v), = model.boundary_descent_directions(neg)
+    np.testing.assert_allclose(point, pos)
+    assert np.flatnonzero(v).tolist() == [0]
+    start = model._line_escape(point, v, True)
+    assert start is not None and model.deviance(start) < model.deviance(neg)

@@ -4,6 +4,7 @@ finite differences and statsmodels."""
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -226,92 +227,63 @@ def test_agrees_with_general_multilevel_engine(which):
     for seed in range(40):
         y = eng.draw(np.random.default_rng(seed))
         ours = eng.model.fit(eng.model.stats(y), start=eng.theta0, tol=1e-12)
-        if ours.singular:
-            continue
         data = lay.assign(y=y)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             gen = fit_general(formula, data)
+        # both engines reach the same optimum, at the boundary too (the general
+        # engine checks the KKT conditions at its bounds, so it does not stop at a
+        # false boundary optimum: design A seed 7 here, seeds 1 and 4 elsewhere)
+        assert gen.reml_criterion == pytest.approx(ours.deviance, abs=1e-6), seed
+        assert not any("false boundary" in m for m in gen.messages), seed
+        if ours.singular:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             tab = gen.coefficients(ddf=ddf).set_index("term")
         L = eng.L
         r = eng.model.contrast_tests(ours, L, satterthwaite=True, kr=(ddf == "kenward-roger"))
         row = tab.loc["time"]
-        # our optimum is never worse; where the general engine stops early at a
-        # boundary (seen for design A, seeds 1 and 4) the fits are not comparable
-        assert ours.deviance <= gen.reml_criterion + 1e-6
-        if gen.reml_criterion - ours.deviance > 1e-6:
-            continue
-        assert r["estimate"] == pytest.approx(row["estimate"], rel=1e-5)
+        assert r["estimate"] == pytest.approx(row["estimate"], rel=1e-5), seed
         se = r["se_kr"] if ddf == "kenward-roger" else r["se"]
         df = r["df_kr"] if ddf == "kenward-roger" else r["df_satterthwaite"]
-        assert se == pytest.approx(row["se"], rel=1e-4)
-        assert df == pytest.approx(row["df"], rel=1e-3)
+        assert se == pytest.approx(row["se"], rel=1e-4), seed
+        assert df == pytest.approx(row["df"], rel=1e-3), seed
         compared += 1
-        if compared == 3:
-            break
-    assert compared == 3
+    assert compared >= 25  # every non-singular seed (here design A: 30, design C: 31)
 
 
-def _r_has(*pkgs: str) -> bool:
-    import shutil
-    import subprocess
-
-    if shutil.which("Rscript") is None:
-        return False
-    code = ";".join(f"library({p})" for p in pkgs)
-    return subprocess.run(["Rscript", "-e", code], capture_output=True).returncode == 0
+BOUNDARY_REF = Path(__file__).parent / "data" / "boundary_reference"
 
 
-_R_CHECK = r"""
-suppressPackageStartupMessages({library(lme4); library(lmerTest); library(pbkrtest)})
-ctl <- lmerControl(optimizer="nloptwrap", optCtrl=list(xtol_abs=1e-12, ftol_abs=1e-14,
-                   xtol_rel=1e-14, ftol_rel=1e-15, maxeval=1e5))
-args <- commandArgs(trailingOnly=TRUE); out <- NULL
-for (f in args[-1]) {
-  d <- read.csv(f)
-  fo <- if (grepl("_C_", f)) y ~ time + (1|programme) + (1|client) else y ~ time + (1|programme) + (1+time|client)
-  m <- suppressWarnings(suppressMessages(lmer(fo, data=d, control=ctl)))
-  cs <- summary(m, ddf="Satterthwaite")$coefficients; ck <- summary(m, ddf="Kenward-Roger")$coefficients
-  out <- rbind(out, data.frame(file=basename(f), dev=REMLcrit(m), est=cs["time",1], se=cs["time",2],
-               dfS=cs["time","df"], seKR=ck["time",2], dfKR=ck["time","df"]))
-}
-write.csv(out, args[1], row.names=FALSE)
-"""
+def test_boundary_fits_match_lmertest_and_pbkrtest():
+    """Singular fits (programme SD or slope Cholesky at 0) against lmerTest/pbkrtest.
 
-
-@pytest.mark.slow
-@pytest.mark.skipif(
-    not _r_has("lme4", "lmerTest", "pbkrtest"), reason="R with lme4/lmerTest/pbkrtest not available"
-)
-def test_boundary_fits_match_lmertest_and_pbkrtest(tmp_path):
-    """Singular fits (programme SD or slope Cholesky at 0) against lmerTest/pbkrtest directly."""
-    import subprocess
-
+    The data sets (design A draws 5, 8, 11, 0 of ``SeedSequence(1).spawn(40)``) and
+    R's values are stored in tests/power/data/boundary_reference/, written by
+    benchmarks/r/fastlmm_boundary_reference.py (R is never called from the tests).
+    """
     from effectstudy.power.growth import GrowthDesign, _GrowthEngine
 
     lay = pd.read_csv(ML / "data" / "power_design_A.csv")
     eng = _GrowthEngine(GrowthDesign(layout=lay))
-    seeds = np.random.SeedSequence(1).spawn(40)
-    files, ours = [], {}
-    for i in (5, 8, 11, 0):  # programme boundary, both, slope boundary, interior
-        y = np.round(eng.draw(np.random.default_rng(seeds[i])), 10)
-        f = tmp_path / f"sim_A_{i}.csv"
-        lay.assign(y=y).to_csv(f, index=False)
+    ref = pd.read_csv(BOUNDARY_REF / "r_reference.csv", comment="#").set_index("file")
+    assert len(ref) == 4
+    ours = {}
+    for name in ref.index:
+        data = pd.read_csv(BOUNDARY_REF / name)
+        pd.testing.assert_frame_equal(data[lay.columns], lay)
+        y = data["y"].to_numpy(float)
         fit = eng.model.fit(eng.model.stats(y), start=eng.theta0, tol=1e-12)
-        ours[f.name] = (fit, eng.model.contrast_tests(fit, eng.L, kr=True))
-        files.append(str(f))
+        ours[name] = (fit, eng.model.contrast_tests(fit, eng.L, kr=True))
+    # programme boundary, both, slope boundary, interior
     assert sum(fit.singular for fit, _ in ours.values()) == 3
-    script = tmp_path / "chk.R"
-    script.write_text(_R_CHECK)
-    subprocess.run(
-        ["Rscript", str(script), str(tmp_path / "r.csv"), *files], check=True, capture_output=True
-    )
-    ref = pd.read_csv(tmp_path / "r.csv").set_index("file")
     for name, (fit, r) in ours.items():
         row = ref.loc[name]
-        assert fit.deviance == pytest.approx(row["dev"], abs=1e-6)
-        assert r["estimate"] == pytest.approx(row["est"], rel=1e-6, abs=1e-9)
+        assert fit.singular == bool(row["singular"])
+        assert fit.deviance == pytest.approx(row["REMLcrit"], abs=1e-6)
+        assert r["estimate"] == pytest.approx(row["estimate"], rel=1e-6, abs=1e-9)
         assert r["se"] == pytest.approx(row["se"], rel=1e-5)
-        assert r["df_satterthwaite"] == pytest.approx(row["dfS"], rel=1e-4)
-        assert r["se_kr"] == pytest.approx(row["seKR"], rel=1e-5)
-        assert r["df_kr"] == pytest.approx(row["dfKR"], rel=1e-4)
+        assert r["df_satterthwaite"] == pytest.approx(row["df_satterthwaite"], rel=1e-4)
+        assert r["se_kr"] == pytest.approx(row["se_kr"], rel=1e-5)
+        assert r["df_kr"] == pytest.approx(row["df_kr"], rel=1e-4)
