@@ -554,10 +554,12 @@ def power_section(ctx: Context) -> Section:
     sec.table(_round(frame[shown], 3), "Simulated power with its Monte Carlo 95% CI; failed and "
               "singular replicates are counted, never dropped.")
     sec.methods.append(
-        f"Power was simulated ({res.nsim} replicates) for a planned growth study: "
-        + ", ".join(f"{_pretty(k)} {', '.join(map(str, v)) if isinstance(v, list) else v}"
-                    for k, v in planned.items())
-        + ". Effects were entered by the planner, not taken from the data.")
+        f"Power was simulated ({res.nsim} replicates) for a planned growth study of "
+        f"{planned.get('programmes', '?')} programmes with {planned.get('clients_per_programme', '?')}"
+        f" clients each, measured at weeks {', '.join(map(str, planned.get('weeks', [])))}, "
+        f"with {100 * float(planned.get('dropout', 0)):.0f}% dropout; the {des.get('test_term', 'time')}"
+        f" effect was tested with {des.get('ddf', 'satterthwaite')} degrees of freedom at alpha "
+        f"{spec.get('alpha', 0.05)}. Effects were entered by the planner, not taken from the data.")
     return sec
 
 
