@@ -20,13 +20,20 @@ def test_power_command_prints_power_and_its_interval():
 
 def test_power_command_missing_file_is_one_line_error(tmp_path):
     res = runner.invoke(app, ["power", str(tmp_path / "nope.yaml"), "--nsim", "5"])
-    assert res.exit_code != 0
+    # CliRunner swallows an unhandled exception into res.exception (the output then has no
+    # "Traceback" either): the error must have been turned into a clean exit by the CLI.
+    assert res.exit_code == 1
+    assert isinstance(res.exception, SystemExit), repr(res.exception)
     assert "Traceback" not in res.output
+    assert res.output.startswith("error:") and "nope.yaml" in res.output
+    assert len(res.output.strip().splitlines()) == 1
 
 
 def test_report_command_errors(tmp_path):
     res = runner.invoke(app, ["report", "--data", str(tmp_path), "--out", str(tmp_path / "r")])
     assert res.exit_code == 1
+    assert isinstance(res.exception, SystemExit), repr(res.exception)
     assert "Traceback" not in res.output and "provenance.json" in res.output
     res = runner.invoke(app, ["report", "--data", str(tmp_path), "--audience", "everyone"])
     assert res.exit_code == 1 and "audience" in res.output
+    assert isinstance(res.exception, SystemExit), repr(res.exception)

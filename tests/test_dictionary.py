@@ -54,6 +54,12 @@ def test_every_cited_source_exists_and_sdq_norms_match_instruments_md(dictionary
     assert dictionary.scale("SDQ-S", "total_difficulties").norm_for(13).mean.value == 8.7
     # outside the norm group's ages there is no norm, rather than a wrong one
     assert dictionary.scale("SDQ-S", "internalising").norm_for(20.5) is None
+    # the age bounds of "girls 12-17" in fractional years: [12, 18); girls only
+    sdq_int = dictionary.scale("SDQ-S", "internalising")
+    assert sdq_int.norm_for(12.0) is not None and sdq_int.norm_for(17.99) is not None
+    assert sdq_int.norm_for(11.99) is None and sdq_int.norm_for(18.0) is None
+    assert sdq_int.norm_for(15.0, sex="male") is None
+    assert sdq_int.norm_for(None) is None  # age unknown: no age-bound norm applies
     cries = dictionary.scale("CRIES-13", "total")
     assert cries.cutoff.value == 30 and cries.reliability.value == 0.89
 

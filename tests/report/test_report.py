@@ -91,10 +91,30 @@ def test_no_synthetic_identifier_in_any_report(demo):
         str(v) for col in synth.identifiers.columns for v in synth.identifiers[col].dropna()}
     values = {v for v in values if len(v) >= 4}
     for rep in reports.values():
-        for path in (rep.html_path, rep.pdf_path):
-            text = path.read_bytes().decode("latin-1")
+        for name, text in (("html", rep.html_path.read_bytes().decode("latin-1")),
+                           ("html:utf8", rep.html_path.read_text(encoding="utf-8")),
+                           ("pdf", _pdf_text(rep.pdf_path))):
             leaked = [v for v in values if v in text]
-            assert not leaked, (path.name, leaked[:3])
+            assert not leaked, (name, leaked[:3])
+
+
+def _pdf_text(path) -> str:
+    """The text of a PDF. Its content streams are Flate-compressed, so grepping the raw
+    bytes finds nothing (not even the pseudonyms the internal report does print)."""
+    import pypdf  # a dependency of xhtml2pdf
+
+    return "\n".join(page.extract_text() or "" for page in pypdf.PdfReader(path).pages)
+
+
+def test_pdf_text_is_searchable_and_public_pdf_has_no_pseudonym(demo):
+    _, h, reports = demo
+    pseudonyms = set(h.table["client"].unique())
+    internal = _pdf_text(reports["internal"].pdf_path)
+    # positive control: the search does find pseudonyms where they are meant to be
+    assert any(p in internal for p in pseudonyms)
+    public = _pdf_text(reports["public"].pdf_path)
+    assert "Sample flow" in public
+    assert not [p for p in pseudonyms if p in public]
 
 
 def test_provenance_records_hashes_and_spec(demo):
@@ -112,3 +132,49 @@ def test_spec_typo_is_an_error(tmp_path):
     path.write_text("title: x\npowr: {}\n", encoding="utf-8")
     with pytest.raises(SpecError, match="did you mean 'power'"):
         load_spec(path)
+
+
+@pytest.mark.xfail(strict=True, reason="BUG src/effectstudy/report/analyses.py "
+                   "single_case_section: the public report prints the number of cases per "
+                   "programme (randomization table 'cases', per-case rows 'case 1..k', WWC "
+                   "'number of baselines') unsuppressed, e.g. Hoenderloo 3, while the flow "
+                   "table suppresses the same count as '<5'")
+def test_public_single_case_section_shows_no_small_client_count(demo):
+    _, _, reports = demo
+    html = reports["public"].html_path.read_text(encoding="utf-8")
+    body = _sections(html)["single_case"]
+    checked = 0
+    for tab in re.findall(r"<table.*?</table>", body, flags=re.S):
+        headers = re.findall(r"<th>([^<]*)</th>", tab)
+        if "cases" not in headers:
+            continue
+        col = headers.index("cases")
+        for row in re.findall(r"<tr>(.*?)</tr>", tab, flags=re.S)[1:]:
+            cell = re.findall(r"<td>([^<]*)</td>", row)[col].strip()
+            checked += 1
+            assert cell == "&lt;5" or int(cell.replace(",", "")) >= 5, cell
+    assert checked
+
+
+@pytest.mark.xfail(strict=True, reason="BUG src/effectstudy/report/analyses.py:622-626 "
+                   "limitations_section: per-programme client counts get primary suppression "
+                   "only, next to the unsuppressed total (Hoenderloo = 72 - 25 - 6 - 12 - 16 - "
+                   "9 = 4), and show counts the flow table hid as secondary cells (Intermetzo)")
+def test_public_limitations_counts_agree_with_the_suppressed_flow_table(demo):
+    _, _, reports = demo
+    html = reports["public"].html_path.read_text(encoding="utf-8")
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", _sections(html)["limitations"]))
+    m = re.search(r"\(([^()]*) clients in the exports; (\S+) in all", text)
+    assert m, text[:300]
+    sizes = dict(re.match(r"(.*) (\S+)$", part.strip()).groups() for part in m.group(1).split(","))
+    hidden = [p for p, v in sizes.items() if v == "&lt;5"]
+    # one hidden count next to a visible total is recovered by subtraction
+    assert not (len(hidden) == 1 and m.group(2) != "&lt;5")
+    flow = _sections(html)["flow"]
+    tab = re.findall(r"<table.*?</table>", flow, flags=re.S)[0]
+    headers = re.findall(r"<th>([^<]*)</th>", tab)
+    col = headers.index("referred (in export)")
+    for row in re.findall(r"<tr>(.*?)</tr>", tab, flags=re.S)[1:]:
+        cells = re.findall(r"<td>([^<]*)</td>", row)
+        if cells[0] in sizes:
+            assert sizes[cells[0]] == cells[col], (cells[0], sizes[cells[0]], cells[col])
