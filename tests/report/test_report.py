@@ -134,11 +134,6 @@ def test_spec_typo_is_an_error(tmp_path):
         load_spec(path)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG src/effectstudy/report/analyses.py "
-                   "single_case_section: the public report prints the number of cases per "
-                   "programme (randomization table 'cases', per-case rows 'case 1..k', WWC "
-                   "'number of baselines') unsuppressed, e.g. Hoenderloo 3, while the flow "
-                   "table suppresses the same count as '<5'")
 def test_public_single_case_section_shows_no_small_client_count(demo):
     _, _, reports = demo
     html = reports["public"].html_path.read_text(encoding="utf-8")
@@ -156,25 +151,15 @@ def test_public_single_case_section_shows_no_small_client_count(demo):
     assert checked
 
 
-@pytest.mark.xfail(strict=True, reason="BUG src/effectstudy/report/analyses.py:622-626 "
-                   "limitations_section: per-programme client counts get primary suppression "
-                   "only, next to the unsuppressed total (Hoenderloo = 72 - 25 - 6 - 12 - 16 - "
-                   "9 = 4), and show counts the flow table hid as secondary cells (Intermetzo)")
-def test_public_limitations_counts_agree_with_the_suppressed_flow_table(demo):
-    _, _, reports = demo
+def test_public_limitations_give_no_per_programme_counts(demo):
+    # A list of per-programme counts beside the total would undo the flow table's
+    # suppression (one hidden count = total - the others); the public text gives a range.
+    _, h, reports = demo
     html = reports["public"].html_path.read_text(encoding="utf-8")
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", _sections(html)["limitations"]))
-    m = re.search(r"\(([^()]*) clients in the exports; (\S+) in all", text)
-    assert m, text[:300]
-    sizes = dict(re.match(r"(.*) (\S+)$", part.strip()).groups() for part in m.group(1).split(","))
-    hidden = [p for p, v in sizes.items() if v == "&lt;5"]
-    # one hidden count next to a visible total is recovered by subtraction
-    assert not (len(hidden) == 1 and m.group(2) != "&lt;5")
-    flow = _sections(html)["flow"]
-    tab = re.findall(r"<table.*?</table>", flow, flags=re.S)[0]
-    headers = re.findall(r"<th>([^<]*)</th>", tab)
-    col = headers.index("referred (in export)")
-    for row in re.findall(r"<tr>(.*?)</tr>", tab, flags=re.S)[1:]:
-        cells = re.findall(r"<td>([^<]*)</td>", row)
-        if cells[0] in sizes:
-            assert sizes[cells[0]] == cells[col], (cells[0], sizes[cells[0]], cells[col])
+    assert "clients per programme" in text
+    numbers = [int(n) for n in re.findall(r"\b\d+\b", text)]
+    assert all(n >= 5 for n in numbers), numbers
+    assert str(len(h.clients)) not in re.findall(r"\b\d+\b", text)
+    internal = reports["internal"].html_path.read_text(encoding="utf-8")
+    assert f"{len(h.clients)} in all" in internal

@@ -84,10 +84,6 @@ def _determined_by_margins(shown: pd.DataFrame, counts: pd.DataFrame) -> list:
     return found
 
 
-@pytest.mark.xfail(strict=True, reason="BUG src/effectstudy/report/suppression.py "
-                   "suppress_table: a row/column total below the threshold is hidden after "
-                   "secondary suppression ran, so it follows from the grand total minus the "
-                   "other (visible) totals; the margins must take part in suppress_cells")
 def test_suppressed_table_hides_no_total_recoverable_from_the_grand_total():
     counts = pd.DataFrame([[2, 1], [10, 12], [8, 9]], index=["a", "b", "c"], columns=["x", "y"])
     shown = suppress_table(counts)

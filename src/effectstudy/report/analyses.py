@@ -244,16 +244,19 @@ def reliable_change_section(ctx: Context) -> Section:
     rc = change.reliable_change(ctx.table, pre=pre, post=post, method=method,
                                 constructs=spec.get("constructs"), dictionary=ctx.dictionary)
     assessed = rc[rc["category"] != "not assessable"]
-    counts = (assessed.assign(programme=assessed["programme"].map(ctx.programme_name))
-              .groupby(["programme", "category"]).size().unstack(fill_value=0)
-              .reindex(columns=list(change.CATEGORIES), fill_value=0))
     if ctx.public:
+        # Distinct clients per construct and category (a client counts once per
+        # construct), so the threshold applies to girls, not to client-construct pairs.
+        counts = (assessed.assign(construct=assessed["construct"].map(_pretty))
+                  .groupby(["construct", "category"])["client"].nunique().unstack(fill_value=0)
+                  .reindex(columns=list(change.CATEGORIES), fill_value=0))
         shown = suppress_table(counts, threshold=ctx.threshold, suppress_zero=ctx.suppress_zero)
         shown.columns.name = None
         sec.table(shown.reset_index(),
-                  "Number of client-construct pairs per change category, summed over the "
-                  "constructs each programme measured (a client counts once per construct). "
-                  f"Counts below {ctx.threshold} are suppressed.")
+                  "Number of clients per change category and construct, all programmes "
+                  "together (programme-level counts are too small to publish). The Total row adds "
+                  f"up client-construct pairs. Counts below {ctx.threshold} are suppressed, with "
+                  "secondary suppression so that no hidden count follows from the totals.")
     else:
         summ = change.summary(rc, by="programme")
         summ["programme"] = summ["programme"].map(ctx.programme_name)
@@ -379,7 +382,9 @@ def single_case_section(ctx: Context) -> Section:
                 min_phase_length=rand_spec.get("min_phase_length", 3),
                 n_samples=rand_spec.get("n_samples"), seed=ctx.spec.get("seed", 2026),
                 improvement=improvement)
-        rand_rows.append({"programme": name, "cases": g["case"].nunique(),
+        n_cases = g["case"].nunique()
+        rand_rows.append({"programme": name,
+                          "cases": _sup(n_cases, ctx.threshold) if ctx.public else n_cases,
                           "statistic": rand_spec.get("statistic", "mean_difference"),
                           "observed": rt.observed, "p_value": rt.p_value,
                           "n_assignments": rt.n_assignments, "min_p": rt.min_p,
@@ -395,12 +400,19 @@ def single_case_section(ctx: Context) -> Section:
             sec.figure(fig, f"Multiple-baseline graph, {name}: one panel per case, ordered by "
                        "the start of the intervention. Dashed line: phase change; dotted lines: "
                        "least-squares trend per phase.")
+    case_level = not ctx.public or ctx.spec.get("public_individual_series", False)
     es_table = pd.concat(es_all, ignore_index=True)
-    sec.table(_effect_sizes_wide(es_table), "Effect sizes per case: estimate [95% CI] where a CI "
-              "is available. NAP and PND are proportions (1 = no overlap between phases); SMD is "
-              "in baseline SDs; LRRd is the log response ratio (negative = decrease); Tau-U "
-              "(Parker et al. 2011) corrects for baseline trend and is not bounded by 1"
-              + (". Cases are numbered, not named." if ctx.public else "; cases are pseudonyms."))
+    if case_level:
+        sec.table(_effect_sizes_wide(es_table), "Effect sizes per case: estimate [95% CI] where a "
+                  "CI is available. NAP and PND are proportions (1 = no overlap between phases); "
+                  "SMD is in baseline SDs; LRRd is the log response ratio (negative = decrease); "
+                  "Tau-U (Parker et al. 2011) corrects for baseline trend and is not bounded by 1"
+                  + (". Cases are numbered, not named." if ctx.public else "; cases are pseudonyms."))
+    else:
+        sec.text("Effect sizes per case (" + ", ".join(measures) + ") are case-level results and "
+                 "appear only in the internal report (or when the analysis spec sets "
+                 "public_individual_series). The randomization tests below use all cases of a "
+                 "programme together.")
     rand = pd.DataFrame(rand_rows)
     rand["statistic"] = rand["statistic"].map(_pretty)
     warned = [f"{r['programme']}: {r['warning']}" for r in rand_rows if r["warning"]]
@@ -411,8 +423,13 @@ def single_case_section(ctx: Context) -> Section:
     if warned:
         sec.text("Randomization test messages: " + "; ".join(warned))
     design = pd.concat(checks, ignore_index=True)
+    if not case_level:
+        # Study-level checks only, as ratings: the values (points per case, number of
+        # baselines) would count cases.
+        design = design.loc[design["case"] == "ALL", ["programme", "check", "rating"]]
     design["check"] = design["check"].map(_pretty)
-    design["case"] = design["case"].replace({"ALL": "all cases"})
+    if "case" in design:
+        design["case"] = design["case"].replace({"ALL": "all cases"})
     sec.table(design, "What Works Clearinghouse design checks (Kratochwill et al. 2010, 2013): "
               "the value found, the value that meets the standards and the value that meets them "
               "with reservations.")
@@ -620,11 +637,18 @@ def programmes_section(ctx: Context) -> Section:
 def limitations_section(ctx: Context) -> Section:
     sec = Section("limitations", "Limitations")
     n_by = ctx.clients.groupby("programme").size()
-    sizes = ", ".join(f"{ctx.programme_name(p)} {_sup(n, ctx.threshold) if ctx.public else n}"
-                      for p, n in n_by.items())
+    if ctx.public:
+        # A list of per-programme counts next to the total would undo the suppression of
+        # the flow table; give the range instead.
+        low = n_by.min()
+        low_text = f"fewer than {ctx.threshold}" if low < ctx.threshold else str(int(low))
+        sizes = (f"from {low_text} to {int(n_by.max())} clients per programme in the exports, "
+                 f"{len(n_by)} programmes")
+    else:
+        sizes = ", ".join(f"{ctx.programme_name(p)} {n}" for p, n in n_by.items())
+        sizes += f" clients in the exports; {len(ctx.clients)} in all across {len(n_by)} programmes"
     sec.text(
-        f"The groups are small ({sizes} clients in the exports; {len(ctx.clients)} in all "
-        f"across {len(n_by)} programmes). Estimates per programme are imprecise and tests have "
+        f"The groups are small ({sizes}). Estimates per programme are imprecise and tests have "
         "little power; single-case designs and small-sample corrections were used where they "
         "help, but they do not create information the data lack. Programmes differ in setting, "
         "duration, phases and instruments: comparisons between programmes are descriptive, not "

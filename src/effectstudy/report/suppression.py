@@ -99,20 +99,31 @@ def suppress_table(counts: pd.DataFrame, *, threshold: int = 5, suppress_zero: b
                    totals: bool = True) -> pd.DataFrame:
     """A two-way count table ready to publish: hidden cells shown as ``"<5"``.
 
-    Row and column totals are added (``totals=True``); a total below the threshold
-    is itself hidden (and then nothing below it can be recovered from it).
+    With ``totals=True`` the row totals, column totals and grand total are published
+    too, and suppression runs once over every additive relation of the table with
+    its margins (each row adds up to its total, each column to its total, the row
+    totals and the column totals to the grand total), so no hidden cell or hidden
+    total follows from the others.
     """
-    mask = suppression_mask(counts, threshold=threshold, suppress_zero=suppress_zero,
-                            has_row_totals=totals, has_col_totals=totals)
     label = f"<{threshold}"
-    out = counts.astype(object).where(~mask, label)
-    if totals:
-        row_tot = counts.sum(axis=1)
-        col_tot = counts.sum(axis=0)
-        grand = counts.to_numpy().sum()
-        out["Total"] = [label if v < threshold else int(v) for v in row_tot]
-        col_row = [label if v < threshold else int(v) for v in col_tot]
-        out.loc["Total"] = col_row + [label if grand < threshold else int(grand)]
+    if not totals:
+        mask = suppression_mask(counts, threshold=threshold, suppress_zero=suppress_zero,
+                                has_row_totals=False, has_col_totals=False)
+        return counts.astype(object).where(~mask, label)
+    full = counts.copy()
+    full["Total"] = counts.sum(axis=1)
+    full.loc["Total"] = full.sum(axis=0)
+    rows, cols = list(counts.index), list(counts.columns)
+    values = {(r, c): float(full.loc[r, c]) for r in full.index for c in full.columns}
+    lines = [([(r, c) for c in cols], (r, "Total")) for r in rows]
+    lines += [([(r, c) for r in rows], ("Total", c)) for c in cols]
+    lines.append(([(r, "Total") for r in rows], ("Total", "Total")))
+    lines.append(([("Total", c) for c in cols], ("Total", "Total")))
+    hidden = suppress_cells(values, lines, threshold=threshold, suppress_zero=suppress_zero)
+    out = full.astype(object)
+    for r in full.index:
+        for c in full.columns:
+            out.loc[r, c] = label if (r, c) in hidden else int(full.loc[r, c])
     return out
 
 
