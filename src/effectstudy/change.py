@@ -208,7 +208,13 @@ def _pairs(data: pd.DataFrame, pre: str, post: str, constructs: Sequence[str] | 
     wide = d.pivot_table(index=_KEYS, columns="occasion", values="raw", aggfunc="first")
     wide = wide.reindex(columns=[pre, post])
     wide.columns = ["pre", "post"]
-    return wide.dropna().reset_index()
+    wide = wide.dropna().reset_index()
+    # The norm group harmonise applied at the pre occasion (by the client's age), and the age.
+    at_pre = d[d["occasion"] == pre]
+    for col in ("norm_group", "age"):
+        if col in at_pre.columns:
+            wide = wide.merge(at_pre[_KEYS + [col]].drop_duplicates(_KEYS), on=_KEYS, how="left")
+    return wide
 
 
 def reliable_change(
@@ -277,7 +283,7 @@ def reliable_change(
     pairs = _pairs(data, pre, post, constructs)
     out = []
     for (prog, inst, scale_id), grp in pairs.groupby(["programme", "instrument", "scale"], sort=True):
-        out.append(_classify_group(grp.copy(), dd, prog, inst, scale_id, method, sd, criterion, data,
+        out.append(_classify_group(grp.copy(), dd, prog, inst, scale_id, method, sd, criterion,
                                    pre))
     cols = ["programme", "client", "construct", "instrument", "scale", "better", "pre", "post",
             "change", "rci", "reliable", "direction", "clinically_significant", "category", "sd",
@@ -288,15 +294,32 @@ def reliable_change(
     return pd.concat(out, ignore_index=True)[cols]
 
 
-def _ages(data: pd.DataFrame, prog: str) -> float | None:
-    if "age" in data.columns:
-        ages = data.loc[data["programme"] == prog, "age"].dropna()
-        if len(ages):
-            return float(ages.median())
-    return None
+def _applicable_norm(sc, grp: pd.DataFrame, notes: list[str]):
+    """The verified norm that covers every client of the group, else None.
+
+    Harmonised data say which norm group applied to each score (``norm_group``, by
+    the client's age); without it the clients' ``age`` decides; with neither the
+    first verified norm is assumed to apply, and the note says so.
+    """
+    verified = [n for n in sc.norms if n.verified]
+    if not verified:
+        return None
+    if "norm_group" in grp.columns:
+        groups = {g if isinstance(g, str) else None for g in grp["norm_group"]}
+        norm = next((n for n in verified if groups == {n.group}), None)
+    elif "age" in grp.columns:
+        found = {id(sc.norm_for(a)): sc.norm_for(a) for a in grp["age"]}
+        norm = next(iter(found.values())) if len(found) == 1 else None
+    else:
+        notes.append("clients' ages unknown: the norm group is assumed to apply")
+        return verified[0]
+    if norm is None:
+        notes.append("the verified norm group does not cover every client (age): SD and "
+                      "cut-off taken from the sample")
+    return norm
 
 
-def _classify_group(grp, dd, prog, inst, scale_id, method, sd_choice, criterion, data, pre_occ):
+def _classify_group(grp, dd, prog, inst, scale_id, method, sd_choice, criterion, pre_occ):
     sc = dd.scale(inst, scale_id)
     better = sc.better
     grp["better"] = better
@@ -306,11 +329,7 @@ def _classify_group(grp, dd, prog, inst, scale_id, method, sd_choice, criterion,
     n = len(grp)
     notes: list[str] = []
 
-    norm = None
-    for candidate in sc.norms:
-        if candidate.verified:
-            norm = candidate
-            break
+    norm = _applicable_norm(sc, grp, notes)
     sample_sd = float(np.std(pre, ddof=1)) if n >= 2 else np.nan
     if sd_choice == "norm" and norm is not None:
         sd_val, sd_src = float(norm.sd.value), f"{norm.sd.source} ({norm.group})"
@@ -350,7 +369,9 @@ def _classify_group(grp, dd, prog, inst, scale_id, method, sd_choice, criterion,
     grp["reliable"] = np.where(np.isfinite(rci), reliable, pd.NA)
     improving = sign * rci > criterion
     worsening = sign * rci < -criterion
-    grp["direction"] = np.select([improving, worsening], ["improved", "deteriorated"], "none")
+    assessable = np.isfinite(rci)
+    direction = np.select([improving, worsening], ["improved", "deteriorated"], "none")
+    grp["direction"] = pd.Series(direction, index=grp.index, dtype=object).where(assessable, pd.NA)
 
     cutoff, kind, csrc = _cutoff(sc, norm, pre, better)
     if cutoff is None:
@@ -360,7 +381,8 @@ def _classify_group(grp, dd, prog, inst, scale_id, method, sd_choice, criterion,
         functional_post = _functional(post, cutoff, kind, better)
         dysfunctional_pre = ~_functional(pre, cutoff, kind, better)
         crossed = functional_post & dysfunctional_pre
-        grp["clinically_significant"] = crossed & improving
+        grp["clinically_significant"] = pd.Series(crossed & improving, index=grp.index,
+                                                  dtype=object).where(assessable, pd.NA)
     else:
         crossed = np.zeros(n, dtype=bool)
         grp["clinically_significant"] = pd.NA

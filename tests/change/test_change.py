@@ -209,10 +209,6 @@ def test_jacobson_plot_renders(dd):
     assert any(line.get_linestyle() == "--" for line in ax.lines)  # cut-off lines
 
 
-@pytest.mark.xfail(strict=True, reason="BUG src/effectstudy/change.py _classify_group: the SD "
-                   "(and a cut-off c) come from the first verified norm whatever the clients' "
-                   "age; harmonise found no norm for these 21-year-olds (YSR norm 11-18), yet "
-                   "the output cites aseba_tscore as the SD source")
 def test_norm_outside_its_age_range_is_not_used(dd):
     rows = [("p", f"c{i}", "YSR", "internalising_t", "internalising", "lower", pre, post)
             for i, (pre, post) in enumerate([(70, 55), (66, 63), (58, 70)])]
@@ -222,9 +218,6 @@ def test_norm_outside_its_age_range_is_not_used(dd):
     assert not rc["sd_source"].str.startswith("aseba_tscore").any()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG src/effectstudy/change.py _classify_group: where "
-                   "no RCI could be computed, direction is 'none' and clinically_significant "
-                   "False (NaN comparisons) instead of missing, which reads as a finding")
 def test_not_assessable_rows_claim_no_direction_or_significance(dd):
     rows = [("p", f"c{i}", "SDQ-S", "internalising", "internalising", "lower", 12 + i, 2 + i)
             for i in range(3)]
