@@ -113,9 +113,6 @@ def test_key_file_in_data_folder_is_refused(tmp_path):
     assert not (data / "k.key").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG src/effectstudy/harmonise/log.py RejectionLog."
-                   "_safe_value: redaction matches a whole cell exactly, so a name inside a "
-                   "longer cell, in another case, or a first name alone reaches the log value")
 def test_name_fragments_in_rejected_cells_are_redacted(tmp_path, key):
     from harmonise_helpers import NAMES
 

@@ -13,7 +13,10 @@ So, per file, ``rows in = rows in the table + sum(scores)`` exactly.
 
 Privacy: ``value`` is filled only for score cells and label cells, never for
 identifier columns or dates of birth, and is redacted if it equals an identifier
-value seen in the same run.
+value seen in the same run, contains one (case-insensitive), or contains a word of
+three or more letters of one (a first name alone, a name inside a note). Values are
+redacted when the log is turned into a table, after every file has been read, so an
+identifier first seen in a later file is still caught.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ KINDS = (
 # 8-9 digit runs look like a BSN; dates look like dates of birth: never echo them.
 _BSN_LIKE = re.compile(r"\d{8,9}")
 _DATE_LIKE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}")
+_WORDS = re.compile(r"[^\W\d_]+")
 REDACTED = "<redacted>"
 
 
@@ -53,6 +57,7 @@ class RejectionLog:
 
     entries: list[dict] = field(default_factory=list)
     _secrets: set[str] = field(default_factory=set, repr=False)
+    _tokens: set[str] = field(default_factory=set, repr=False)
 
     def protect(self, values: object) -> None:
         """Remember identifier values (in memory only) so they are never echoed."""
@@ -61,7 +66,8 @@ class RejectionLog:
                 continue
             text = str(v).strip()
             if text and text.lower() != "nan":
-                self._secrets.add(text)
+                self._secrets.add(text.lower())
+                self._tokens.update(t for t in _WORDS.findall(text.lower()) if len(t) >= 3)
 
     def _safe_value(self, value: object) -> str | None:
         if value is None:
@@ -74,10 +80,13 @@ class RejectionLog:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         text = str(value).strip()
+        low = text.lower()
+        if (_BSN_LIKE.search(text) or _DATE_LIKE.search(text)
+                or any(secret in low for secret in self._secrets)
+                or any(word in self._tokens for word in _WORDS.findall(low))):
+            return REDACTED
         if len(text) > 60:
             text = text[:57] + "..."
-        if text in self._secrets or _BSN_LIKE.search(text) or _DATE_LIKE.search(text):
-            return REDACTED
         return text
 
     def add(
@@ -103,14 +112,15 @@ class RejectionLog:
                 "column": column,
                 "kind": kind,
                 "reason": reason,
-                "value": self._safe_value(value),
+                "value": value,
                 "scores": int(scores),
             }
         )
 
     def frame(self) -> pd.DataFrame:
         """The log as a DataFrame with :data:`LOG_COLUMNS`, in input order."""
-        df = pd.DataFrame(self.entries, columns=list(LOG_COLUMNS))
+        entries = [dict(e, value=self._safe_value(e["value"])) for e in self.entries]
+        df = pd.DataFrame(entries, columns=list(LOG_COLUMNS))
         df["row"] = pd.array(df["row"].tolist(), dtype="Int64")
         df["scores"] = df["scores"].astype("int64")
         for col in ("programme", "file", "column", "kind", "reason", "value"):
