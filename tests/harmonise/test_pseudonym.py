@@ -85,3 +85,17 @@ def test_key_file_inside_data_or_output_is_refused(tmp_path, dictionary):
 
 def test_demo_key_is_deterministic_per_seed():
     assert demo_key(1) == demo_key(1) != demo_key(2)
+
+
+def test_pseudonym_collision_is_an_error_not_a_merge(tmp_path, key, monkeypatch):
+    # Force every id onto one pseudonym: two girls must never be merged silently.
+    import effectstudy.harmonise.mapping as mapping
+    from effectstudy.errors import HarmoniseError
+    from effectstudy.harmonise import harmonise
+
+    write_pinq_gesloten(tmp_path)
+    monkeypatch.setattr(mapping, "pseudonymise", lambda prog, rid, key: "PG-00000000")
+    with pytest.raises(HarmoniseError, match="share one pseudonym") as err:
+        harmonise(tmp_path, key=key)
+    for raw in RAW_IDS:
+        assert str(raw) not in str(err.value)

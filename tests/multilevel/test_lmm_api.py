@@ -275,3 +275,16 @@ def test_kkt_check_uses_column_sign_symmetry():
     assert np.flatnonzero(v).tolist() == [0]
     start = model._line_escape(point, v, True)
     assert start is not None and model.deviance(start) < model.deviance(neg)
+
+
+def test_rows_with_missing_values_are_reported_not_silently_dropped():
+    import numpy as np
+    import pandas as pd
+
+    from effectstudy.multilevel import fit as fit_model
+
+    d = pd.read_csv(REFERENCE / "multilevel" / "data" / "sleepstudy.csv")
+    d.loc[[3, 7], "Reaction"] = np.nan
+    f = fit_model("Reaction ~ Days + (1 + Days | Subject)", d)
+    assert f.nobs == 178
+    assert any("2 row(s) with a missing value" in m for m in f.messages)

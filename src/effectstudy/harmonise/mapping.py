@@ -33,7 +33,7 @@ from typing import Any
 import pandas as pd
 
 from effectstudy.dictionary import Dictionary, MeasureMap, SourceFile
-from effectstudy.errors import SourceError
+from effectstudy.errors import HarmoniseError, SourceError
 from effectstudy.harmonise.log import RejectionLog
 from effectstudy.harmonise.pseudonym import normalise_id, pseudonymise
 from effectstudy.harmonise.readers import RawTable, is_empty
@@ -210,6 +210,12 @@ class _Mapper:
         raw_ids = [normalise_id(v) for v in frame[sf.client_id].tolist()]
         clients = [pseudonymise(self.prog, rid, self.key) if rid is not None else None
                    for rid in raw_ids]
+        seen: dict[str, str] = {}
+        for rid, pseudo in zip(raw_ids, clients, strict=True):
+            if pseudo is not None and seen.setdefault(pseudo, rid) != rid:
+                # Two different clients with one pseudonym would be merged silently.
+                raise HarmoniseError("two different client ids share one pseudonym; choose "
+                                     "another pseudonym key", file=self.raw.file)
         births = (frame[sf.birth_date].tolist() if sf.birth_date else [None] * len(frame))
         required, _ = declared_columns(sf)
         keep = [c for c in frame.columns

@@ -208,6 +208,8 @@ class LinearMixedModel:
         frame, keep = _prepare_data(data, self.parsed)
         #: the rows used (all columns of the input), in input order
         self.data = data.iloc[keep]
+        #: rows left out for a missing value in a model variable (never silently: see messages)
+        self.n_dropped = len(data) - len(self.data)
         self._frame = frame
         resp = frame[self.parsed.response]
         if not pd.api.types.is_numeric_dtype(resp):
@@ -871,6 +873,9 @@ class MixedModelResults(ResultMixin):
         self.messages: list[str] = list(messages or [])
         if self.is_singular:
             self.messages.insert(0, SINGULAR_MESSAGE)
+        if getattr(model, "n_dropped", 0):
+            self.messages.append(f"{model.n_dropped} row(s) with a missing value in a model "
+                                 "variable were left out (complete cases)")
         self.warnings: list[str] = list(self.messages)
         few = {g: n for g, n in ng.items() if n <= FEW_CLUSTERS}
         if few:

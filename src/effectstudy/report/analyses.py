@@ -1,7 +1,7 @@
 """Run the analyses a spec asks for and collect their results for the report.
 
 This is the only part of the report package that calls statistical code; the
-renderer (:mod:`effectstudy.report.render`) lays out what is collected here and
+renderer (:mod:`effectstudy.report.build`) lays out what is collected here and
 computes nothing. Audience rules are applied here, once: a public report gets
 suppressed tables and no case-level figures (unless the spec opts in), an internal
 one gets pseudonymised case-level detail.
@@ -221,6 +221,8 @@ def descriptives(ctx: Context) -> Section:
     if ctx.public:
         desc = suppress_long(desc, count="n", statistics=["mean", "sd", "min", "max"],
                              threshold=ctx.threshold, suppress_zero=ctx.suppress_zero)
+        # a minimum or maximum is one client's score: not for publication
+        desc = desc.drop(columns=["min", "max"])
     note = (f" Cells with fewer than {ctx.threshold} clients are suppressed." if ctx.public else "")
     desc["measure"] = desc["measure"].map(_pretty)
     desc["occasion"] = desc["occasion"].map(_pretty)
@@ -487,7 +489,14 @@ def multilevel_section(ctx: Context) -> Section:
     ddf = spec.get("ddf", "kenward-roger")
     sec = Section("multilevel", f"Multilevel growth model: {construct}")
     t = ctx.table
-    d = t[(t["construct"] == construct) & t["session"].isna() & t["z"].notna()].copy()
+    scores = t[(t["construct"] == construct) & t["session"].isna()]
+    d = scores[scores["z"].notna()].copy()
+    n_no_norm = len(scores) - len(d)
+    if n_no_norm:
+        sec.text(f"{n_no_norm} of {len(scores)} scores of this construct have no applicable "
+                 "published norm (instrument without a verified norm, or a client outside the "
+                 "norm group's ages) and so no z; they are not in this model. Their omission is "
+                 "not random: it concerns whole instruments and the oldest clients.")
     d = d.merge(ctx.clients[["programme", "client", "age", "fidelity"]], on=["programme", "client"],
                 how="left")
     with warnings.catch_warnings(record=True) as caught:
