@@ -112,3 +112,24 @@ def test_module_is_callable_and_keeps_its_attributes(tmp_path, dictionary):
     sdq = h.table[h.table["instrument"] == "SDQ-S"]["raw"]
     assert {8.5, 7.5} <= set(sdq)
     assert h.provenance["ignored_files"] == 0
+
+
+def test_schema_error_on_reading_back_names_columns_not_values(tmp_path, key):
+    # A hand-edited table.csv with a raw id where a pseudonym belongs: the error names the
+    # column and the check, never the offending value.
+    import pandas as pd
+
+    from effectstudy.errors import HarmoniseError
+    from effectstudy.harmonise import harmonise, read_harmonised
+    from harmonise_helpers import write_pinq_gesloten
+
+    (tmp_path / "raw").mkdir()
+    write_pinq_gesloten(tmp_path / "raw")
+    out = tmp_path / "out"
+    harmonise(tmp_path / "raw", key=key).write(out, format="csv")
+    table = pd.read_csv(out / "table.csv", dtype=str)
+    table.loc[0, "client"] = "Jansen-123456782"
+    table.to_csv(out / "table.csv", index=False)
+    with pytest.raises(HarmoniseError, match="client") as err:
+        read_harmonised(out)
+    assert "Jansen" not in str(err.value) and "123456782" not in str(err.value)

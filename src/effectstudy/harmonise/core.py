@@ -164,6 +164,16 @@ def _read_frame(folder: Path, name: str, str_cols: Iterable[str]) -> pd.DataFram
     raise HarmoniseError(f"harmonised output has no {name}.parquet or {name}.csv", file=folder)
 
 
+def _schema_failures(exc: Exception) -> str:
+    """Which columns failed which checks, without echoing any cell value (privacy)."""
+    cases = getattr(exc, "failure_cases", None)
+    if isinstance(cases, pd.DataFrame) and {"column", "check"} <= set(cases.columns):
+        pairs = sorted({f"{c}: {k}" for c, k in zip(cases["column"], cases["check"], strict=True)})
+        return "; ".join(pairs)[:400]
+    column = getattr(getattr(exc, "schema", None), "name", None)
+    return f"column {column!r} failed a check" if column else "a schema check failed"
+
+
 def read_harmonised(folder: str | Path, dictionary: Dictionary | str | Path | None = None
                     ) -> Harmonised:
     """Read a folder written by :meth:`Harmonised.write` (parquet preferred, else csv).
@@ -186,8 +196,8 @@ def read_harmonised(folder: str | Path, dictionary: Dictionary | str | Path | No
         clients = csch.validate(_read_frame(folder, "clients", strs(csch)))
         rejections = rsch.validate(_read_frame(folder, "rejections", strs(rsch)))
     except (pa_errors.SchemaError, pa_errors.SchemaErrors) as exc:
-        raise HarmoniseError(f"harmonised output does not match its schema: {exc}"[:500],
-                             file=folder) from exc
+        raise HarmoniseError("harmonised output does not match its schema: "
+                             f"{_schema_failures(exc)}", file=folder) from exc
     accounting = _read_frame(folder, "accounting", ["programme", "file"])
     return Harmonised(table, clients, rejections, accounting, provenance)
 
@@ -389,7 +399,8 @@ def harmonise(
         clients_df = clients_schema(d).validate(clients_df)
         rejections = rejections_schema().validate(rejections)
     except (pa_errors.SchemaError, pa_errors.SchemaErrors) as exc:  # pragma: no cover
-        raise HarmoniseError(f"harmonised output failed validation: {exc}"[:500]) from exc
+        raise HarmoniseError(f"harmonised output failed validation: {_schema_failures(exc)}"
+                             ) from exc
     from effectstudy import __version__
 
     created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
