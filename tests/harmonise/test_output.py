@@ -118,10 +118,10 @@ def test_schema_error_on_reading_back_names_columns_not_values(tmp_path, key):
     # A hand-edited table.csv with a raw id where a pseudonym belongs: the error names the
     # column and the check, never the offending value.
     import pandas as pd
+    from harmonise_helpers import write_pinq_gesloten
 
     from effectstudy.errors import HarmoniseError
     from effectstudy.harmonise import harmonise, read_harmonised
-    from harmonise_helpers import write_pinq_gesloten
 
     (tmp_path / "raw").mkdir()
     write_pinq_gesloten(tmp_path / "raw")
