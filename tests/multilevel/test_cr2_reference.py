@@ -21,8 +21,8 @@ import pandas as pd
 import pytest
 from scipy import optimize
 
-from refdata import REFERENCE
 from effectstudy.multilevel.robust import ClusterRobustResult, cluster_robust
+from refdata import REFERENCE
 
 REF_DIR = REFERENCE / "multilevel"
 EXPECTED = REF_DIR / "expected_cr2.csv"

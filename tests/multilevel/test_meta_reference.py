@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from refdata import REFERENCE
 from effectstudy.multilevel.meta import MetaAnalysisResult, meta_analysis
 from effectstudy.multilevel.robust import ClusterRobustResult
+from refdata import REFERENCE
 
 REF_DIR = REFERENCE / "multilevel"
 EXPECTED = REF_DIR / "expected_meta.csv"

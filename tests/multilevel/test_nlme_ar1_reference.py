@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from refdata import REFERENCE
 from effectstudy.errors import DataError, ModelError
 from effectstudy.multilevel.ar1 import fit_ar1
+from refdata import REFERENCE
 
 ML = REFERENCE / "multilevel"
 EXPECTED = ML / "expected_nlme_ar1.csv"

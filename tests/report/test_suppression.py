@@ -6,7 +6,6 @@ import itertools
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from effectstudy.report.suppression import suppress_long, suppress_table, suppression_mask
 

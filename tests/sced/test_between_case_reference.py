@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from refdata import REFERENCE
 from effectstudy.errors import DataError, ModelError
 from effectstudy.multilevel.ar1 import fit_ar1
 from effectstudy.sced.between_case import between_case_smd, estimate_between_case_smd, g_mlm
+from refdata import REFERENCE
 
 SCED = REFERENCE / "sced"
 DATA = SCED / "data"

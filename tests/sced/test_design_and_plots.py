@@ -11,7 +11,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from refdata import REFERENCE  # noqa: E402
 from effectstudy.errors import DataError, SpecError  # noqa: E402
 from effectstudy.sced.design import (  # noqa: E402
     DOES_NOT_MEET,
@@ -26,6 +25,7 @@ from effectstudy.sced.plots import (  # noqa: E402
     phase_plot,
 )
 from effectstudy.style import OKABE_ITO, RCPARAMS, label_axes, use_style  # noqa: E402
+from refdata import REFERENCE  # noqa: E402
 
 SCED = REFERENCE / "sced"
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from refdata import REFERENCE
 from effectstudy.errors import DataError, SpecError
 from effectstudy.sced.piecewise import PiecewiseResult, piecewise
+from refdata import REFERENCE
 
 SCED = REFERENCE / "sced"
 RTOL = 1e-6

@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from refdata import REFERENCE
 from effectstudy.errors import DataError, SpecError
 from effectstudy.sced.randomization import (
     RandomizationResult,
     random_start_points,
     randomization_test,
 )
+from refdata import REFERENCE
 
 SCED = REFERENCE / "sced"
 RTOL = 1e-6
