@@ -634,8 +634,12 @@ def programmes_section(ctx: Context) -> Section:
         if pid not in set(ctx.clients["programme"]):
             continue
         rows.append({"programme": prog.name, "provider": prog.provider, "setting": prog.setting,
-                     "max weeks": prog.maximum_weeks.value, "phases": len(prog.phases),
-                     "ages": f"{prog.age_min:g}-{prog.age_max:g}" if prog.age_min else "",
+                     "max weeks": (prog.maximum_weeks.value if prog.maximum_weeks.verified
+                                   else "not documented"),
+                     "phases": len(prog.phases),
+                     "ages": (f"{prog.age_min:g}-{prog.age_max:g}"
+                              if prog.age_min is not None and prog.age_source != "UNVERIFIED"
+                              else "not documented"),
                      "reach": prog.reach, "fidelity (0-10)": fid.get(pid)})
     sec.table(pd.DataFrame(rows), "The programmes as described in the data dictionary; the "
               "fidelity score is programme-level (programme integrity is not yet established). "
