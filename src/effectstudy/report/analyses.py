@@ -432,9 +432,10 @@ def single_case_section(ctx: Context) -> Section:
     design["check"] = design["check"].map(_pretty)
     if "case" in design:
         design["case"] = design["case"].replace({"ALL": "all cases"})
-    sec.table(design, "What Works Clearinghouse design checks (Kratochwill et al. 2010, 2013): "
-              "the value found, the value that meets the standards and the value that meets them "
-              "with reservations.")
+    sec.table(design, "What Works Clearinghouse design checks (Kratochwill et al. 2010, 2013)"
+              + (": the value found, the value that meets the standards and the value that meets "
+                 "them with reservations." if case_level else
+                 ": study-level ratings only (per-case values are in the internal report)."))
     sec.methods.append(
         f"Single-case series ({spec.get('instrument', 'weekly ratings')}) were analysed per case "
         f"with {', '.join(measures)} (improvement = {improvement}) and per programme with a "
