@@ -530,7 +530,8 @@ def _prepost_stats(x, y, sign, confidence, pg) -> dict:
     z = stats.norm.ppf(1 - alpha / 2)
     if sd_pre + sd_post > 0:
         d_av = m / ((sd_pre + sd_post) / 2)
-        j = 1 - 3 / (4 * (n - 1) - 1) if n > 1 else np.nan
+        # Hedges' J is 0 at n = 2 (df = 1): g is undefined there, not 0.
+        j = 1 - 3 / (4 * (n - 1) - 1) if n > 2 else np.nan
         rr = r if np.isfinite(r) else 0.0
         v = (1 / n + d_av**2 / (2 * n)) * 2 * (1 - rr)
         out.update(d_av=d_av, g_av=d_av * j, d_av_ci_lower=d_av - z * np.sqrt(v),
@@ -561,8 +562,16 @@ def _nct_ci(t_obs: float, df: float, alpha: float) -> tuple[float, float]:
     """CI for the noncentrality parameter of a t statistic (Steiger & Fouladi 1997)."""
     from scipy.optimize import brentq
 
+    def cdf(ncp: float) -> float:
+        # scipy's noncentral t cdf can return NaN far in the tails: there it is 1
+        # (noncentrality far below t) or 0 (far above).
+        value = stats.nct.cdf(t_obs, df, ncp)
+        if np.isnan(value):
+            return 1.0 if ncp < t_obs else 0.0
+        return float(value)
+
     def solve(p):
-        f = lambda ncp: stats.nct.cdf(t_obs, df, ncp) - p  # noqa: E731
+        f = lambda ncp: cdf(ncp) - p  # noqa: E731
         lo, hi = t_obs - 10 - abs(t_obs), t_obs + 10 + abs(t_obs)
         return brentq(f, lo, hi, xtol=1e-12)
 

@@ -226,3 +226,28 @@ def test_not_assessable_rows_claim_no_direction_or_significance(dd):
     assert rc["reliable"].isna().all()
     assert rc["direction"].isna().all(), rc["direction"].tolist()
     assert rc["clinically_significant"].isna().all(), rc["clinically_significant"].tolist()
+
+
+def test_prepost_ci_survives_large_t_where_scipy_nct_cdf_is_nan():
+    # With 7 pairs and a large change, scipy's nct.cdf returns NaN in the far tail; the CI
+    # must still be found and bracket d_z, with the limits solving the defining equations.
+    from scipy.stats import nct
+
+    pre = np.array([70.0, 72, 68, 75, 71, 69, 74])
+    post = pre - np.array([1.0, 2, 6, 5, 7, 4, 5])  # t = 5.30 on 6 df: old bracket hit NaN
+    rows = [("p", f"c{i}", "YSR", "internalising_t", "internalising", "lower", a, b)
+            for i, (a, b) in enumerate(zip(pre, post, strict=True))]
+    res = change.prepost(_table(rows)).iloc[0]
+    n = 7
+    t = res["d_z"] * np.sqrt(n)
+    assert res["d_z_ci_lower"] < res["d_z"] < res["d_z_ci_upper"]
+    assert nct.cdf(t, n - 1, res["d_z_ci_lower"] * np.sqrt(n)) == pytest.approx(0.975, abs=1e-6)
+    assert nct.cdf(t, n - 1, res["d_z_ci_upper"] * np.sqrt(n)) == pytest.approx(0.025, abs=1e-6)
+
+
+def test_hedges_g_is_undefined_for_two_pairs():
+    rows = [("p", f"c{i}", "YSR", "internalising_t", "internalising", "lower", 70 + i, 60 - 3 * i)
+            for i in range(2)]
+    with pytest.warns(change.SmallSampleWarning):
+        res = change.prepost(_table(rows)).iloc[0]
+    assert np.isfinite(res["d_av"]) and np.isnan(res["g_av"])
