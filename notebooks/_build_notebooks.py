@@ -287,14 +287,14 @@ fig = change.jacobson_plot(rc, construct="internalising")
 `change.prepost` compares intake and discharge per programme and instrument: $d_z$ with an exact CI,
 $d_{av}$ / Hedges' $g_{av}$ and $d_{rm}$ (Lakens, 2013), the paired t-test and the Wilcoxon signed-rank test.
 The change is signed so that **positive means improvement**. With very small groups it warns: the Wilcoxon
-test cannot reach p < .05 below six pairs, and the t-test has little power. We look at one construct.
+test cannot reach p < .05 below six pairs, and the t-test has little power.
 '''),
     code('''
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    pp = change.prepost(table[table["construct"] == "externalising"], pre="intake", post="discharge")
+    pp = change.prepost(table, pre="intake", post="discharge")
 print(f"{len(caught)} small-sample warnings")
-pp[["programme", "instrument", "scale", "n", "mean_pre", "mean_post", "d_z", "d_z_ci_lower",
+pp[["programme", "construct", "instrument", "scale", "n", "mean_pre", "mean_post", "d_z", "d_z_ci_lower",
     "d_z_ci_upper", "g_av", "p_t", "p_wilcoxon", "power_d08", "warning"]].round(3)
 '''),
     md('''
