@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from effectstudy.power.api import GrowthDesign, simulate
+from effectstudy.power.api import simulate
+from effectstudy.power.growth import reference_design
 
 ROOT = Path(__file__).resolve().parents[1]
 REF = (
@@ -65,19 +66,7 @@ def main() -> None:
     args = ap.parse_args()
 
     layout = pd.read_csv(REF / "data" / "power_design_A.csv")
-    design = GrowthDesign(
-        layout=layout,
-        formula="y ~ time",
-        fixed={"Intercept": 50, "time": -0.10},
-        sd_programme=2.0,
-        sd_intercept=6.0,
-        sd_slope=0.15,
-        cor_intercept_slope=-0.3,
-        sd_residual=5.0,
-        test_term="time",
-        ddf="satterthwaite",
-        name="A",
-    )
+    design = reference_design("A", layout)
     # warm-up: imports and (for n_jobs != 1) the reusable loky worker pool
     simulate(design, nsim=8, seed=0, n_jobs=args.n_jobs, progress=False)
     t0 = time.perf_counter()

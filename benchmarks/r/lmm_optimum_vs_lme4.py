@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from effectstudy.multilevel import fit
-from effectstudy.power.growth import GrowthDesign, _GrowthEngine
+from effectstudy.power.growth import _GrowthEngine, reference_design
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -41,27 +41,7 @@ FORMULA = {
 
 def design(which: str) -> tuple[pd.DataFrame, _GrowthEngine]:
     lay = pd.read_csv(REF / "data" / f"power_design_{which}.csv")
-    if which == "A":
-        d = GrowthDesign(
-            layout=lay,
-            fixed={"Intercept": 50, "time": -0.1},
-            sd_programme=2.0,
-            sd_intercept=6.0,
-            sd_slope=0.15,
-            cor_intercept_slope=-0.3,
-            sd_residual=5.0,
-        )
-    else:
-        d = GrowthDesign(
-            layout=lay,
-            fixed={"Intercept": 50, "time": -0.15},
-            sd_programme=2.0,
-            sd_intercept=6.0,
-            sd_slope=0.0,
-            sd_residual=5.0,
-            ddf="kenward-roger",
-        )
-    return lay, _GrowthEngine(d)
+    return lay, _GrowthEngine(reference_design(which, lay))
 
 
 def main() -> int:

@@ -196,30 +196,13 @@ def _general_fit():
 @pytest.mark.parametrize("which", ["A", "C"])
 def test_agrees_with_general_multilevel_engine(which):
     """Fast power engine vs effectstudy.multilevel.fit on simulated data sets."""
-    from effectstudy.power.growth import GrowthDesign, _GrowthEngine
+    from effectstudy.power.growth import _GrowthEngine, reference_design
 
     lay = pd.read_csv(ML / "data" / f"power_design_{which}.csv")
+    d = reference_design(which, lay)
     if which == "A":
-        d = GrowthDesign(
-            layout=lay,
-            fixed={"Intercept": 50, "time": -0.1},
-            sd_programme=2.0,
-            sd_intercept=6.0,
-            sd_slope=0.15,
-            cor_intercept_slope=-0.3,
-            sd_residual=5.0,
-        )
         formula, ddf = "y ~ time + (1 | programme) + (1 + time | client)", "satterthwaite"
     else:
-        d = GrowthDesign(
-            layout=lay,
-            fixed={"Intercept": 50, "time": -0.15},
-            sd_programme=2.0,
-            sd_intercept=6.0,
-            sd_slope=0.0,
-            sd_residual=5.0,
-            ddf="kenward-roger",
-        )
         formula, ddf = "y ~ time + (1 | programme) + (1 | client)", "kenward-roger"
     eng = _GrowthEngine(d)
     fit_general = _general_fit()

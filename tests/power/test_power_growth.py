@@ -31,7 +31,7 @@ import pandas as pd
 import pytest
 
 from effectstudy.errors import SpecError
-from effectstudy.power.growth import GrowthDesign
+from effectstudy.power.growth import GrowthDesign, reference_design
 from effectstudy.power.simulate import power_curve, simulate
 from effectstudy.power.yaml_design import load_design, run_from_yaml
 from refdata import REFERENCE
@@ -51,40 +51,7 @@ RAND = dict(
 
 
 def design(which: str, **changes) -> GrowthDesign:
-    lay = pd.read_csv(ML / "data" / f"power_design_{which}.csv")
-    if which == "A":
-        d = GrowthDesign(
-            layout=lay,
-            formula="y ~ time",
-            fixed={"Intercept": 50, "time": -0.10},
-            test_term="time",
-            ddf="satterthwaite",
-            name="A",
-            **RAND,
-        )
-    elif which == "B":
-        d = GrowthDesign(
-            layout=lay,
-            formula="y ~ time * treat",
-            fixed={"Intercept": 50, "time": -0.05, "treat": 0, "time:treat": -0.15},
-            test_term="time:treat",
-            ddf="satterthwaite",
-            name="B",
-            **RAND,
-        )
-    else:
-        d = GrowthDesign(
-            layout=lay,
-            formula="y ~ time",
-            fixed={"Intercept": 50, "time": -0.15},
-            sd_programme=2.0,
-            sd_intercept=6.0,
-            sd_slope=0.0,
-            sd_residual=5.0,
-            test_term="time",
-            ddf="kenward-roger",
-            name="C",
-        )
+    d = reference_design(which, pd.read_csv(ML / "data" / f"power_design_{which}.csv"))
     return d.replace(**changes) if changes else d
 
 

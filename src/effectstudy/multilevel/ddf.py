@@ -58,6 +58,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import linalg, stats
 
+from .._kenward_roger import kr_moment_terms
+
 if TYPE_CHECKING:  # pragma: no cover
     from effectstudy.multilevel.lmm import LinearMixedModel, MixedModelResults
 
@@ -312,15 +314,7 @@ def _kr_adjust(info: KenwardRogerInfo, L: np.ndarray, q: int) -> tuple[float, fl
             e = 1.0 if i == j else 2.0
             A1 += e * info.W[i, j] * np.trace(U[i]) * np.trace(U[j])
             A2 += e * info.W[i, j] * np.sum(U[i] * U[j].T)
-    B = (A1 + 6.0 * A2) / (2.0 * q)
-    g = ((q + 1) * A1 - (q + 4) * A2) / ((q + 2) * A2)
-    den = 3 * q + 2 * (1 - g)
-    c1, c2, c3 = g / den, (q - g) / den, (q + 2 - g) / den
-    V0 = 1 + c1 * B
-    V1 = 1 - c2 * B
-    V2 = 1 - c3 * B
-    if abs(V0) < 1e-10:
-        V0 = 0.0
+    V0, V1, V2 = kr_moment_terms(A1, A2, q)
     x = 1 - A2 / q
     ratio = 1.0 if (abs(x) < 1e-14 and abs(V1) < 1e-14) else x / V1
     rho = ratio**2 * V0 / V2 / q

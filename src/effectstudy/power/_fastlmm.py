@@ -57,9 +57,33 @@ import numpy as np
 from scipy import linalg, optimize
 from scipy.linalg.lapack import dpotrf, dpotrs
 
+from .._kenward_roger import kr_moment_terms
+
 __all__ = ["RandomTerm", "FastLMM", "FitResult"]
 
 _LOG2PI = np.log(2.0 * np.pi)
+
+
+def _profile_fixed(ZVZ, ZVX, XVX, ZVy, XVy, yVy, logdetA) -> dict:
+    """GLS step of ``FastLMM._core`` / ``_core_dense``: beta, pwrss, log|X'V^-1X|."""
+    cX, info = dpotrf(XVX, lower=1, clean=1)
+    if info != 0:
+        raise linalg.LinAlgError("X'V^-1X not positive definite")
+    logdetX = 2.0 * np.sum(np.log(np.diag(cX)))
+    beta = dpotrs(cX, XVy, lower=1)[0]
+    pwrss = yVy - beta @ XVy
+    return dict(
+        ZVZ=ZVZ,
+        ZVX=ZVX,
+        XVX=XVX,
+        ZVy=ZVy,
+        XVy=XVy,
+        cx=(cX, True),
+        beta=beta,
+        pwrss=pwrss,
+        logdetA=logdetA,
+        logdetX=logdetX,
+    )
 
 
 @dataclass(frozen=True)
@@ -289,24 +313,7 @@ class FastLMM:
         XVy = xty - TtC[:, p]
         yVy = yty - np.sum(t * CK[..., b + p])
         XVX = 0.5 * (XVX + XVX.T)
-        cX, info = dpotrf(XVX, lower=1, clean=1)
-        if info != 0:
-            raise linalg.LinAlgError("X'V^-1X not positive definite")
-        logdetX = 2.0 * np.sum(np.log(np.diag(cX)))
-        beta = dpotrs(cX, XVy, lower=1)[0]
-        pwrss = yVy - beta @ XVy
-        return dict(
-            ZVZ=ZVZ,
-            ZVX=ZVX,
-            XVX=XVX,
-            ZVy=ZVy,
-            XVy=XVy,
-            cx=(cX, True),
-            beta=beta,
-            pwrss=pwrss,
-            logdetA=logdetA,
-            logdetX=logdetX,
-        )
+        return _profile_fixed(ZVZ, ZVX, XVX, ZVy, XVy, yVy, logdetA)
 
     def _core_dense(self, theta, zty, xty, yty):
         """Relative (sigma-free) quantities at theta (dense q x q; reference path)."""
@@ -331,25 +338,7 @@ class FastLMM:
         XVX = self.XtX - TtC[:, :p]
         XVy = xty - TtC[:, p]
         yVy = yty - t @ Ct
-        cX, info = dpotrf(XVX, lower=1, clean=1)
-        if info != 0:
-            raise linalg.LinAlgError("X'V^-1X not positive definite")
-        cx = (cX, True)
-        logdetX = 2.0 * np.sum(np.log(np.diag(cX)))
-        beta = dpotrs(cX, XVy, lower=1)[0]
-        pwrss = yVy - beta @ XVy
-        return dict(
-            ZVZ=ZVZ,
-            ZVX=ZVX,
-            XVX=XVX,
-            ZVy=ZVy,
-            XVy=XVy,
-            cx=cx,
-            beta=beta,
-            pwrss=pwrss,
-            logdetA=logdetA,
-            logdetX=logdetX,
-        )
+        return _profile_fixed(ZVZ, ZVX, XVX, ZVy, XVy, yVy, logdetA)
 
     def _evaluate(self, theta, zty, xty, yty):
         """(profiled REML criterion, core quantities) at theta; (inf, None) if invalid."""
@@ -631,14 +620,7 @@ class FastLMM:
             for j in range(K + 1):
                 A2 += WW[i, j] * np.sum(us[i] * us[j].T)
         qd = 1.0
-        Bq = (A1 + 6.0 * A2) / (2.0 * qd)
-        g = ((qd + 1) * A1 - (qd + 4) * A2) / ((qd + 2) * A2)
-        den = 3 * qd + 2 * (1 - g)
-        c1, c2, c3 = g / den, (qd - g) / den, (qd + 2 - g) / den
-        V0 = 1 + c1 * Bq
-        V1 = 1 - c2 * Bq
-        V2 = 1 - c3 * Bq
-        V0 = 0.0 if abs(V0) < 1e-10 else V0
+        V0, V1, V2 = kr_moment_terms(A1, A2, qd)
         ratio = (1 - A2 / qd) / V1 if V1 != 0 else 0.0
         rho = (1 / qd) * ratio**2 * V0 / V2
         df2 = 4 + (qd + 2) / (qd * rho - 1)

@@ -31,7 +31,7 @@ from scipy import stats
 from ..errors import SpecError
 from ._fastlmm import FastLMM, RandomTerm
 
-__all__ = ["GrowthDesign"]
+__all__ = ["GrowthDesign", "reference_design"]
 
 
 def _fixed_key(name: str) -> str:
@@ -337,6 +337,66 @@ class GrowthDesign:
             "ddf": self.ddf,
             "d_feingold": self.standardised_effect(),
         }
+
+
+# parameters of the reference power designs (see ``reference_design``)
+_REFERENCE: dict[str, dict[str, Any]] = {
+    "A": dict(
+        formula="y ~ time",
+        fixed={"Intercept": 50, "time": -0.10},
+        sd_slope=0.15,
+        test_term="time",
+        ddf="satterthwaite",
+    ),
+    "B": dict(
+        formula="y ~ time * treat",
+        fixed={"Intercept": 50, "time": -0.05, "treat": 0, "time:treat": -0.15},
+        sd_slope=0.15,
+        test_term="time:treat",
+        ddf="satterthwaite",
+    ),
+    "C": dict(
+        formula="y ~ time",
+        fixed={"Intercept": 50, "time": -0.15},
+        sd_slope=0.0,
+        test_term="time",
+        ddf="kenward-roger",
+    ),
+}
+
+
+def reference_design(which: str, layout: pd.DataFrame) -> GrowthDesign:
+    """Reference power design A, B or C (simr reference) on ``layout``.
+
+    ``layout`` is the design file ``data/power_design_<which>.csv`` of the
+    multilevel reference (README of ``reference/multilevel``, section
+    ``expected_power.csv``):
+
+    - **A**: ``y ~ time + (1|programme) + (1+time|client)``, intercept 50,
+      slope -0.10 per week; SDs programme 2, client intercept 6, client slope
+      0.15, correlation -0.3, residual 5; the time slope is tested with
+      Satterthwaite.
+    - **B**: the same random part, ``y ~ time*treat`` with time -0.05 and
+      time:treat -0.15; time:treat is tested with Satterthwaite.
+    - **C**: ``y ~ time + (1|programme) + (1|client)``, slope -0.15, SDs 2, 6
+      and 5; tested with Kenward-Roger.
+    """
+    if which not in _REFERENCE:
+        raise SpecError(f"reference design must be 'A', 'B' or 'C', not {which!r}")
+    spec = _REFERENCE[which]
+    return GrowthDesign(
+        layout=layout,
+        formula=spec["formula"],
+        fixed=dict(spec["fixed"]),
+        sd_programme=2.0,
+        sd_intercept=6.0,
+        sd_slope=spec["sd_slope"],
+        cor_intercept_slope=-0.3,
+        sd_residual=5.0,
+        test_term=spec["test_term"],
+        ddf=spec["ddf"],
+        name=which,
+    )
 
 
 class _GrowthEngine:

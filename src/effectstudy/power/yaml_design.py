@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
+from .._yaml_io import read_yaml
 from ..errors import SpecError
 from .growth import GrowthDesign
 from .responder import ResponderDesign
@@ -51,12 +51,7 @@ _TOP = {"type", "name", "layout", "formula", "fixed", "random", "test", "design"
 
 def _read(path: str | Path) -> dict:
     path = Path(path)
-    try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise SpecError("design file not found", file=path) from exc
-    except yaml.YAMLError as exc:
-        raise SpecError(f"invalid YAML: {exc}", file=path) from exc
+    spec = read_yaml(path, not_found="design file not found", invalid="invalid YAML")
     if not isinstance(spec, dict):
         raise SpecError("a design file must be a mapping", file=path)
     return spec

@@ -31,8 +31,7 @@ import difflib
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from effectstudy._yaml_io import read_yaml
 from effectstudy.errors import SpecError
 
 _SCHEMA: dict[str, Any] = {
@@ -111,10 +110,5 @@ def load_spec(path: str | Path | None) -> dict[str, Any]:
     if path is None:
         return validate_spec(DEMO_SPEC, "<demo spec>")
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise SpecError("analysis spec not found", file=p) from exc
-    except yaml.YAMLError as exc:
-        raise SpecError(f"not valid YAML: {exc}", file=p) from exc
+    data = read_yaml(p, not_found="analysis spec not found", invalid="not valid YAML")
     return validate_spec(data or {}, str(p))
