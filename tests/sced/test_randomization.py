@@ -301,3 +301,15 @@ def test_abab_with_numbered_phase_labels():
     assert res.p_value == plain.p_value and res.observed == plain.observed
     with pytest.raises(DataError, match="out of order"):
         randomization_test(data, design="ABAB", min_phase_length=3)
+
+
+def test_every_result_carries_the_wwc_design_checks():
+    # exampleAB: all three cases start the intervention at the same session, so the
+    # multiple baseline is not staggered and cannot meet the WWC standards.
+    df = pd.read_csv(REFERENCE / "sced" / "data" / "scan_exampleAB.csv")
+    res = randomization_test(df, case="case", phase="phase", session="mt", outcome="values",
+                             design="MB")
+    checks = res.design_checks.set_index("check")
+    assert checks.loc["staggered_intervention_starts", "value"] == 1
+    assert res.wwc_rating == "Does Not Meet Standards"
+    assert res.to_frame()["wwc_rating"].iloc[0] == res.wwc_rating

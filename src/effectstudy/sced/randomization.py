@@ -275,6 +275,11 @@ class RandomizationResult(ResultMixin):
     per_case : DataFrame
         Per case: sessions, phase lengths, number of permissible start points,
         observed start session and statistic.
+    design_checks : DataFrame
+        The What Works Clearinghouse design checks of the data tested
+        (:func:`effectstudy.sced.design_check`), so every result says whether the
+        design meets the standards; ``wwc_rating`` in :meth:`to_frame` is the overall
+        rating.
     """
 
     statistic: str
@@ -294,6 +299,7 @@ class RandomizationResult(ResultMixin):
     alpha: float = 0.05
     per_case: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     warnings: tuple[str, ...] = ()
+    design_checks: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     _title = "Randomization test"
 
     def to_frame(self) -> pd.DataFrame:
@@ -303,8 +309,17 @@ class RandomizationResult(ResultMixin):
             "improvement": self.improvement, "tail": self.tail, "aggregate": self.aggregate,
             "observed": self.observed, "p_value": self.p_value,
             "n_assignments": self.n_assignments, "n_used": self.n_used, "exact": self.exact,
-            "min_p": self.min_p, "seed": self.seed,
+            "min_p": self.min_p, "seed": self.seed, "wwc_rating": self.wwc_rating,
         }])
+
+    @property
+    def wwc_rating(self) -> str | None:
+        """Overall What Works Clearinghouse rating of the design (None if not checked)."""
+        checks = self.design_checks
+        if checks.empty or "check" not in checks:
+            return None
+        overall = checks.loc[checks["check"] == "overall", "rating"]
+        return str(overall.iloc[0]) if len(overall) else None
 
     def plot(self, ax=None):
         """Histogram of the null distribution with the observed statistic marked."""
@@ -634,7 +649,19 @@ def randomization_test(
         tail=tail, aggregate=aggregate,
         seed=None if isinstance(seed, np.random.Generator) else seed, alpha=alpha,
         per_case=pd.DataFrame(rows), warnings=tuple(notes),
+        design_checks=_wwc_checks(data, case, phase, session, design),
     )
+
+
+def _wwc_checks(data, case, phase, session, design) -> pd.DataFrame:
+    """WWC design checks of the tested data (empty if the design cannot be rated)."""
+    from effectstudy.errors import DataError
+    from effectstudy.sced.design import design_check
+
+    try:
+        return design_check(data, case=case, phase=phase, session=session, design=design)
+    except DataError:
+        return pd.DataFrame()
 
 
 def _product_aggregate(vectors: list[np.ndarray], aggregate: str) -> np.ndarray:
