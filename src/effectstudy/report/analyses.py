@@ -511,8 +511,14 @@ def multilevel_section(ctx: Context) -> Section:
     msgs = list(getattr(fit, "messages", []) or []) + [str(w.message) for w in caught]
     if msgs:
         sec.text("Model messages: " + "; ".join(dict.fromkeys(msgs)))
-    sec.figure(_trajectory_figure(d, coefs, ctx), f"Model-implied mean trajectory of {construct} "
-               "(fixed effects only, black line); points are programme means per occasion"
+    pred = None
+    if set(fit.fixed_names) <= {"Intercept", "week"} and "week" in fit.fixed_names and len(d):
+        grid = np.linspace(0.0, float(np.nanmax(d["week"])), 40)
+        pred = multilevel.predicted_means(fit, {"week": list(grid)}, ddf=ddf)
+    band = (f" with its 95% confidence band ({ddf} df)" if pred is not None else "")
+    sec.figure(_trajectory_figure(d, coefs, ctx, pred), f"Model-implied mean trajectory of "
+               f"{construct} (fixed effects only, black line){band}; points are programme means "
+               "per occasion"
                + (f" (means of fewer than {ctx.threshold} clients left out)." if ctx.public
                   else "."))
     sec.methods.append(
@@ -528,7 +534,8 @@ def multilevel_section(ctx: Context) -> Section:
     return sec
 
 
-def _trajectory_figure(d: pd.DataFrame, coefs: pd.DataFrame, ctx: Context):
+def _trajectory_figure(d: pd.DataFrame, coefs: pd.DataFrame, ctx: Context,
+                       pred: pd.DataFrame | None = None):
     import matplotlib.pyplot as plt
 
     from effectstudy.style import color, use_style
@@ -550,7 +557,12 @@ def _trajectory_figure(d: pd.DataFrame, coefs: pd.DataFrame, ctx: Context):
             ax.plot(g["week"], g["z"], "o", color=color(i), label=ctx.programme_name(pid),
                     ms=6, markeredgecolor="white", markeredgewidth=0.6)
         weeks = np.linspace(0, float(np.nanmax(d["week"])) if len(d) else 1, 50)
-        if slope_term is not None:
+        if pred is not None:
+            ax.fill_between(pred["week"], pred["ci_lower"], pred["ci_upper"], color="0.8",
+                            alpha=0.7, lw=0, label="95% confidence band")
+            ax.plot(pred["week"], pred["estimate"], color="black", lw=2,
+                    label="model-implied mean")
+        elif slope_term is not None:
             line = est["Intercept"] + est[slope_term] * weeks
             ax.plot(weeks, line, color="black", lw=2, label="model-implied mean")
         ax.axhline(0, color="0.6", lw=0.8, ls=":", zorder=0)
