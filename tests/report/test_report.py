@@ -163,3 +163,12 @@ def test_public_limitations_give_no_per_programme_counts(demo):
     assert str(len(h.clients)) not in re.findall(r"\b\d+\b", text)
     internal = reports["internal"].html_path.read_text(encoding="utf-8")
     assert f"{len(h.clients)} in all" in internal
+
+
+def test_shipped_example_spec_is_the_demo_spec():
+    from pathlib import Path
+
+    import effectstudy.report as rep
+
+    example = Path(rep.__file__).parent / "examples" / "analysis.yaml"
+    assert load_spec(example) == DEMO_SPEC
