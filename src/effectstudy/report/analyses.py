@@ -370,7 +370,7 @@ def single_case_section(ctx: Context) -> Section:
     es_all, rand_rows, checks = [], [], []
     for pid, grp in series.groupby("programme", sort=True):
         name = ctx.programme_name(pid)
-        labels = _case_labels(grp["client"], ctx.public, pid)
+        labels = _case_labels(grp["client"], ctx.public)
         g = grp.assign(case=grp["client"].map(labels))
         es = sced.effect_sizes(g, case="case", phase="phase_ab", session="session", outcome="raw",
                                improvement=improvement, measures=measures)
@@ -471,7 +471,7 @@ def _effect_sizes_wide(es: pd.DataFrame) -> pd.DataFrame:
                                                *[m.replace("_", "-") for m in order]])
 
 
-def _case_labels(clients: pd.Series, public: bool, pid: str) -> dict[str, str]:
+def _case_labels(clients: pd.Series, public: bool) -> dict[str, str]:
     uniq = sorted(clients.unique())
     if public:
         return {c: f"case {i + 1}" for i, c in enumerate(uniq)}
