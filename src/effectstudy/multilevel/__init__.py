@@ -21,6 +21,7 @@ from effectstudy.multilevel.lmm import (
 from effectstudy.multilevel.meta import MetaAnalysisResult, meta_analysis
 from effectstudy.multilevel.plots import caterpillar_plot, spaghetti_plot
 from effectstudy.multilevel.robust import ClusterRobustResult, WaldTestResult, cluster_robust
+from effectstudy.multilevel.trends import slopes
 from effectstudy.multilevel.summaries import (
     GrowthD,
     VarianceExplained,
@@ -35,5 +36,5 @@ __all__ = ["AR1LMEResult", "ClusterRobustResult", "FewClustersWarning", "IccResu
            "LRTResult", "LinearMixedModel", "GrowthD", "MetaAnalysisResult",
            "MixedModelResults", "VarianceExplained", "WaldTestResult", "blup_intervals",
            "caterpillar_plot", "cluster_robust", "compare", "convergence_report", "fit", "fit_ar1",
-           "growth_d", "icc", "kr_modcomp", "meta_analysis", "predicted_means", "spaghetti_plot",
-           "variance_explained"]
+           "growth_d", "icc", "kr_modcomp", "meta_analysis", "predicted_means", "slopes",
+           "spaghetti_plot", "variance_explained"]
