@@ -145,3 +145,50 @@ def test_source_referring_to_unknown_instrument(tmp_path):
     with pytest.raises(DictionaryError, match="CRIES-8") as err:
         load_dictionary(dd)
     assert err.value.key == "files[0].measures[0].instrument"
+
+
+# --------------------------------------------------------------------------- #
+# Closed intervention vocabularies and client id formats (issue 10, items 5 and 18)
+# --------------------------------------------------------------------------- #
+def test_every_programme_declares_interventions_and_every_export_label_maps(dictionary):
+    for prog in dictionary.programmes.values():
+        ids = [iv.id for iv in prog.interventions]
+        assert 4 <= len(ids) <= 8 and len(set(ids)) == len(ids), prog.id
+        assert all(iv.label.strip() for iv in prog.interventions)
+    for src in dictionary.sources.values():
+        ids = {iv.id for iv in dictionary.programmes[src.programme].interventions}
+        for f in src.files:
+            if "interventions" in f.client_fields:
+                labels = f.labels["interventions"]
+                assert labels and set(labels.values()) <= ids, f.path
+    # numeric exports declare their ids as integers; exports with letters in ids do not
+    formats = {f.path: f.client_id_format for s in dictionary.sources.values() for f in s.files}
+    assert formats["veilig_lima_weekreeks.csv"] == "integer"
+    assert formats["intermetzo_rom.xlsx"] == "integer"
+    assert formats["pinq_gesloten_metingen.csv"] == "text"
+
+
+@pytest.mark.parametrize(
+    ("file", "edit", "key_part"),
+    [
+        ("sources/hoenderloo.yaml",
+         lambda d: d["files"][0]["labels"]["interventions"].update(EMDR="emdr_plus"),
+         "files[0].labels.interventions.EMDR"),
+        ("sources/hoenderloo.yaml", lambda d: d["files"][0].update(client_id_format="number"),
+         "files[0].client_id_format"),
+        ("programmes.yaml",
+         lambda d: d["programmes"]["hoenderloo"]["interventions"].append({"id": "emdr"}),
+         "programmes.hoenderloo.interventions[5].label"),
+        ("programmes.yaml",
+         lambda d: d["programmes"]["hoenderloo"]["interventions"].append(
+             {"id": "emdr", "label": "again"}),
+         "programmes.hoenderloo.interventions"),
+    ],
+)
+def test_vocabulary_and_id_format_errors(tmp_path, file, edit, key_part):
+    dd = _copy(tmp_path)
+    _edit(dd / file, edit)
+    with pytest.raises(DictionaryError) as err:
+        load_dictionary(dd)
+    assert err.value.key == key_part
+    assert Path(file).name in str(err.value)

@@ -364,8 +364,12 @@ def test_injected_errors_are_written(synth):
     out, res = synth
     inj = res.injected
     assert len(inj) > 0
-    assert set(inj.kind) == {"out_of_range", "duplicate", "unparseable_date", "unknown_occasion"}
-    assert inj.groupby("file").size().between(1, 3).all()
+    assert set(inj.kind) == {"out_of_range", "duplicate", "unparseable_date", "unknown_occasion",
+                             "unknown_intervention"}
+    free = inj[inj.kind == "unknown_intervention"]
+    # one per file with an interventions column (every outcome file, no series file)
+    assert set(free.file) == {p for p, sf in FILES.items() if sf.client_fields}
+    assert inj[inj.kind != "unknown_intervention"].groupby("file").size().between(1, 3).all()
     assert set(inj.file) == set(FILES)
     for rec in inj.itertuples():
         sf = FILES[rec.file]
@@ -392,9 +396,18 @@ def test_injected_errors_are_written(synth):
                 assert float(cell) == float(rec.value)
             else:
                 assert cell == rec.value and cell not in sf.occasions
+        elif rec.kind == "unknown_intervention":
+            # the client's own name in free text, after the declared labels
+            assert cell == rec.value
+            names = res.identifiers.query("kind == 'name' and client_id == @rec.client_id")
+            assert names["value"].iloc[0] in cell
+            labels = sf.labels["interventions"]
+            assert str(cell).split(";")[0] in labels
         elif rec.kind == "duplicate":
             prev = row_of(df, sf, rec.row - 1)
             pd.testing.assert_series_equal(row, prev, check_names=False)
+        if rec.kind == "unknown_intervention":
+            continue  # a client-level cell: the row's scores stay valid (in the truth)
         # injected rows/cells are never in the truth (a duplicate's first copy is)
         same = res.truth[(res.truth.file == rec.file) & (res.truth.row == rec.row)]
         if sf.layout == "wide" and rec.kind != "duplicate":

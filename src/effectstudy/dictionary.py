@@ -15,6 +15,29 @@ The dictionary is a folder of YAML files:
 ``sources/<programme>.yaml``
     how each programme's export is laid out and maps onto the above.
 
+Closed vocabularies (privacy: free text never passes)
+-----------------------------------------------------
+A programme lists the interventions its description names under ``interventions:``
+(``{id, label}`` entries, as described by the programme, not an exhaustive care
+catalogue). A source file maps the labels its export uses onto those ids under
+``labels: interventions:``. The harmoniser splits an interventions cell on ``;``,
+``,``, ``|`` and line breaks, keeps the declared ids (sorted, ``;``-joined) and logs
+every other item as ``unknown_intervention`` without repeating its text.
+
+Client id formats
+-----------------
+A source file may declare ``client_id_format``:
+
+``text`` (default)
+    the id is taken as written (surrounding white space removed; whole numbers read
+    from SPSS/Excel as ``829259.0`` become ``829259``);
+``integer``
+    the id is a whole number however it was written: spaces (also thin and no-break
+    spaces) are removed, a trailing ``.0``/``,0`` is dropped and leading zeros are
+    stripped, so ``0829259``, ``829259.0`` and ``829 259`` all link to ``829259``.
+    Anything else (letters, a fraction, non-ASCII digits) is logged as
+    ``invalid_client_id`` and the row's scores are rejected.
+
 Adding a programme or an instrument is a YAML edit only. Loading validates every
 file strictly: an unknown or misspelt key, a missing required key, a value of the
 wrong type, or a reference to something not defined elsewhere raises
@@ -44,6 +67,7 @@ UNVERIFIED = "UNVERIFIED"
 LAYOUTS = ("wide", "occasion_rows", "long", "series")
 FORMATS = ("excel", "spss", "csv")
 CLIENT_FIELDS = ("weeks_in_care", "last_phase", "end_reason", "interventions", "fidelity")
+CLIENT_ID_FORMATS = ("text", "integer")
 END_REASONS = ("completed", "absconded", "transferred")
 DIRECTIONS = ("higher", "lower")
 
@@ -192,6 +216,14 @@ class ProgrammePhase:
 
 
 @dataclass(frozen=True)
+class Intervention:
+    """One intervention of a programme's closed vocabulary (as its description names it)."""
+
+    id: str
+    label: str
+
+
+@dataclass(frozen=True)
 class Programme:
     id: str
     name: str
@@ -209,6 +241,7 @@ class Programme:
     aims: str | None = None
     aftercare_weeks: SourcedValue | None = None
     short_name: str | None = None
+    interventions: tuple[Intervention, ...] = ()
 
     def phase(self, phase_id: str) -> ProgrammePhase:
         for p in self.phases:
@@ -262,6 +295,7 @@ class SourceFile:
     scale_column: str | None = None
     score_column: str | None = None
     labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    client_id_format: str = "text"
 
 
 @dataclass(frozen=True)
@@ -572,7 +606,7 @@ def _programmes(folder: Path, refs: Mapping[str, Reference],
         k = f"programmes.{pid}"
         m = r.mapping(entry, k, required=("name", "provider", "setting", "security", "duration_weeks",
                                           "age_range", "group", "reach", "phases"),
-                      optional=("aims", "aftercare_weeks", "short_name"))
+                      optional=("aims", "aftercare_weeks", "short_name", "interventions"))
         dur = r.mapping(m["duration_weeks"], f"{k}.duration_weeks", required=("typical", "maximum"))
         ages = r.mapping(m["age_range"], f"{k}.age_range", required=("min", "max", "source"))
         if not isinstance(m["phases"], list) or not m["phases"]:
@@ -587,6 +621,17 @@ def _programmes(folder: Path, refs: Mapping[str, Reference],
         if len({p.id for p in phases}) != len(phases):
             raise r.fail("phase ids must be unique", f"{k}.phases")
         after = m.get("aftercare_weeks")
+        ivs = m.get("interventions") or []
+        if not isinstance(ivs, list):
+            raise r.fail("interventions must be a list of {id, label}", f"{k}.interventions")
+        interventions = []
+        for i, iv in enumerate(ivs):
+            ik = f"{k}.interventions[{i}]"
+            e = r.mapping(iv, ik, required=("id", "label"))
+            interventions.append(Intervention(r.text(e["id"], f"{ik}.id"),
+                                              r.text(e["label"], f"{ik}.label")))
+        if len({iv.id for iv in interventions}) != len(interventions):
+            raise r.fail("intervention ids must be unique", f"{k}.interventions")
         out[pid] = Programme(
             id=pid, name=r.text(m["name"], f"{k}.name"), provider=r.text(m["provider"], f"{k}.provider"),
             setting=r.text(m["setting"], f"{k}.setting"), security=r.text(m["security"], f"{k}.security"),
@@ -597,7 +642,7 @@ def _programmes(folder: Path, refs: Mapping[str, Reference],
             age_source=r.source_key(ages["source"], f"{k}.age_range.source", refs),
             group=r.text(m["group"], f"{k}.group"),
             reach=r.choice(m["reach"], f"{k}.reach", ("regional", "national")),
-            phases=tuple(phases), aims=m.get("aims"),
+            phases=tuple(phases), aims=m.get("aims"), interventions=tuple(interventions),
             short_name=r.text(m.get("short_name"), f"{k}.short_name", allow_none=True),
             aftercare_weeks=None if after is None else r.sourced(after, f"{k}.aftercare_weeks", refs))
     return out
@@ -606,7 +651,8 @@ def _programmes(folder: Path, refs: Mapping[str, Reference],
 _FILE_REQUIRED = ("id", "path", "format", "layout", "client_id", "identifiers", "measures")
 _FILE_OPTIONAL = ("sheet", "csv", "birth_date", "date_format", "client_fields", "occasions",
                   "occasion_column", "date_column", "phase_column", "session_column",
-                  "sced_phase_column", "instrument_column", "scale_column", "score_column", "labels")
+                  "sced_phase_column", "instrument_column", "scale_column", "score_column", "labels",
+                  "client_id_format")
 _LAYOUT_NEEDS = {
     "wide": ("occasions",),
     "occasion_rows": ("occasions", "occasion_column"),
@@ -673,15 +719,19 @@ def _source(file: Path, *, programmes: Mapping[str, Programme], instruments: Map
                     raise r.fail("a wide-layout column must contain '{occasion}'", f"{mk}.column")
                 measures.append(MeasureMap(inst, scale, construct, column=col))
         labels = r.mapping(f.get("labels") or {}, f"{fk}.labels",
-                           optional=("phase", "last_phase", "end_reason", "sced_phase"))
+                           optional=("phase", "last_phase", "end_reason", "sced_phase",
+                                     "interventions"))
         phase_ids = tuple(p.id for p in prog.phases)
+        iv_ids = tuple(iv.id for iv in prog.interventions)
         for kind, mapping in labels.items():
             lk = f"{fk}.labels.{kind}"
             targets = {"phase": phase_ids, "last_phase": phase_ids, "end_reason": END_REASONS,
-                       "sced_phase": ("A", "B")}[kind]
+                       "sced_phase": ("A", "B"), "interventions": iv_ids}[kind]
             for lab, target in r.entries(mapping, lk).items():
                 r.choice(target, f"{lk}.{lab}", targets)
         labels = {kind: {str(a): str(b) for a, b in mapping.items()} for kind, mapping in labels.items()}
+        id_format = r.choice(f.get("client_id_format", "text"), f"{fk}.client_id_format",
+                             CLIENT_ID_FORMATS)
         files.append(SourceFile(
             programme=prog_id, id=r.text(f["id"], f"{fk}.id"), path=r.text(f["path"], f"{fk}.path"),
             format=fmt, layout=layout, client_id=r.text(f["client_id"], f"{fk}.client_id"),
@@ -691,7 +741,8 @@ def _source(file: Path, *, programmes: Mapping[str, Programme], instruments: Map
             occasion_column=f.get("occasion_column"), date_column=f.get("date_column"),
             phase_column=f.get("phase_column"), session_column=f.get("session_column"),
             sced_phase_column=f.get("sced_phase_column"), instrument_column=f.get("instrument_column"),
-            scale_column=f.get("scale_column"), score_column=f.get("score_column"), labels=labels))
+            scale_column=f.get("scale_column"), score_column=f.get("score_column"), labels=labels,
+            client_id_format=id_format))
     if len({f.id for f in files}) != len(files):
         raise r.fail("file ids must be unique within a source", "files")
     return Source(prog_id, tuple(files), file)

@@ -44,7 +44,10 @@ File conventions
 * The phase column is empty at follow-up occasions of programmes without an
   aftercare phase (no phase after discharge).
 * Client-level fields (weeks in care, last phase, end reason, interventions,
-  fidelity) are repeated on every row of the client.
+  fidelity) are repeated on every row of the client. Interventions are drawn from the
+  programme's closed vocabulary (``programmes.yaml``) and written with the export's
+  labels (``labels.interventions``), ``;``-joined; ``clients.interventions`` holds the
+  ids, sorted and ``;``-joined, as the harmoniser gives them.
 * A missed occasion is an absent row (row layouts), blank cells (wide) or absent
   rows (long); a single missing questionnaire is a blank cell (absent long row).
 
@@ -68,6 +71,10 @@ row 1, first data row = 2; SPSS: 1-based case number). Kinds:
     an exact copy of a valid row (wide: of a client's whole row), inserted right
     after it: a duplicate client x occasion x instrument. The first copy is
     valid and is in ``truth``; the listed row is the second copy.
+``unknown_intervention``
+    free text naming the client (name and BSN) appended to the interventions cell
+    of one valid row of a client without another injected error: the harmoniser
+    keeps the declared items and logs the rest (0 scores) without repeating it.
 
 Nothing listed in ``injected`` is in ``truth`` or ``series_truth`` (except the
 original of a duplicate); with ``inject_errors=False`` every written row is valid.
@@ -136,42 +143,18 @@ GENERATOR_ONLY_NORMS: dict[tuple[str, str], tuple[float, float]] = {
 _FALLBACK_AGES = (12.0, 18.0)
 
 # Programme-specific generator settings (all generator-only): mean improvement
-# over a full planned stay (SD units), intervention menu, client-id style.
+# over a full planned stay (SD units) and client-id style. The interventions a client
+# receives are drawn from the programme's closed vocabulary in the dictionary.
 _SETTINGS: dict[str, dict[str, Any]] = {
-    "pinq_crisis": {
-        "effect": 0.35, "id": ("str", "SPI-{year}-{num:04d}"),
-        "menu": ["veiligheidsplan", "crisisgesprekken", "oudergesprekken", "netwerkberaad",
-                 "psycho-educatie loverboys"],
-    },
-    "veilig_lima": {
-        "effect": 0.8, "id": ("int", 310000),
-        "menu": ["EMDR", "traumabehandeling", "weerbaarheidstraining", "systeemtherapie",
-                 "psycho-educatie", "vaktherapie"],
-    },
-    "pinq_gesloten": {
-        "effect": 0.6, "id": ("str", "DK-{num:06d}"),
-        "menu": ["onderwijs", "traumabehandeling", "weerbaarheidstraining", "oudergesprekken",
-                 "agressieregulatie"],
-    },
-    "egoversterkend": {
-        "effect": 0.9, "id": ("str", "TJ{num:05d}"),
-        "menu": ["egoversterkende therapie", "EMDR", "meidengroep", "gezinsbehandeling",
-                 "vaktherapie", "nazorg vertrouwenspersoon"],
-    },
-    "intermetzo": {
-        "effect": 0.7, "id": ("int", 520000),
-        "menu": ["stabilisatie", "traumabehandeling", "systeemtherapie", "vaktherapie",
-                 "weerbaarheidstraining"],
-    },
-    "hoenderloo": {
-        "effect": 0.5, "id": ("int", 740000), "series_decimals": 1,
-        "menu": ["observatie", "traumabehandeling", "EMDR", "seksuele voorlichting",
-                 "individuele begeleiding"],
-    },
+    "pinq_crisis": {"effect": 0.35, "id": ("str", "SPI-{year}-{num:04d}")},
+    "veilig_lima": {"effect": 0.8, "id": ("int", 310000)},
+    "pinq_gesloten": {"effect": 0.6, "id": ("str", "DK-{num:06d}")},
+    "egoversterkend": {"effect": 0.9, "id": ("str", "TJ{num:05d}")},
+    "intermetzo": {"effect": 0.7, "id": ("int", 520000)},
+    "hoenderloo": {"effect": 0.5, "id": ("int", 740000), "series_decimals": 1},
 }
 _DEFAULT_SETTINGS: dict[str, Any] = {
     "effect": 0.6, "id": ("int", 900000),
-    "menu": ["individuele begeleiding", "traumabehandeling", "systeemtherapie", "psycho-educatie"],
 }
 
 _FIRST_NAMES = [
@@ -272,7 +255,7 @@ class _Client:
     weeks: int
     end_reason: str
     last_phase: str
-    interventions: str
+    interventions: tuple[str, ...]  # intervention ids of the dictionary, in menu order
     g: float
     s0: dict[str, float] = field(default_factory=dict)
     delta: float = 0.0
@@ -454,6 +437,23 @@ def _phase_at(prog: Programme, client: _Client, week: float) -> str | None:
     return _phase_plan(prog, client.planned)[-1][0]
 
 
+def _intervention_menu(d: Dictionary, programme: str) -> list[str]:
+    """Intervention ids of a programme, in the order of its first export's label map."""
+    ids = [iv.id for iv in d.programmes[programme].interventions]
+    for f in d.sources[programme].files if programme in d.sources else ():
+        mapped = list(dict.fromkeys(t for t in f.labels.get("interventions", {}).values()
+                                    if t in ids))
+        if mapped:
+            return mapped + [i for i in ids if i not in mapped]
+    return ids
+
+
+def _intervention_text(file: SourceFile, ids: Sequence[str]) -> str:
+    """The interventions cell as the export writes it (its labels, ``;``-joined)."""
+    label = _invert(file.labels.get("interventions", {}))
+    return ";".join(label.get(i, i) for i in ids)
+
+
 def _make_clients(d: Dictionary, programme: str, n: int, rng: np.random.Generator,
                   ident: np.random.Generator, names_taken: set[str],
                   bsn_taken: set[str]) -> list[_Client]:
@@ -511,10 +511,12 @@ def _make_clients(d: Dictionary, programme: str, n: int, rng: np.random.Generato
         raw_id: int | str = (int(spec) + num if kind == "int"
                              else str(spec).format(year=intake.year, num=num))
 
-        menu = list(st["menu"])
-        k = int(rng.integers(2, min(4, len(menu)) + 1)) - (1 if reason != "completed" else 0)
-        chosen = sorted(rng.choice(len(menu), size=max(1, k), replace=False))
-        interventions = ";".join(menu[j] for j in chosen)
+        menu = _intervention_menu(d, programme)
+        interventions: tuple[str, ...] = ()
+        if len(menu) >= 2:
+            k = int(rng.integers(2, min(4, len(menu)) + 1)) - (1 if reason != "completed" else 0)
+            chosen = sorted(rng.choice(len(menu), size=max(1, k), replace=False))
+            interventions = tuple(menu[j] for j in chosen)
 
         g = float(rng.normal())
         client = _Client(programme, raw_id, first, last, birth, bsn, age, intake, planned, weeks,
@@ -653,7 +655,7 @@ def _client_field_values(file: SourceFile, client: _Client, fidelity: float) -> 
         elif fieldname == "end_reason":
             out[col] = end_lab.get(client.end_reason, client.end_reason)
         elif fieldname == "interventions":
-            out[col] = client.interventions
+            out[col] = _intervention_text(file, client.interventions) or None
         elif fieldname == "fidelity":
             out[col] = float(fidelity)
     return out
@@ -1069,6 +1071,24 @@ def _inject(d: Dictionary, file: SourceFile, table: _Table, empty: dict[str, lis
             occ = None if file.layout == "wide" else str(src.get(file.occasion_column))
             out.append((k, file.client_id, kind, src[file.client_id], str(src[file.client_id]),
                         occ))
+    col = file.client_fields.get("interventions")
+    if col:
+        # free text naming the client in the interventions cell of one valid row: the
+        # declared items are kept, the rest is logged without its text
+        by_id = {c.client_id: c for c in clients}
+        taken = {o[4] for o in out}  # clients with another injected error: left alone
+        cands = [k for k, row in zip(table.keys, table.rows, strict=True)
+                 if k >= 0 and row.get(col) and str(row.get(file.client_id)) in by_id
+                 and str(row.get(file.client_id)) not in taken]
+        if cands:
+            k = int(cands[int(rng.integers(len(cands)))])
+            row = table.rows[table.keys.index(k)]
+            client = by_id[str(row[file.client_id])]
+            value = f"{row[col]};gesprek met {client.name} (BSN {client.bsn})"
+            row[col] = value
+            occ = (None if file.layout == "wide"
+                   else str(row.get(file.occasion_column)))
+            out.append((k, col, "unknown_intervention", value, client.client_id, occ))
     return out, dropped
 
 
@@ -1281,7 +1301,8 @@ def generate(out_dir: str | Path, *, seed: int = 2026, dictionary: Dictionary | 
                                 "age_at_intake": c.age, "intake_date": pd.Timestamp(c.intake),
                                 "planned_weeks": c.planned, "weeks_in_care": c.weeks,
                                 "last_phase": c.last_phase, "end_reason": c.end_reason,
-                                "interventions": c.interventions, "fidelity": fidelity,
+                                "interventions": ";".join(sorted(c.interventions)) or None,
+                                "fidelity": fidelity,
                                 "in_series": c.client_id in in_series,
                                 "true_improvement": c.delta})
             base = {"programme": programme, "client_id": c.client_id}

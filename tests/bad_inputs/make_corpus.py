@@ -97,7 +97,7 @@ def intermetzo(case: str, *, sheet: str = "ROM", drop: tuple[str, ...] = (),
     header = ["Dossiernr", "Voornaam", "Achternaam", "Geb.datum", "BSN-nummer", "Duur_weken",
               "Fase_bereikt", "Uitstroomreden", "Modules", "Modelgetrouwheid"]
     row = [520001, "Zoë", "Jansenvdb", "2008-03-14", "123456782", 30, "4 Nazorg", "Regulier",
-           "EMDR", 8.0]
+           "traumabehandeling", 8.0]
     for k, occ in enumerate(IM_OCC):
         for col, val in ((f"Datum_{occ}", f"2023-0{1 + 2 * k}-09"),
                          (f"Fase_{occ}", ["1 Stabilisatie", "2 Diagnostiek", "3 Versterking",

@@ -16,6 +16,8 @@ NAMES = ["Zoë Jansenvdb", "Fleur Mulderqx", "Sanne Bakkerzz"]
 BSNS = ["123456782", "234567891", "345678912"]
 BIRTHS = ["2008-03-14", "2007-11-02", "2009-06-30"]
 RAW_IDS = ["R-7781", "R-7782", "R-7783"]
+# intermetzo declares client_id_format: integer
+INT_IDS = [520101, 520102, 520103]
 
 
 def _dmy(iso: str) -> str:
@@ -36,7 +38,7 @@ def write_pinq_gesloten(folder: Path, rows: list[dict] | None = None) -> Path:
                     "CRIES totaal": f"{30 - 5 * j + i}", "SDQ internaliserend": f"{8 - j},5",
                     "SDQ externaliserend": "6", "RSES totaal": "15", "HoNOSCA totaal": "20",
                     "Weken in zorg": "26", "Laatste fase": "Verblijf", "Reden einde": "Afgerond",
-                    "Interventies": "EMDR;PMT", "Programmatrouw": "0,8",
+                    "Interventies": "traumabehandeling;onderwijs", "Programmatrouw": "0,8",
                 })
     path = folder / "pinq_gesloten_metingen.csv"
     pd.DataFrame(rows).to_csv(path, sep=";", index=False, encoding="cp1252")
@@ -54,7 +56,7 @@ def write_egoversterkend(folder: Path, rows: list[dict] | None = None) -> Path:
                         "bsn": BSNS[i], "occasion": lab, "date": date, "phase": "treatment",
                         "instrument": il, "scale": sl, "score": sc, "weeks_in_care": 50,
                         "last_phase": "aftercare", "end_reason": "completed",
-                        "interventions": "ART", "fidelity": 0.7,
+                        "interventions": "meidengroep", "fidelity": 0.7,
                     })
     path = folder / "egoversterkend_scores_long.csv"
     pd.DataFrame(rows).to_csv(path, index=False, encoding="utf-8")
@@ -65,10 +67,10 @@ def write_intermetzo(folder: Path, frame: pd.DataFrame | None = None, sheet: str
     if frame is None:
         recs = []
         for i in range(3):
-            r = {"Dossiernr": RAW_IDS[i], "Voornaam": NAMES[i].split()[0],
+            r = {"Dossiernr": INT_IDS[i], "Voornaam": NAMES[i].split()[0],
                  "Achternaam": NAMES[i].split()[1], "Geb.datum": BIRTHS[i], "BSN-nummer": BSNS[i],
                  "Duur_weken": 30, "Fase_bereikt": "4 Nazorg", "Uitstroomreden": "Regulier",
-                 "Modules": "EMDR", "Modelgetrouwheid": 0.9}
+                 "Modules": "traumabehandeling", "Modelgetrouwheid": 0.9}
             for k, occ in enumerate(["T0", "T1", "T2", "T3"]):
                 r[f"Datum_{occ}"] = f"2023-0{1 + 2 * k}-01"
                 r[f"Fase_{occ}"] = ["1 Stabilisatie", "2 Diagnostiek", "3 Versterking",

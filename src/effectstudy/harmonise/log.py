@@ -11,17 +11,35 @@ unit, see :mod:`effectstudy.harmonise.mapping`) the entry removes from the table
 
 So, per file, ``rows in = rows in the table + sum(scores)`` exactly.
 
-Privacy: ``value`` is filled only for score cells and label cells, never for
-identifier columns or dates of birth, and is redacted if it equals an identifier
-value seen in the same run, contains one (case-insensitive), or contains a word of
-three or more letters of one (a first name alone, a name inside a note). Values are
-redacted when the log is turned into a table, after every file has been read, so an
-identifier first seen in a later file is still caught.
+Privacy: ``value`` is a **whitelist by declared type**, never a redaction list.
+The caller says what the cell is (``shape``) and the log fills ``value`` only when
+that declared type is safe *and* the text has that type's shape:
+
+``"number"``
+    a score or another numeric field: ASCII digits with an optional sign and one
+    decimal mark, at most 6 digits in all (``99``, ``-3``, ``9,7``); so a BSN or a
+    phone number in a score cell never passes, in whatever way it is written;
+``"date"``
+    a date of measurement: ``yyyy-mm-dd`` or ``dd-mm-yyyy`` with ``-``, ``/`` or ``.``
+    and nothing else (no words, so ``7 nov 2009`` never passes);
+``"label"``
+    a label from a closed list given with ``allowed`` (dictionary text); an unknown
+    label is never echoed, the reason lists the declared labels instead.
+
+Every other value (free text, undeclared columns, identifiers, unknown labels, cells
+of any other type) is dropped and the reason ends with ``(value not shown)``. As a
+second line of defence a value equal to, or containing, an identifier value seen in
+the run (:meth:`RejectionLog.protect`) is dropped as well; this is checked when the
+log is turned into a table, after every file has been read.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import math
+import numbers
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -42,13 +60,62 @@ KINDS = (
     "inconsistent_client",
     "inconsistent_fidelity",
     "undeclared_columns",
+    "unknown_intervention",
+    "implausible_value",
+    "invalid_client_id",
+    "unreadable_cell",
 )
 
-# 8-9 digit runs look like a BSN; dates look like dates of birth: never echo them.
-_BSN_LIKE = re.compile(r"\d{8,9}")
-_DATE_LIKE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}")
-_WORDS = re.compile(r"[^\W\d_]+")
-REDACTED = "<redacted>"
+SHAPES = ("number", "date", "label")
+NOT_SHOWN = "value not shown"
+
+_NUMBER_SHAPE = re.compile(r"[+-]?[0-9]+(?:[.,][0-9]+)?", re.ASCII)
+_DATE_SHAPE = re.compile(r"[0-9]{4}([-/.])[0-9]{1,2}\1[0-9]{1,2}|[0-9]{1,2}([-/.])[0-9]{1,2}\2"
+                         r"(?:[0-9]{2}|[0-9]{4})", re.ASCII)
+_MAX_DIGITS = 6
+
+
+def _number_text(value: object) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        x = float(value)
+        if not math.isfinite(x):
+            return None
+        return str(int(x)) if x.is_integer() else repr(x)
+    if isinstance(value, str):
+        return value.strip()
+    return None
+
+
+def shown_value(value: object, shape: str | None, allowed: Collection[str] = ()) -> str | None:
+    """The text of ``value`` if its declared ``shape`` allows showing it, else None."""
+    if value is None or shape is None:
+        return None
+    if shape == "number":
+        text = _number_text(value)
+        if text is None or not _NUMBER_SHAPE.fullmatch(text):
+            return None
+        if sum(ch.isdigit() for ch in text) > _MAX_DIGITS:
+            return None
+        return text
+    if shape == "date":
+        if isinstance(value, dt.datetime | dt.date):  # also pandas.Timestamp
+            return value.strftime("%Y-%m-%d")
+        if not isinstance(value, str):
+            return None
+        text = value.strip()
+        return text if _DATE_SHAPE.fullmatch(text) else None
+    if shape == "label":
+        text = _number_text(value) if isinstance(value, numbers.Real) else (
+            value.strip() if isinstance(value, str) else None)
+        if text is None:
+            return None
+        parts = text.split(";")
+        return text if parts and all(p in allowed for p in parts) else None
+    raise ValueError(f"unknown value shape {shape!r}")  # pragma: no cover
 
 
 @dataclass
@@ -57,37 +124,27 @@ class RejectionLog:
 
     entries: list[dict] = field(default_factory=list)
     _secrets: set[str] = field(default_factory=set, repr=False)
-    _tokens: set[str] = field(default_factory=set, repr=False)
 
     def protect(self, values: object) -> None:
-        """Remember identifier values (in memory only) so they are never echoed."""
+        """Remember identifier values (in memory only): a second line of defence.
+
+        A logged value equal to one, or containing one of 4 or more characters, is
+        not shown even when its shape would allow it.
+        """
         for v in values if isinstance(values, list | tuple | set) else [values]:
             if v is None:
                 continue
-            text = str(v).strip()
-            if text and text.lower() != "nan":
-                self._secrets.add(text.lower())
-                self._tokens.update(t for t in _WORDS.findall(text.lower()) if len(t) >= 3)
+            if isinstance(v, dt.datetime | dt.date):  # a birth date read as a date
+                for fmt in ("%Y-%m-%d", "%d-%m-%Y", "%d/%m/%Y", "%d.%m.%Y"):
+                    self._secrets.add(v.strftime(fmt))
+                continue
+            text = str(v).strip().lower()
+            if text and text != "nan":
+                self._secrets.add(text)
 
-    def _safe_value(self, value: object) -> str | None:
-        if value is None:
-            return None
-        try:
-            if pd.isna(value):
-                return None
-        except (TypeError, ValueError):
-            pass
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        text = str(value).strip()
+    def _leaks(self, text: str) -> bool:
         low = text.lower()
-        if (_BSN_LIKE.search(text) or _DATE_LIKE.search(text)
-                or any(secret in low for secret in self._secrets)
-                or any(word in self._tokens for word in _WORDS.findall(low))):
-            return REDACTED
-        if len(text) > 60:
-            text = text[:57] + "..."
-        return text
+        return any(low == s or (len(s) >= 4 and s in low) for s in self._secrets)
 
     def add(
         self,
@@ -100,10 +157,27 @@ class RejectionLog:
         reason: str,
         value: object = None,
         scores: int = 0,
+        shape: str | None = None,
+        allowed: Collection[str] = (),
     ) -> None:
-        """Log one rejection (``value`` only for score or label cells)."""
+        """Log one rejection.
+
+        ``value`` is the offending cell and ``shape`` its declared type (``"number"``,
+        ``"date"``, ``"label"`` with the closed list ``allowed``, or None); the value
+        is shown only as described in the module docstring. ``column`` and
+        ``reason`` must never hold text from the file other than declared column
+        names (undeclared columns are named by position).
+        """
         if kind not in KINDS:  # pragma: no cover - programming error
             raise ValueError(f"unknown rejection kind {kind!r}")
+        if shape is not None and shape not in SHAPES:  # pragma: no cover
+            raise ValueError(f"unknown value shape {shape!r}")
+        present = value is not None and not (isinstance(value, str) and not value.strip())
+        try:
+            if present and bool(pd.isna(value)):
+                present = False
+        except (TypeError, ValueError):
+            pass
         self.entries.append(
             {
                 "programme": programme,
@@ -112,14 +186,23 @@ class RejectionLog:
                 "column": column,
                 "kind": kind,
                 "reason": reason,
-                "value": value,
+                "value": shown_value(value, shape, allowed) if present else None,
+                "hidden": present,
                 "scores": int(scores),
             }
         )
 
     def frame(self) -> pd.DataFrame:
         """The log as a DataFrame with :data:`LOG_COLUMNS`, in input order."""
-        entries = [dict(e, value=self._safe_value(e["value"])) for e in self.entries]
+        entries = []
+        for e in self.entries:
+            value = e["value"]
+            if value is not None and self._leaks(value):
+                value = None
+            reason = e["reason"]
+            if e["hidden"] and value is None and NOT_SHOWN not in reason:
+                reason = f"{reason} ({NOT_SHOWN})"
+            entries.append({k: e[k] for k in LOG_COLUMNS} | {"value": value, "reason": reason})
         df = pd.DataFrame(entries, columns=list(LOG_COLUMNS))
         df["row"] = pd.array(df["row"].tolist(), dtype="Int64")
         df["scores"] = df["scores"].astype("int64")

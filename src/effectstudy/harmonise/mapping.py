@@ -18,14 +18,29 @@ Empty cells in wide/occasion-row/series files are *not* records (no measurement 
 taken); rows whose cells are all empty are skipped by the readers.
 
 Identifier columns (names, BSN, birth date) are read only here: their values are
-handed to the log's redaction list, the birth date is parsed for the age, the client
-id is replaced by its keyed pseudonym, and nothing else of them is kept.
+handed to the log's second line of defence (:meth:`RejectionLog.protect`), the birth
+date is parsed for the age, the client id is normalised in its declared format
+(``client_id_format``, see :mod:`effectstudy.dictionary`) and replaced by its keyed
+pseudonym, and nothing else of them is kept.
+
+Privacy rules of the mapping (besides the log's whitelist of shown values):
+
+* free text never passes: the ``interventions`` field is parsed into the programme's
+  closed vocabulary (ids, sorted and ``;``-joined); every other item is logged as
+  ``unknown_intervention`` without its text;
+* headers of undeclared columns, and of columns that match a measure template with an
+  unknown occasion, are never written: the log names them by position
+  (``column #12``, counting the columns as read, headerless empty columns not counted);
+* numbers are ASCII only (``５０`` is not a number);
+* an implausible cell (a negative or absurd number of weeks in care or session number)
+  is a rejection-log entry with file, row and column, never an abort.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+import numbers
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,9 +49,20 @@ import pandas as pd
 
 from effectstudy.dictionary import Dictionary, MeasureMap, SourceFile
 from effectstudy.errors import HarmoniseError, SourceError
+from effectstudy.harmonise import readers
 from effectstudy.harmonise.log import RejectionLog
 from effectstudy.harmonise.pseudonym import normalise_id, pseudonymise
 from effectstudy.harmonise.readers import RawTable, is_empty
+from effectstudy.harmonise.schema import MAX_SESSION, MAX_WEEKS_IN_CARE
+
+#: Separators of the items of an interventions cell.
+_ITEM_SEP = re.compile(r"[;,|\n\r\t]+")
+
+
+def is_unreadable(value: Any) -> bool:
+    """True for a cell the reader could not read (``readers.UnreadableCell``)."""
+    cls = getattr(readers, "UnreadableCell", None)
+    return cls is not None and isinstance(value, cls)
 
 
 @dataclass
@@ -54,32 +80,75 @@ class FileResult:
 # Cell parsing
 # --------------------------------------------------------------------------- #
 def label_text(value: Any) -> str:
-    """Text of a label cell (``2.0`` -> ``"2"``)."""
+    """Text of a label cell (``2.0`` -> ``"2"``; an unreadable cell -> ``""``)."""
+    if is_unreadable(value):
+        return ""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value).strip()
 
 
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+# ASCII digits only: full-width or other non-ASCII digits are not numbers.
+_NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$", re.ASCII)
 
 
 def parse_number(value: Any, decimal: str = ".") -> float:
-    """A finite number from a cell; ``ValueError`` when it is not one."""
+    """A finite number from a cell; ``ValueError`` when it is not one.
+
+    Text is read with an ASCII-only grammar (sign, digits ``0-9``, one decimal mark,
+    exponent), so ``"５０"`` is not 50.
+    """
     if isinstance(value, bool):
         raise ValueError("boolean")
-    if isinstance(value, int | float):
-        x = float(value)
+    if isinstance(value, numbers.Real):
+        try:
+            x = float(value)
+        except (OverflowError, ValueError) as exc:
+            raise ValueError("not a finite number") from exc
         if not math.isfinite(x):
             raise ValueError("not finite")
         return x
-    text = str(value).strip()
+    if not isinstance(value, str):
+        raise ValueError("not a number")
+    text = value.strip()
     if decimal != ".":
         if "." in text:
             raise ValueError("decimal point in a decimal-comma file")
         text = text.replace(decimal, ".")
     if not _NUMBER.match(text):
         raise ValueError("not a number")
-    return float(text)
+    x = float(text)
+    if not math.isfinite(x):
+        raise ValueError("not finite")
+    return x
+
+
+def integer_id(value: Any) -> str:
+    """Canonical text of a client id declared ``client_id_format: integer``.
+
+    ``0829259``, ``829259.0``, ``829 259`` (also with thin or no-break spaces) and the
+    numbers 829259 / 829259.0 all give ``"829259"``. ``ValueError`` for anything else
+    (letters, a fraction, a negative number, non-ASCII digits).
+    """
+    if isinstance(value, bool) or is_unreadable(value):
+        raise ValueError("not an integer id")
+    if isinstance(value, numbers.Integral):
+        n = int(value)
+        if n < 0:
+            raise ValueError("negative id")
+        return str(n)
+    if isinstance(value, numbers.Real):
+        x = float(value)
+        if not math.isfinite(x) or not x.is_integer() or x < 0:
+            raise ValueError("not a whole number")
+        return str(int(x))
+    if not isinstance(value, str):
+        raise ValueError("not an integer id")
+    text = re.sub(r"\s+", "", value)
+    text = re.sub(r"[.,]0+$", "", text)
+    if not re.fullmatch(r"[0-9]+", text, re.ASCII):
+        raise ValueError("not an integer id")
+    return text.lstrip("0") or "0"
 
 
 def parse_date(value: Any, fmt: str | None) -> pd.Timestamp:
@@ -148,9 +217,21 @@ class _Mapper:
 
     # -- logging helpers ------------------------------------------------------
     def reject(self, row: int | None, column: str | None, kind: str, reason: str,
-               value: Any = None, scores: int = 0) -> None:
+               value: Any = None, scores: int = 0, shape: str | None = None,
+               allowed: Any = ()) -> None:
+        if is_unreadable(value):
+            # the reader's own reason is safe text; the cell itself is never shown
+            reason = f"{reason}: {getattr(value, 'reason', 'cell cannot be read')}"
+            shape = None
         self.log.add(programme=self.prog, file=self.file, row=row, column=column, kind=kind,
-                     reason=reason, value=value, scores=scores)
+                     reason=reason, value=value, scores=scores, shape=shape,
+                     allowed=allowed)
+
+    def declared(self, kind: str, targets: Any = ()) -> str:
+        """The declared labels of ``labels[kind]`` (dictionary text, safe to show)."""
+        labels = list(self.sf.labels.get(kind, {})) or sorted(targets)
+        text = ", ".join(labels)
+        return text if len(text) <= 200 else text[:197] + "..."
 
     # -- label maps -----------------------------------------------------------
     def map_label(self, kind: str, value: Any, targets: set[str]) -> str | None:
@@ -172,26 +253,27 @@ class _Mapper:
                 raise SourceError("required column missing (declared in the data dictionary)",
                                   file=self.raw.file, column=col)
         declared = set(required) | set(optional)
+        # (column, position label, measure) of columns matching a measure template with an
+        # occasion label the dictionary does not declare; the header is never shown
         self.unknown_occ: list[tuple[str, str, MeasureMap]] = []
-        undeclared = []
-        for col in cols:
+        for pos, col in enumerate(cols, start=1):
             if col in declared:
                 continue
+            where = f"column #{pos}"
             if self.sf.layout == "wide":
                 hit = None
                 for m in self.sf.measures:
                     mt = _template_regex(m.column).match(col)
                     if mt and mt.group(1) not in self.sf.occasions:
-                        hit = (col, mt.group(1), m)
+                        hit = (col, where, m)
                         break
                 if hit:
                     self.unknown_occ.append(hit)
                     continue
-            undeclared.append(col)
-        if undeclared:
-            self.reject(None, "; ".join(undeclared), "undeclared_columns",
-                        f"{len(undeclared)} column(s) not declared in the data dictionary were "
-                        "dropped unread")
+            # privacy: a header may be a name or a number; name the column by position only
+            self.reject(None, where, "undeclared_columns",
+                        "column not declared in the data dictionary was dropped unread "
+                        "(header not shown)")
 
     # -- main -----------------------------------------------------------------
     def run(self) -> FileResult:
@@ -204,10 +286,28 @@ class _Mapper:
                                                 *([sf.birth_date] if sf.birth_date else [])])
                       if c in frame.columns]
         for col in ident_cols:
-            values = [v for v in frame[col].tolist() if not is_empty(v)]
+            values = [v for v in frame[col].tolist() if not is_empty(v) and not is_unreadable(v)]
             self.log.protect(values)
             self.log.protect([normalise_id(v) for v in values])
-        raw_ids = [normalise_id(v) for v in frame[sf.client_id].tolist()]
+        raw_ids: list[str | None] = []
+        self.invalid_ids: set[int] = set()
+        for i, v in enumerate(frame[sf.client_id].tolist()):
+            if is_empty(v):
+                raw_ids.append(None)
+            elif is_unreadable(v):
+                raw_ids.append(None)
+                self.invalid_ids.add(i)
+            elif sf.client_id_format == "integer":
+                try:
+                    rid = integer_id(v)
+                except ValueError:
+                    raw_ids.append(None)
+                    self.invalid_ids.add(i)
+                else:
+                    raw_ids.append(rid)
+                    self.log.protect([rid])
+            else:
+                raw_ids.append(normalise_id(v))
         clients = [pseudonymise(self.prog, rid, self.key) if rid is not None else None
                    for rid in raw_ids]
         seen: dict[str, str] = {}
@@ -223,9 +323,9 @@ class _Mapper:
                 and c not in ident_cols]
         frame = frame[keep]
         del raw_ids
-        for rec, n, client, birth in zip(frame.to_dict("records"), self.raw.rows, clients,
-                                         births, strict=True):
-            self.row(rec, n, client, birth)
+        for i, (rec, n, client, birth) in enumerate(zip(frame.to_dict("records"), self.raw.rows,
+                                                        clients, births, strict=True)):
+            self.row(rec, n, client, birth, invalid_id=i in self.invalid_ids)
         return self.out
 
     def units(self, rec: dict) -> list[dict]:
@@ -254,22 +354,31 @@ class _Mapper:
             return 1
         return sum(not is_empty(rec.get(col)) for col, _ in unit["cells"])
 
-    def row(self, rec: dict, n: int, client: str | None, birth: Any) -> None:
+    def row(self, rec: dict, n: int, client: str | None, birth: Any,
+            invalid_id: bool = False) -> None:
         sf = self.sf
         units = self.units(rec)
         counts = [self.n_scores(rec, u) for u in units]
-        extra = [(col, label, m) for col, label, m in self.unknown_occ if not is_empty(rec.get(col))]
+        extra = [(col, where, m) for col, where, m in self.unknown_occ
+                 if not is_empty(rec.get(col))]
         total = sum(counts) + len(extra)
         self.out.rows_in += total
+        if invalid_id:
+            self.reject(n, sf.client_id, "invalid_client_id",
+                        f"client id does not have the declared {sf.client_id_format} format "
+                        "(client_id_format): the row's scores cannot be attributed "
+                        "(value not shown)", scores=total)
+            return
         if client is None:
             self.reject(n, sf.client_id, "missing_client_id",
                         "client id is missing: the row's scores cannot be attributed",
                         scores=total)
             return
-        for col, label, m in extra:
-            self.reject(n, col, "unknown_occasion",
-                        f"occasion label {label!r} in the column name is not declared for "
-                        f"{m.instrument} {m.scale}", value=rec.get(col), scores=1)
+        for col, where, m in extra:
+            self.reject(n, where, "unknown_occasion",
+                        f"column matches {m.instrument} {m.scale} but its occasion label is not "
+                        f"declared (label not shown; declared: {', '.join(sf.occasions)})",
+                        value=rec.get(col), scores=1, shape="number")
         self.client_row(rec, n, client, birth)
         for unit, count in zip(units, counts, strict=True):
             if count:
@@ -297,27 +406,65 @@ class _Mapper:
                 continue
             if fld in ("weeks_in_care", "fidelity"):
                 try:
-                    self.observe(client, n, fld, col, parse_number(v, self.decimal))
+                    x = parse_number(v, self.decimal)
                 except ValueError:
-                    self.reject(n, col, "non_numeric", f"{fld} is not a number", value=v)
+                    self.reject(n, col, "non_numeric", f"{fld} is not a number", value=v,
+                                shape="number")
+                    continue
+                if fld == "weeks_in_care" and not 0 <= x <= MAX_WEEKS_IN_CARE:
+                    self.reject(n, col, "implausible_value",
+                                f"weeks in care outside the plausible range "
+                                f"0-{MAX_WEEKS_IN_CARE:g}; left empty", value=v, shape="number")
+                    continue
+                self.observe(client, n, fld, col, x)
             elif fld == "last_phase":
                 pid = self.map_label("last_phase", v, self.phase_ids)
                 if pid is None:
                     self.reject(n, col, "unknown_phase",
-                                f"last phase label is not declared for programme {self.prog}",
-                                value=v)
+                                f"last phase label is not declared for programme {self.prog} "
+                                f"(declared: {self.declared('last_phase', self.phase_ids)})",
+                                value=v, shape="label")
                 else:
                     self.observe(client, n, fld, col, pid)
             elif fld == "end_reason":
-                reason = self.map_label("end_reason", v,
-                                        {"completed", "absconded", "transferred"})
+                targets = {"completed", "absconded", "transferred"}
+                reason = self.map_label("end_reason", v, targets)
                 if reason is None:
-                    self.reject(n, col, "unknown_label", "end reason label is not declared",
-                                value=v)
+                    self.reject(n, col, "unknown_label", "end reason label is not declared "
+                                f"(declared: {self.declared('end_reason', targets)})",
+                                value=v, shape="label")
                 else:
                     self.observe(client, n, fld, col, reason)
-            else:  # interventions: free text (a list of modules) or a count
-                self.observe(client, n, fld, col, label_text(v))
+            else:  # interventions: parsed into the programme's closed vocabulary
+                ids = self.interventions(n, col, v)
+                if ids is not None:
+                    self.observe(client, n, fld, col, ids)
+
+    def interventions(self, n: int, col: str, value: Any) -> str | None:
+        """Declared intervention ids of a cell (sorted, ``;``-joined); the rest is logged.
+
+        Items are matched to the source's export labels (``labels.interventions``) or
+        to the ids themselves, ignoring case and repeated white space. Items that do
+        not match are never copied: one log entry says how many were dropped.
+        """
+        vocab = {iv.id for iv in self.programme.interventions}
+        table = {" ".join(k.split()).casefold(): t
+                 for k, t in self.sf.labels.get("interventions", {}).items()}
+        table.update({i.casefold(): i for i in vocab})
+        if is_unreadable(value) or not isinstance(value, str):
+            items = [None]  # a number or an unreadable cell is not a list of interventions
+        else:
+            items = [" ".join(t.split()) for t in _ITEM_SEP.split(value)]
+            items = [t for t in items if t]
+        found = {table.get(t.casefold()) if t is not None else None for t in items}
+        unknown = sum(1 for t in items if t is None or table.get(t.casefold()) is None)
+        if unknown:
+            self.reject(n, col, "unknown_intervention",
+                        f"{unknown} item{'s' if unknown != 1 else ''} not in the declared "
+                        f"vocabulary of {self.prog} (not shown); declared items kept",
+                        value=value)
+        ids = sorted(i for i in found if i is not None)
+        return ";".join(ids) if ids else None
 
     # -- one measurement unit ---------------------------------------------------
     def unit(self, rec: dict, n: int, client: str, unit: dict, count: int) -> None:
@@ -332,17 +479,23 @@ class _Mapper:
                 s = parse_number(sv, self.decimal)
                 if not s.is_integer():
                     raise ValueError
-                session = int(s)
             except ValueError:
                 self.reject(n, sf.session_column, "non_numeric",
                             "session number is missing or not a whole number", value=sv,
-                            scores=count)
+                            scores=count, shape="number")
                 return
+            if not 0 <= s <= MAX_SESSION:
+                self.reject(n, sf.session_column, "implausible_value",
+                            f"session number outside the plausible range 0-{MAX_SESSION}",
+                            value=sv, scores=count, shape="number")
+                return
+            session = int(s)
             sced = self.map_label("sced_phase", rec.get(sf.sced_phase_column), {"A", "B"})
             if sced is None:
                 self.reject(n, sf.sced_phase_column, "unknown_phase",
-                            "single-case phase label is not declared (labels.sced_phase)",
-                            value=rec.get(sf.sced_phase_column), scores=count)
+                            "single-case phase label is not declared (labels.sced_phase; "
+                            f"declared: {self.declared('sced_phase', {'A', 'B'})})",
+                            value=rec.get(sf.sced_phase_column), scores=count, shape="label")
                 return
         else:
             if sf.layout == "wide":
@@ -353,8 +506,9 @@ class _Mapper:
                 if label not in sf.occasions:
                     self.reject(n, sf.occasion_column, "unknown_occasion",
                                 "occasion label is missing" if not label else
-                                "occasion label is not declared for this file",
-                                value=lv, scores=count)
+                                "occasion label is not declared for this file (declared: "
+                                f"{', '.join(sf.occasions)})",
+                                value=lv, scores=count, shape="label", allowed=sf.occasions)
                     return
             occasion = sf.occasions[label].occasion
         # date
@@ -366,7 +520,7 @@ class _Mapper:
             except ValueError:
                 self.reject(n, dcol, "unparseable_date",
                             f"measurement date cannot be parsed (expected {sf.date_format or 'ISO'})",
-                            value=rec.get(dcol), scores=count)
+                            value=rec.get(dcol), scores=count, shape="date")
                 return
         # programme phase
         pphase = None
@@ -375,8 +529,9 @@ class _Mapper:
             pphase = self.map_label("phase", rec.get(pcol), self.phase_ids)
             if pphase is None:
                 self.reject(n, pcol, "unknown_phase",
-                            f"phase label is not declared for programme {self.prog}",
-                            value=rec.get(pcol), scores=count)
+                            f"phase label is not declared for programme {self.prog} "
+                            f"(declared: {self.declared('phase', self.phase_ids)})",
+                            value=rec.get(pcol), scores=count, shape="label")
                 return
         cells = unit["cells"]
         if sf.layout == "long":
@@ -389,9 +544,12 @@ class _Mapper:
                 known_instr = any(m.label[0] == itext for m in sf.measures)
                 col = sf.scale_column if known_instr else sf.instrument_column
                 what = "scale" if known_instr else "instrument"
+                labels = sorted({m.label[1] if known_instr else m.label[0] for m in sf.measures
+                                 if not known_instr or m.label[0] == itext})
                 self.reject(n, col, "unknown_instrument",
-                            f"{what} label is not declared for this file",
-                            value=sl if known_instr else il, scores=1)
+                            f"{what} label is not declared for this file (declared: "
+                            f"{', '.join(labels)})",
+                            value=sl if known_instr else il, scores=1, shape="label")
                 return
             cells = [(sf.score_column, measure)]
         for col, m in cells:
@@ -405,17 +563,21 @@ class _Mapper:
     def score(self, n: int, client: str, col: str, m: MeasureMap, v: Any, label: str,
               occasion: str, date: pd.Timestamp | None, pphase: str | None,
               session: int | None, sced: str | None) -> None:
+        if is_unreadable(v):
+            self.reject(n, col, "unreadable_cell", f"{m.instrument} {m.scale} score cannot be "
+                        "read", value=v, scores=1)
+            return
         try:
             x = parse_number(v, self.decimal)
         except ValueError:
             self.reject(n, col, "non_numeric", f"{m.instrument} {m.scale} score is not a number",
-                        value=v, scores=1)
+                        value=v, scores=1, shape="number")
             return
         sc = self.d.scale(m.instrument, m.scale)
         if not sc.range_min <= x <= sc.range_max:
             self.reject(n, col, "out_of_range",
                         f"{m.instrument} {m.scale} score outside its range "
-                        f"{sc.range_min:g}-{sc.range_max:g}", value=v, scores=1)
+                        f"{sc.range_min:g}-{sc.range_max:g}", value=v, scores=1, shape="number")
             return
         self.out.records.append({
             "programme": self.prog, "client": client, "occasion_label": label,

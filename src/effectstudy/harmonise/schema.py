@@ -21,6 +21,12 @@ TABLE_COLUMNS = (
     "programme_phase", "sced_phase", "construct", "instrument", "scale", "raw", "z", "t",
     "better", "norm_group", "note", "source_file", "source_row", "source_column",
 )
+#: Plausible client ages in years (a birth date giving another age is logged, not used).
+AGE_RANGE = (5.0, 40.0)
+#: Plausible weeks in care (ten years); outside [0, this] a value is logged, not used.
+MAX_WEEKS_IN_CARE = 520.0
+#: Plausible single-case session numbers: 0 .. this.
+MAX_SESSION = 100_000
 CLIENT_COLUMNS = (
     "programme", "client", "age", "weeks_in_care", "last_phase", "last_phase_canonical",
     "end_reason", "interventions", "fidelity", "n_scores",
@@ -64,7 +70,7 @@ def table_schema(d: Dictionary) -> pa.DataFrameSchema:
             "occasion": pa.Column(str, pa.Check.isin(sorted(d.occasions))),
             "occasion_label": pa.Column(str),
             "week": pa.Column(float, nullable=True),
-            "session": pa.Column("Int64", pa.Check.ge(0), nullable=True),
+            "session": pa.Column("Int64", pa.Check.in_range(0, MAX_SESSION), nullable=True),
             "phase": pa.Column(str, pa.Check.isin(sorted(d.phases)), nullable=True),
             "programme_phase": pa.Column(str, pa.Check.isin(prog_phases), nullable=True),
             "sced_phase": pa.Column(str, pa.Check.isin(["A", "B"]), nullable=True),
@@ -105,8 +111,9 @@ def clients_schema(d: Dictionary) -> pa.DataFrameSchema:
         {
             "programme": pa.Column(str, pa.Check.isin(sorted(d.programmes))),
             "client": pa.Column(str, pa.Check.str_matches(PSEUDONYM_PATTERN), unique=True),
-            "age": pa.Column(float, pa.Check.in_range(5, 40), nullable=True),
-            "weeks_in_care": pa.Column(float, pa.Check.ge(0), nullable=True),
+            "age": pa.Column(float, pa.Check.in_range(*AGE_RANGE), nullable=True),
+            "weeks_in_care": pa.Column(float, pa.Check.in_range(0, MAX_WEEKS_IN_CARE),
+                                       nullable=True),
             "last_phase": pa.Column(str, pa.Check.isin(prog_phases), nullable=True),
             "last_phase_canonical": pa.Column(str, pa.Check.isin(sorted(d.phases)),
                                               nullable=True),
