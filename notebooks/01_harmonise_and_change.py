@@ -61,7 +61,7 @@ demo.injected.groupby(["programme", "kind"]).size().unstack(fill_value=0)
 # `harmonise(folder, key=...)` reads every export the dictionary describes, maps the programme's own labels
 # (occasions, phases, instruments) to the canonical ones, checks every score against the scale's range,
 # and replaces each client id by a **keyed pseudonym** (`HMAC-SHA256(key, programme + id)`, shown as e.g.
-# `VL-3f9a1c2e`). Names, dates of birth and BSNs never leave the reader.
+# `VL-3f9a1c2e07b4d58e6a13`). Names, dates of birth and BSNs never leave the reader.
 #
 # **About the key.** Here we pass an explicit demo key because the data are synthetic. For real data,
 # do *not* write the key in a notebook: leave `key=` out and `effectstudy` takes it from the environment

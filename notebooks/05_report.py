@@ -111,7 +111,7 @@ suppress_table(counts, threshold=5)
 internal = build_report(h, spec=None, out=workdir / "report_internal", audience="internal", pdf=False)
 html_internal = internal.html_path.read_text(encoding="utf-8")
 
-pseudonym = re.compile(r"\b[A-Z]{1,4}-[0-9a-f]{8}\b")
+pseudonym = re.compile(r"\b[A-Z]{1,4}-[0-9a-f]{20}\b")
 pd.DataFrame({
     "public": [len(pseudonym.findall(html_public)), html_public.count("&lt;5"),
                len(re.findall("data:image/png", html_public))],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -117,7 +118,31 @@ def print_summary(h, title: str) -> None:
 
 
 def _write(h, out: Path) -> list[Path]:
+    """Write parquet + csv atomically (0600 files in a 0700 folder, see effectstudy.table)."""
     return h.write(out, format=("parquet", "csv"))
+
+
+@contextmanager
+def key_notices() -> Iterator[None]:
+    """Show every :class:`PseudonymKeyWarning` (new key file and where, open mode) as a
+    console line; other warnings go on as they would have."""
+    from effectstudy.harmonise.pseudonym import PseudonymKeyWarning
+
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always", PseudonymKeyWarning)
+            try:
+                yield
+            finally:
+                caught = list(rec)
+    finally:  # also when harmonising fails: a created key file is announced all the same
+        for w in caught:
+            if issubclass(w.category, PseudonymKeyWarning):
+                console.print(f"pseudonym key: {w.message}", style="yellow", markup=False,
+                              highlight=False, soft_wrap=True)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 # --------------------------------------------------------------------------- #
@@ -218,7 +243,10 @@ def power_cmd(
 @app.command("harmonise")
 def harmonise_cmd(
     data: Annotated[Path, typer.Argument(help="Folder with the programme exports.")],
-    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("harmonised"),
+    out: Annotated[Path, typer.Option(
+        "--out", help="Output folder: replaced as a whole, atomically (files 0600, folder "
+                      "0700); refused if it holds anything but an earlier output.")
+    ] = Path("harmonised"),
     dictionary: Annotated[Path | None, typer.Option(
         "--dictionary", help="Data dictionary folder (default: the shipped one).")] = None,
     key_file: Annotated[Path | None, typer.Option(
@@ -226,7 +254,12 @@ def harmonise_cmd(
                            "or OUT). Default: env EFFECTSTUDY_KEY_FILE or "
                            "~/.config/effectstudy/pseudonym.key.")] = None,
 ) -> None:
-    """Harmonise real exports in DATA into OUT (parquet + csv, provenance.json)."""
+    """Harmonise real exports in DATA into OUT (parquet + csv, provenance.json).
+
+    OUT is written atomically (an interrupted run leaves the earlier OUT as it was),
+    private (files 0600, folder 0700), with each file's row count and sha256 in
+    provenance.json. A new key file, or one that others can read, is announced.
+    """
     from effectstudy.harmonise import harmonise
     from effectstudy.harmonise.pseudonym import (
         ENV_KEY,
@@ -240,7 +273,7 @@ def harmonise_cmd(
         if key_file is not None or not os.environ.get(ENV_KEY):
             # the key file that will be used (created once if absent): never in DATA or OUT
             check_key_file_location(key_file or default_key_file(), [data, out])
-        with progress_bar("harmonising") as update:
+        with key_notices(), progress_bar("harmonising") as update:
             h = harmonise(data, dictionary, key_file=key_file, progress=update)
         print_summary(h, f"Harmonised exports from {data}")
         written = _write(h, out)

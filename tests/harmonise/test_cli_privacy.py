@@ -126,7 +126,77 @@ def test_name_fragments_in_rejected_cells_are_redacted(tmp_path, key):
     df.loc[2, "Reden einde"] = NAMES[0].lower()                # other case
     df.to_csv(path, sep=";", index=False, encoding="cp1252")
     h = harmonise(tmp_path, key=key)
-    values = h.rejections["value"].dropna().tolist()
-    assert len(values) == 3  # the three cells are rejected and logged
-    text = " ".join(values).lower()
-    assert first.lower() not in text and last.lower() not in text, values
+    rej = h.rejections
+    # the three cells are rejected and logged by file, row and column (rows 2-4 of the file)
+    where = {(int(r), c) for r, c in zip(rej["row"], rej["column"], strict=True)
+             if not pd.isna(r)}
+    assert {(2, "Fase"), (3, "CRIES totaal"), (4, "Reden einde")} <= where, where
+    # and no part of the name is in any cell of the log (value, reason, column)
+    text = rej.astype(str).to_csv(index=False).lower()
+    assert first.lower() not in text and last.lower() not in text
+
+
+# --------------------------------------------------------------------------- #
+# Issue 10: key notices, private and atomic output from the command line
+# --------------------------------------------------------------------------- #
+def test_harmonise_command_says_where_a_new_key_was_written(tmp_path):
+    import os
+    import stat
+
+    data = tmp_path / "data"
+    data.mkdir()
+    write_pinq_gesloten(data)
+    key = tmp_path / "secret" / "pseudonym.key"
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["harmonise", str(data), "--out", str(out),
+                                   "--key-file", str(key)])
+    assert res.exit_code == 0, res.output
+    assert "created a new random key file" in res.output and str(key) in res.output
+    # outputs are private: folder 0700, files 0600
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {0o600}
+    # the second run reuses the key quietly and replaces the earlier output
+    again = CliRunner().invoke(app, ["harmonise", str(data), "--out", str(out),
+                                     "--key-file", str(key)])
+    assert again.exit_code == 0, again.output
+    assert "pseudonym key:" not in again.output
+    # a key file others can read is used, with a line that says how to fix it
+    os.chmod(key, 0o644)
+    opened = CliRunner().invoke(app, ["harmonise", str(data), "--out", str(out),
+                                      "--key-file", str(key)])
+    assert opened.exit_code == 0, opened.output
+    assert "chmod 600" in opened.output and "created" not in opened.output
+
+
+def test_harmonise_command_refuses_weak_and_unreadable_keys(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    write_pinq_gesloten(data)
+    zero = tmp_path / "zero.key"
+    zero.write_text("00" * 32)
+    zero.chmod(0o600)
+    res = CliRunner().invoke(app, ["harmonise", str(data), "--out", str(tmp_path / "out"),
+                                   "--key-file", str(zero)])
+    assert res.exit_code == 1 and "weak" in res.output and "Traceback" not in res.output
+    binary = tmp_path / "bin.key"
+    binary.write_bytes(b"\x80\x81\xfe\xff" * 8)
+    binary.chmod(0o600)
+    res = CliRunner().invoke(app, ["harmonise", str(data), "--out", str(tmp_path / "out"),
+                                   "--key-file", str(binary)])
+    assert res.exit_code == 1 and "not UTF-8" in res.output and "bin.key" in res.output
+    assert isinstance(res.exception, SystemExit)
+    assert not (tmp_path / "out").exists()
+
+
+def test_harmonise_command_never_replaces_a_folder_with_other_files(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    write_pinq_gesloten(data)
+    out = tmp_path / "project"
+    out.mkdir()
+    (out / "thesis.docx").write_bytes(b"years of work")
+    res = CliRunner().invoke(app, ["harmonise", str(data), "--out", str(out),
+                                   "--key-file", str(tmp_path / "k.key")])
+    assert res.exit_code == 1 and "other file" in res.output
+    assert (out / "thesis.docx").read_bytes() == b"years of work"
+    assert sorted(p.name for p in out.iterdir()) == ["thesis.docx"]

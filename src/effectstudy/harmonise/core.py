@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import json
+import re
+import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,19 +21,26 @@ import numpy as np
 import pandas as pd
 import pandera.errors as pa_errors
 
-from effectstudy.dictionary import Dictionary, SourceFile, load_dictionary
+from effectstudy.dictionary import END_REASONS, Dictionary, SourceFile, load_dictionary
 from effectstudy.errors import EffectStudyError, HarmoniseError, SourceError
 from effectstudy.harmonise.log import RejectionLog
 from effectstudy.harmonise.mapping import FileResult, map_file
-from effectstudy.harmonise.pseudonym import check_key_file_location, resolve_key
+from effectstudy.harmonise.pseudonym import (
+    PSEUDONYM_HEX_DIGITS,
+    check_key_file_location,
+    normalise_id,
+    resolve_key,
+)
 from effectstudy.harmonise.readers import read_source
 from effectstudy.harmonise.schema import (
+    AGE_RANGE,
     CLIENT_COLUMNS,
     TABLE_COLUMNS,
     clients_schema,
     rejections_schema,
     table_schema,
 )
+from effectstudy.table import check_manifest, read_frame, read_provenance, write_frames
 
 ACCOUNTING_COLUMNS = ("programme", "file", "rows_in", "rows_out", "rows_rejected")
 Progress = Callable[[str, int, int], None]
@@ -115,12 +123,18 @@ class Harmonised:
                                            "rows_rejected", "notes", "rejected_by_reason"])
 
     def write(self, out_dir: str | Path, format: str | Sequence[str] = "parquet") -> list[Path]:
-        """Write table, clients, rejections, accounting and ``provenance.json``.
+        """Write table, clients, rejections, accounting and ``provenance.json``, atomically.
+
+        The folder is built aside and swapped in at the end (an interrupted write leaves
+        the earlier output intact); files are ``0600``, the folder ``0700``; CSV cells
+        that look like spreadsheet formulas are escaped with ``'``; ``provenance.json``
+        records each file's row count, size and sha256 (see :mod:`effectstudy.table`).
 
         Parameters
         ----------
         out_dir
-            Output folder (created). Must not hold the pseudonym key file.
+            Output folder (created or replaced). Must not hold the pseudonym key file,
+            nor anything but an earlier harmonised output.
         format
             ``"parquet"``, ``"csv"`` or both (a sequence).
 
@@ -136,32 +150,18 @@ class Harmonised:
             raise HarmoniseError(f"unknown output format(s) {bad}; use 'parquet' and/or 'csv'")
         if self.key_file is not None:
             check_key_file_location(self.key_file, [out])
-        out.mkdir(parents=True, exist_ok=True)
-        written = []
-        frames = {"table": self.table, "clients": self.clients, "rejections": self.rejections,
-                  "accounting": self.accounting}
-        for fmt in formats:
-            for name, df in frames.items():
-                path = out / f"{name}.{fmt}"
-                if fmt == "parquet":
-                    df.to_parquet(path, index=False)
-                else:
-                    df.to_csv(path, index=False)
-                written.append(path)
-        prov = out / "provenance.json"
-        prov.write_text(json.dumps(self.provenance, indent=2, sort_keys=True) + "\n",
-                        encoding="utf-8")
-        written.append(prov)
-        return written
+        return write_frames(out, dict(zip(_FRAMES, (self.table, self.clients, self.rejections,
+                                                     self.accounting), strict=True)),
+                            self.provenance, formats)
 
 
-def _read_frame(folder: Path, name: str, str_cols: Iterable[str]) -> pd.DataFrame:
-    pq, csv = folder / f"{name}.parquet", folder / f"{name}.csv"
-    if pq.is_file():
-        return pd.read_parquet(pq)
-    if csv.is_file():
-        return pd.read_csv(csv, dtype={c: "str" for c in str_cols}, keep_default_na=True)
-    raise HarmoniseError(f"harmonised output has no {name}.parquet or {name}.csv", file=folder)
+_FRAMES = ("table", "clients", "rejections", "accounting")
+
+
+def _read_frame(folder: Path, name: str, str_cols: Iterable[str],
+                provenance: dict[str, Any]) -> pd.DataFrame:
+    """One frame (parquet preferred), verified against the hash and row count in provenance."""
+    return read_frame(folder, name, provenance, str_cols)
 
 
 def _schema_failures(exc: Exception) -> str:
@@ -178,27 +178,35 @@ def read_harmonised(folder: str | Path, dictionary: Dictionary | str | Path | No
                     ) -> Harmonised:
     """Read a folder written by :meth:`Harmonised.write` (parquet preferred, else csv).
 
-    The frames are validated against the same schemas as on writing.
+    The folder is verified against ``provenance.json`` first: every recorded file is
+    present with its size, no unrecorded data file lies beside them, and each file read
+    has its recorded sha256 and row count. The frames are then validated against the
+    same schemas as on writing. When read from CSV, text cells that the writer escaped
+    against spreadsheet formulas keep their leading ``'``.
+
+    Raises
+    ------
+    HarmoniseError
+        Not a harmonised folder, or a file missing, truncated, changed, unrecorded or
+        unreadable (the error names the file), or a schema check failed.
     """
     folder = Path(folder)
     d = dictionary if isinstance(dictionary, Dictionary) else load_dictionary(dictionary)
-    prov_file = folder / "provenance.json"
-    if not prov_file.is_file():
-        raise HarmoniseError("not a harmonised output folder (no provenance.json)", file=folder)
-    provenance = json.loads(prov_file.read_text(encoding="utf-8"))
+    provenance = read_provenance(folder)
+    check_manifest(folder, provenance, _FRAMES)
     tsch, csch, rsch = table_schema(d), clients_schema(d), rejections_schema()
 
     def strs(schema) -> list[str]:
         return [n for n, c in schema.columns.items() if str(c.dtype) in ("str", "string")]
 
     try:
-        table = tsch.validate(_read_frame(folder, "table", strs(tsch)))
-        clients = csch.validate(_read_frame(folder, "clients", strs(csch)))
-        rejections = rsch.validate(_read_frame(folder, "rejections", strs(rsch)))
+        table = tsch.validate(_read_frame(folder, "table", strs(tsch), provenance))
+        clients = csch.validate(_read_frame(folder, "clients", strs(csch), provenance))
+        rejections = rsch.validate(_read_frame(folder, "rejections", strs(rsch), provenance))
     except (pa_errors.SchemaError, pa_errors.SchemaErrors) as exc:
         raise HarmoniseError("harmonised output does not match its schema: "
                              f"{_schema_failures(exc)}", file=folder) from exc
-    accounting = _read_frame(folder, "accounting", ["programme", "file"])
+    accounting = _read_frame(folder, "accounting", ["programme", "file"], provenance)
     return Harmonised(table, clients, rejections, accounting, provenance)
 
 
@@ -284,12 +292,19 @@ def _resolve_clients(d: Dictionary, results: list[FileResult], log: RejectionLog
                 c["_first"][fld] = ob
                 c[fld] = ob["value"]
             elif ob["value"] != first["value"]:
-                shown = None if fld == "birth_date" else ob["value"]
+                # values are parsed numbers or dictionary ids: shown by declared type only
+                prog = d.programmes[ob["programme"]]
+                shape, allowed = {
+                    "weeks_in_care": ("number", ()),
+                    "last_phase": ("label", {p.id for p in prog.phases}),
+                    "end_reason": ("label", set(END_REASONS)),
+                    "interventions": ("label", {iv.id for iv in prog.interventions}),
+                }.get(fld, (None, ()))
                 log.add(programme=ob["programme"], file=ob["file"], row=ob["row"],
                         column=ob["column"], kind="inconsistent_client",
                         reason=(f"{fld} differs from the client's first value "
                                 f"({first['file']} row {first['row']}); first value kept"),
-                        value=shown, scores=0)
+                        value=ob["value"], scores=0, shape=shape, allowed=allowed)
     # fidelity: one value per programme, the most frequent over clients (each client's first
     # value; ties: first seen); every row that deviates is logged
     for prog, obs in fidelity_obs.items():
@@ -305,11 +320,77 @@ def _resolve_clients(d: Dictionary, results: list[FileResult], log: RejectionLog
                         kind="inconsistent_fidelity",
                         reason=(f"fidelity is programme-level but differs within {prog}; "
                                 f"the programme value {value:g} (most frequent) is used"),
-                        value=ob["value"], scores=0)
+                        value=ob["value"], scores=0, shape="number")
         for (p, _), c in clients.items():
             if p == prog:
                 c["fidelity"] = value
     return clients
+
+
+# --------------------------------------------------------------------------- #
+# Pseudonym collisions over the whole run
+# --------------------------------------------------------------------------- #
+_ID_SEPARATORS = re.compile(r"[\s.,_/-]+")
+
+
+def _loose_id(rid: str) -> str:
+    """A raw id reduced to what any declared id format keeps (case, separators, zeros).
+
+    Two rows whose loose ids are equal may be one client linked by the declared id
+    format; only rows whose loose ids differ are certainly two clients. The collision
+    check therefore never stops a run over ids that mapping linked on purpose.
+    """
+    text = unicodedata.normalize("NFKC", rid).casefold().strip()
+    text = re.sub(r"[.,]0+$", "", text)
+    text = _ID_SEPARATORS.sub("", text)
+    return text.lstrip("0") or "0"
+
+
+def _row_owners(raw: Any, sf: SourceFile, key: bytes) -> dict[int, str]:
+    """Source row -> keyed digest of (programme, loose raw id), re-derived from the export.
+
+    The digest is a full-length HMAC under a separate label, kept in memory for the
+    collision check only; no raw id is kept or written.
+    """
+    frame = getattr(raw, "frame", None)
+    rows = getattr(raw, "rows", None)
+    if frame is None or rows is None or sf.client_id not in frame.columns:
+        return {}
+    out: dict[int, str] = {}
+    for n, value in zip(rows, frame[sf.client_id].tolist(), strict=True):
+        try:
+            rid = normalise_id(value)
+        except Exception:  # noqa: BLE001 - an unusable id is mapping's to reject
+            rid = None
+        if rid is None:
+            continue
+        msg = f"effectstudy collision check\x1f{sf.programme}\x1f{_loose_id(rid)}".encode()
+        out[int(n)] = hmac.new(key, msg, hashlib.sha256).hexdigest()
+    return out
+
+
+def _check_collisions(owners_by_pseudonym: dict[str, tuple[str, str, int]], res: FileResult,
+                      owners: dict[int, str]) -> None:
+    """Stop when one pseudonym stands for two different (programme, raw id) pairs.
+
+    ``owners_by_pseudonym`` (pseudonym -> (owner digest, file, row)) accumulates over
+    every file of the run, so collisions across files and programmes are caught, not
+    only within one file. The error names files and rows, never an id.
+    """
+    pairs = [(ob.get("client"), ob.get("row")) for ob in res.client_obs]
+    pairs += [(r.get("client"), r.get("source_row")) for r in res.records]
+    for client, row in pairs:
+        if client is None or row is None:
+            continue
+        owner = owners.get(int(row))
+        if owner is None:
+            continue
+        first = owners_by_pseudonym.setdefault(client, (owner, res.file, int(row)))
+        if first[0] != owner:
+            raise HarmoniseError(
+                f"two different client ids share one pseudonym ({first[1]} row {first[2]} and "
+                f"{res.file} row {int(row)}); they would be merged: choose another pseudonym "
+                "key", file=res.file, row=int(row))
 
 
 # --------------------------------------------------------------------------- #
@@ -383,11 +464,16 @@ def harmonise(
     names = [p.name for p, _ in inputs]
     if len(set(names)) != len(names):
         raise HarmoniseError("two inputs share a file name; pass one folder or distinct files")
+    owners_by_pseudonym: dict[str, tuple[str, str, int]] = {}
     for i, (path, sf) in enumerate(inputs):
         if progress is not None:
             progress(path.name, i, len(inputs))
         raw = read_source(path, sf)
+        owners = _row_owners(raw, sf, key_bytes)
         results.append(map_file(raw, sf, d, key_bytes, log, path.name))
+        _check_collisions(owners_by_pseudonym, results[-1], owners)
+        del owners
+    del owners_by_pseudonym
     clients = _resolve_clients(d, results, log)
     table = _build_table(d, results, clients, log,
                          {p.name: sf.client_id for p, sf in inputs})
@@ -414,6 +500,7 @@ def harmonise(
         "ignored_files": ignored,  # files in the folder not described (names not recorded)
         "pseudonym_key_check": hmac.new(key_bytes, b"effectstudy key check",
                                         hashlib.sha256).hexdigest()[:12],
+        "pseudonym_hex_digits": PSEUDONYM_HEX_DIGITS,
         "rows": {"in": int(accounting["rows_in"].sum()), "out": int(len(table)),
                  "rejected": int(accounting["rows_rejected"].sum())},
     }
@@ -440,6 +527,15 @@ def _build_table(d: Dictionary, results: list[FileResult], clients: dict, log: R
         c["age"] = ((ref - birth).days / 365.25) if (ref is not None and birth is not None) \
             else None
         c["intake_date"] = intake.get(k)
+        if c["age"] is not None and not AGE_RANGE[0] <= c["age"] <= AGE_RANGE[1]:
+            # an implausible birth date (e.g. 1950) is logged, never an abort; age unknown
+            ob = c["_first"]["birth_date"]
+            log.add(programme=k[0], file=ob["file"], row=ob["row"], column=ob["column"],
+                    kind="implausible_value",
+                    reason=(f"date of birth gives an age outside the plausible range "
+                            f"{AGE_RANGE[0]:g}-{AGE_RANGE[1]:g} years at the first "
+                            "measurement (age unknown; value not shown)"), scores=0)
+            c["age"] = c["birth_date"] = None
     # duplicates: keep the first in file/row order
     seen: dict[tuple, dict] = {}
     kept, dups = [], []
@@ -474,7 +570,7 @@ def _build_table(d: Dictionary, results: list[FileResult], clients: dict, log: R
                 column=r["source_column"], kind="duplicate",
                 reason=(f"duplicate client x {what} x {r['instrument']} {r['scale']}; the "
                         f"first ({f['source_file']} row {f['source_row']}) is kept"),
-                value=r["raw"], scores=1)
+                value=r["raw"], scores=1, shape="number")
     occ_week = {(sf.programme, Path(sf.path).name, lab): om.week
                 for src in d.sources.values() for sf in src.files
                 for lab, om in sf.occasions.items()}

@@ -1,0 +1,203 @@
+"""The harmonised folder on disk: an atomic, private write and a verified read.
+
+Shared by :mod:`effectstudy.harmonise` (which writes and reads the harmonised table,
+client table, rejection log and accounting) and the study layer (which reads them).
+
+Writing (:func:`write_frames`)
+    The whole folder is built in a temporary sibling with
+    :func:`effectstudy._io.atomic_folder` and renamed into place at the end: an
+    interrupted write (Ctrl-C, SIGKILL, a full disk) leaves the earlier folder as it
+    was. Files are ``0600``, the folder ``0700``. Every CSV cell that a spreadsheet
+    would run as a formula is escaped with a leading ``'`` (:func:`effectstudy._io.csv_bytes`).
+    ``provenance.json`` records, under ``"files"``, each written file's row count,
+    byte size and sha256 (of the bytes only: no time stamp enters a file hash, so the
+    same data give byte-identical files).
+
+Reading (:func:`read_frame`, :func:`check_manifest`)
+    Every file listed in ``provenance.json`` must be there with its recorded size; a
+    data file that provenance does not list (e.g. left by another run) is refused;
+    the file that is read must have its recorded sha256 and row count. Anything else
+    is a :class:`~effectstudy.errors.HarmoniseError` naming the file, never partial data.
+
+CSV and the ``'`` prefix
+    The CSV copies are for people who open them in a spreadsheet. Parquet is preferred
+    on reading; when only CSV is there, text cells that were escaped keep their leading
+    ``'`` (e.g. a rejected value ``=1+1`` reads back as ``'=1+1``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from effectstudy._io import atomic_folder, atomic_write_bytes, csv_bytes
+from effectstudy.errors import HarmoniseError
+
+FORMATS = ("parquet", "csv")
+PROVENANCE = "provenance.json"
+#: Key of the per-file manifest in provenance.json.
+FILES_KEY = "files"
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def frame_bytes(frame: pd.DataFrame, fmt: str) -> bytes:
+    """``frame`` serialised as parquet or as formula-escaped UTF-8 CSV (no index)."""
+    if fmt == "parquet":
+        buf = io.BytesIO()
+        frame.to_parquet(buf, index=False)
+        return buf.getvalue()
+    if fmt == "csv":
+        return csv_bytes(frame)
+    raise HarmoniseError(f"unknown output format {fmt!r}; use 'parquet' and/or 'csv'")
+
+
+def _data_file_names(names: Iterable[str]) -> set[str]:
+    return {f"{n}.{fmt}" for n in names for fmt in FORMATS}
+
+
+def write_frames(out_dir: str | Path, frames: Mapping[str, pd.DataFrame],
+                 provenance: Mapping[str, Any], formats: Sequence[str]) -> list[Path]:
+    """Write ``frames`` (name -> frame) in each format, plus ``provenance.json``, atomically.
+
+    Parameters
+    ----------
+    out_dir
+        The folder to (re)place. An existing folder is replaced only when it holds
+        nothing but files this function writes (a folder with other content is refused,
+        so that a wrong ``--out`` never deletes anything else).
+    frames
+        Name -> frame, written as ``<name>.<format>``.
+    provenance
+        Written to ``provenance.json`` with the manifest added under ``"files"``.
+    formats
+        ``"parquet"`` and/or ``"csv"``.
+
+    Returns
+    -------
+    list of Path
+        The files written (their final paths).
+    """
+    out = Path(out_dir)
+    formats = list(dict.fromkeys(formats))
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise HarmoniseError(f"unknown output format(s) {bad}; use 'parquet' and/or 'csv'")
+    if out.exists() and not out.is_dir():
+        raise HarmoniseError("output path exists and is not a folder", file=out)
+    if out.is_dir():
+        ours = _data_file_names(frames) | {PROVENANCE}
+        other = [p for p in out.iterdir() if p.name not in ours]
+        if other:
+            raise HarmoniseError(
+                f"refusing to replace an output folder that holds {len(other)} other "
+                "file(s) or folder(s); choose an empty folder or an earlier harmonised output",
+                file=out)
+    manifest: dict[str, dict[str, Any]] = {}
+    names: list[str] = []
+    with atomic_folder(out) as tmp:
+        for fmt in formats:
+            for name, frame in frames.items():
+                data = frame_bytes(frame, fmt)
+                fname = f"{name}.{fmt}"
+                atomic_write_bytes(tmp / fname, data)
+                manifest[fname] = {"rows": int(len(frame)), "bytes": len(data),
+                                   "sha256": sha256_bytes(data)}
+                names.append(fname)
+        prov = dict(provenance)
+        prov[FILES_KEY] = manifest
+        text = json.dumps(prov, indent=2, sort_keys=True, default=str) + "\n"
+        atomic_write_bytes(tmp / PROVENANCE, text.encode("utf-8"))
+        names.append(PROVENANCE)
+    return [out / n for n in names]
+
+
+def read_provenance(folder: str | Path) -> dict[str, Any]:
+    """``provenance.json`` of a harmonised folder, with its file manifest checked for shape."""
+    folder = Path(folder)
+    prov_file = folder / PROVENANCE
+    if not prov_file.is_file():
+        raise HarmoniseError("not a harmonised output folder (no provenance.json)", file=folder)
+    try:
+        prov = json.loads(prov_file.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise HarmoniseError("provenance.json is not valid JSON (damaged output folder)",
+                             file=prov_file) from None
+    files = prov.get(FILES_KEY) if isinstance(prov, dict) else None
+    if not isinstance(files, dict) or not all(
+            isinstance(v, dict) and {"rows", "bytes", "sha256"} <= set(v) for v in files.values()):
+        raise HarmoniseError("provenance.json lists no file hashes (written by an older "
+                             "effectstudy or edited): the folder cannot be verified; "
+                             "harmonise the exports again", file=prov_file)
+    return prov
+
+
+def check_manifest(folder: str | Path, provenance: Mapping[str, Any],
+                   names: Iterable[str]) -> None:
+    """Every listed file present with its recorded size; no unlisted data file of ``names``."""
+    folder = Path(folder)
+    files: Mapping[str, Mapping[str, Any]] = provenance[FILES_KEY]
+    for fname, meta in sorted(files.items()):
+        path = folder / fname
+        if not path.is_file():
+            raise HarmoniseError("a file recorded in provenance.json is missing (incomplete "
+                                 "output folder)", file=path)
+        if path.stat().st_size != int(meta["bytes"]):
+            raise HarmoniseError("file size differs from provenance.json (truncated or "
+                                 "changed after writing)", file=path)
+    for fname in sorted(_data_file_names(names)):
+        if fname not in files and (folder / fname).exists():
+            raise HarmoniseError("file is not recorded in provenance.json (left over from "
+                                 "another run or added later)", file=folder / fname)
+
+
+def read_frame(folder: str | Path, name: str, provenance: Mapping[str, Any],
+               str_cols: Iterable[str] = ()) -> pd.DataFrame:
+    """Read ``<name>.parquet`` (preferred) or ``<name>.csv``, verified against provenance.
+
+    The bytes are read once, their sha256 and the frame's row count compared with
+    ``provenance.json``; a mismatch or an unreadable file is a
+    :class:`~effectstudy.errors.HarmoniseError` naming the file.
+    """
+    folder = Path(folder)
+    files: Mapping[str, Mapping[str, Any]] = provenance[FILES_KEY]
+    fmt = next((f for f in FORMATS if f"{name}.{f}" in files), None)
+    if fmt is None:
+        raise HarmoniseError(f"harmonised output has no {name}.parquet or {name}.csv "
+                             "recorded in provenance.json", file=folder)
+    path = folder / f"{name}.{fmt}"
+    meta = files[path.name]
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise HarmoniseError("a file recorded in provenance.json is missing",
+                             file=path) from None
+    if sha256_bytes(data) != meta["sha256"]:
+        raise HarmoniseError("file does not match its sha256 in provenance.json (truncated "
+                             "or changed after writing)", file=path)
+    try:
+        if fmt == "parquet":
+            frame = pd.read_parquet(io.BytesIO(data))
+        else:
+            frame = pd.read_csv(io.BytesIO(data), dtype={c: "str" for c in str_cols},
+                                keep_default_na=True, encoding="utf-8")
+    except Exception as exc:  # pyarrow.ArrowInvalid, ParserError, UnicodeDecodeError, ...
+        raise HarmoniseError(f"file cannot be read as {fmt} ({type(exc).__name__})",
+                             file=path) from None
+    if len(frame) != int(meta["rows"]):
+        raise HarmoniseError(f"file has {len(frame)} rows, provenance.json records "
+                             f"{int(meta['rows'])}", file=path)
+    return frame
+
+
+__all__ = ["FILES_KEY", "FORMATS", "PROVENANCE", "check_manifest", "frame_bytes",
+           "read_frame", "read_provenance", "sha256_bytes", "write_frames"]
