@@ -21,7 +21,6 @@ from effectstudy.multilevel.lmm import (
 from effectstudy.multilevel.meta import MetaAnalysisResult, meta_analysis
 from effectstudy.multilevel.plots import caterpillar_plot, spaghetti_plot
 from effectstudy.multilevel.robust import ClusterRobustResult, WaldTestResult, cluster_robust
-from effectstudy.multilevel.trends import slopes
 from effectstudy.multilevel.summaries import (
     GrowthD,
     VarianceExplained,
@@ -31,6 +30,7 @@ from effectstudy.multilevel.summaries import (
     predicted_means,
     variance_explained,
 )
+from effectstudy.multilevel.trends import slopes
 
 __all__ = ["AR1LMEResult", "ClusterRobustResult", "FewClustersWarning", "IccResult",
            "LRTResult", "LinearMixedModel", "GrowthD", "MetaAnalysisResult",

@@ -47,7 +47,6 @@ Approach*. Chapman & Hall.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -605,8 +604,9 @@ def fit_ar1(
     Parameters
     ----------
     formula
-        Fixed-effects formula in patsy syntax, e.g. ``"outcome ~ time * programme"``.
-        Coefficients keep patsy's names (``Intercept``, ``programme[T.P2]``).
+        Fixed-effects formula, e.g. ``"outcome ~ time * programme"``, in the grammar of
+        :mod:`effectstudy.multilevel.design` (parsed, never evaluated). Coefficients
+        keep patsy's names (``Intercept``, ``programme[T.P2]``).
     data
         Long data frame. Rows with a missing value in any used column are dropped
         (noted in ``warnings``).
@@ -648,7 +648,7 @@ def fit_ar1(
     Estimates agree with nlme 3.1-162 to about 1e-6 relative on the reference
     models (see ``tests/multilevel/test_nlme_ar1_reference.py``).
     """
-    import patsy
+    from effectstudy.multilevel.design import design_matrices, formula_variables
 
     method = method.upper()
     if method not in ("REML", "ML"):
@@ -677,8 +677,8 @@ def fit_ar1(
     missing = [c for c in needed if c not in data.columns]
     if missing:
         raise DataError(f"columns not found in data: {sorted(missing)}")
-    # variables named in the formula (for NA handling)
-    tokens = set(re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", formula))
+    # variables named in the formula (for NA handling); parsed, never evaluated
+    tokens = set(formula_variables(formula))
     used = [c for c in data.columns if c in tokens or c in needed]
     d = data[used].copy()
     n0 = len(d)
@@ -688,18 +688,15 @@ def fit_ar1(
         notes.append(f"{n0 - len(d)} rows with missing values dropped")
     d = d.reset_index(drop=True)
 
-    try:
-        ydf, Xdf = patsy.dmatrices(formula, d, return_type="dataframe", NA_action="raise")
-    except Exception as exc:  # pragma: no cover - patsy messages vary
-        raise ModelError(f"cannot build the design matrix for {formula!r}: {exc}") from exc
-    y = ydf.iloc[:, 0].to_numpy(float)
-    X = Xdf.to_numpy(float)
-    names = list(Xdf.columns)
+    y, yname, Xd = design_matrices(formula, d, NA_action="raise")
+    y = np.asarray(y, dtype=float)
+    X = np.asarray(Xd.matrix, dtype=float)
+    names = list(Xd.column_names)
     N, p = X.shape
     if np.linalg.matrix_rank(X) < p:
         raise ModelError("the fixed-effects design matrix is rank deficient")
     if np.ptp(y) == 0:
-        raise DataError("the outcome is constant; no variance to model", column=ydf.columns[0])
+        raise DataError("the outcome is constant; no variance to model", column=yname)
 
     # nested group labels: inner labels are made unique within outer ones (a/b)
     labels = []

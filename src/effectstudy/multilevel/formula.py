@@ -4,7 +4,9 @@ A formula such as ``outcome ~ time * fidelity + age + (1 | programme) + (1 + tim
 is split into
 
 * the response (``outcome``),
-* the fixed-effects right-hand side (``time * fidelity + age``), handed to patsy, and
+* the fixed-effects right-hand side (``time * fidelity + age``), handed to the
+  formula grammar of :mod:`effectstudy.multilevel.design` (parsed, never
+  evaluated as code), and
 * a list of random-effect terms ``(expr | group)``, each with its own model
   formula ``expr`` and grouping factor ``group``.
 
@@ -68,7 +70,7 @@ class ParsedFormula:
 
     @property
     def fixed_formula(self) -> str:
-        """The patsy formula of the fixed part, ``response ~ fixed``."""
+        """The formula of the fixed part, ``response ~ fixed``."""
         return f"{self.response} ~ {self.fixed}"
 
 

@@ -44,7 +44,6 @@ Halekoh & Hojsgaard 2014) lives in :mod:`effectstudy.multilevel.ddf`.
 
 from __future__ import annotations
 
-import re
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -52,12 +51,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import patsy
 from scipy import linalg, optimize, stats
 
 from effectstudy._results import ResultMixin
 from effectstudy.errors import ModelError
 from effectstudy.multilevel import ddf as _ddf
+from effectstudy.multilevel.design import DesignInfo, design_matrix, formula_variables
 from effectstudy.multilevel.formula import ParsedFormula, RandomTerm, parse_formula
 
 __all__ = [
@@ -81,9 +80,6 @@ FEW_CLUSTERS = 6
 
 class FewClustersWarning(UserWarning):
     """A random effect is estimated from very few groups (e.g. <= 6 programmes)."""
-
-
-_IDENT = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*")
 
 
 # ---------------------------------------------------------------------------
@@ -146,7 +142,10 @@ def _prepare_data(data: pd.DataFrame, parsed: ParsedFormula
     """Select used columns, check they exist, drop incomplete rows."""
     if not isinstance(data, pd.DataFrame):
         raise ModelError("data must be a pandas DataFrame")
-    idents = set(_IDENT.findall(parsed.formula))
+    # the formula is parsed (never evaluated) before any data is touched
+    idents = {parsed.response, *formula_variables(parsed.fixed)}
+    for t in parsed.random:
+        idents |= set(formula_variables(t.expr)) | set(t.group_variables)
     used = [c for c in data.columns if c in idents]
     if parsed.response not in data.columns:
         raise ModelError(f"response column not found in data: {parsed.response!r}",
@@ -168,12 +167,10 @@ def _prepare_data(data: pd.DataFrame, parsed: ParsedFormula
     return frame, keep
 
 
-def _design(formula_rhs: str, frame: pd.DataFrame) -> tuple[np.ndarray, list[str], Any]:
-    try:
-        mat = patsy.dmatrix(formula_rhs, frame, NA_action="raise", return_type="matrix")
-    except Exception as exc:  # patsy raises PatsyError, NameError, ...
-        raise ModelError(f"cannot build the model matrix of {formula_rhs!r}: {exc}") from exc
-    return np.asarray(mat, dtype=float), list(mat.design_info.column_names), mat.design_info
+def _design(formula_rhs: str, frame: pd.DataFrame) -> tuple[np.ndarray, list[str], DesignInfo]:
+    """Model matrix of a right-hand side (see :mod:`effectstudy.multilevel.design`)."""
+    dm = design_matrix(formula_rhs, frame, NA_action="raise")
+    return np.asarray(dm.matrix, dtype=float), list(dm.column_names), dm.design_info
 
 
 def _group_codes(frame: pd.DataFrame, variables: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -226,18 +226,19 @@ class MetaAnalysisResult(ResultMixin):
 def _design(data: pd.DataFrame, mods: Any) -> tuple[np.ndarray, list[str]]:
     if mods is None:
         return np.ones((len(data), 1)), ["intrcpt"]
-    import patsy
+    from effectstudy.multilevel.design import design_matrix
 
     if isinstance(mods, str):
         rhs = mods.split("~", 1)[1] if "~" in mods else mods
     else:
-        rhs = " + ".join(list(mods))
+        rhs = " + ".join(str(m) for m in mods)
     try:
-        Xd = patsy.dmatrix(rhs, data, return_type="dataframe", NA_action="raise")
-    except patsy.PatsyError as exc:
-        raise ModelError(f"cannot build the moderator design {rhs!r}: {exc}") from exc
-    names = ["intrcpt" if c == "Intercept" else c for c in Xd.columns]
-    X = Xd.to_numpy(dtype=float)
+        Xd = design_matrix(rhs, data, NA_action="raise")
+    except ModelError as exc:
+        raise ModelError(f"cannot build the moderator design {rhs!r}: {exc.message}",
+                         column=exc.column) from exc
+    names = ["intrcpt" if c == "Intercept" else c for c in Xd.column_names]
+    X = np.asarray(Xd.matrix, dtype=float)
     if np.linalg.matrix_rank(X) < X.shape[1]:
         raise ModelError("the moderator design is rank deficient")
     return X, names
@@ -319,7 +320,8 @@ def meta_analysis(
         (``random = ~ 1 | programme/case``) or ``["programme", "case", "es_id"]``.
         Inner levels are taken within outer ones (labels need not be unique).
     mods : str or sequence of str, optional
-        Moderators as a patsy right-hand side (``"~ fidelity"``) or column names.
+        Moderators as a formula right-hand side (``"~ fidelity"``; grammar of
+        :mod:`effectstudy.multilevel.design`) or column names.
     test : {"z", "t"}
         Wald z tests, or t tests with ``dfs = "contain"`` degrees of freedom.
     method : {"REML"}

@@ -468,18 +468,18 @@ def _cluster_values(
 def _fit_ols(
     formula: str, data: pd.DataFrame
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], pd.Index]:
-    import patsy
+    from effectstudy.multilevel.design import design_matrices
 
-    try:
-        yd, Xd = patsy.dmatrices(formula, data, return_type="dataframe", NA_action="drop")
-    except patsy.PatsyError as exc:
-        raise ModelError(f"cannot build the design for {formula!r}: {exc}") from exc
-    X = Xd.to_numpy(dtype=float)
-    y = yd.to_numpy(dtype=float).ravel()
+    if not isinstance(data, pd.DataFrame):
+        raise DataError("data must be a pandas DataFrame")
+    # parsed by the package's own formula grammar, never evaluated as code
+    yv, _, Xd = design_matrices(formula, data, NA_action="drop")
+    X = np.asarray(Xd.matrix, dtype=float)
+    y = np.asarray(yv, dtype=float).ravel()
     if np.linalg.matrix_rank(X) < X.shape[1]:
         raise ModelError(f"the design of {formula!r} is rank deficient")
     beta, *_ = np.linalg.lstsq(X, y, rcond=None)
-    return X, y, beta, list(Xd.columns), Xd.index
+    return X, y, beta, list(Xd.column_names), data.index[Xd.rows]
 
 
 def _from_fit(fit: Any, cluster: Any, data: pd.DataFrame | None) -> ClusterRobustResult:
@@ -524,7 +524,8 @@ def cluster_robust(
     Parameters
     ----------
     fit_or_formula : str or fit object
-        A patsy formula without random effects (fitted by OLS; coefficients are
+        A formula without random effects (grammar of
+        :mod:`effectstudy.multilevel.design`; fitted by OLS; coefficients are
         named as patsy names them, e.g. ``Intercept``, ``programme[T.P2]``), or a
         fitted linear mixed model with attributes ``X`` (N x p), ``y``, ``beta``,
         ``fixed_names``, ``data`` (row-aligned with ``X``) and a method

@@ -52,7 +52,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import patsy
 from scipy import linalg, stats
 
 from effectstudy._results import ResultMixin
@@ -69,7 +68,6 @@ __all__ = [
     "variance_explained",
 ]
 
-_IDENT = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*")
 _DDF = {"kenward-roger": "kenward-roger", "kenward_roger": "kenward-roger", "kr": "kenward-roger",
         "satterthwaite": "satterthwaite", "residual": "residual", "lme4": "residual"}
 
@@ -96,7 +94,7 @@ def _ddf_method(ddf: str) -> str:
 
 
 def _r_style(name: str) -> str:
-    """patsy's ``programme[T.P2]`` -> R's ``programmeP2``; ``Intercept`` -> ``(Intercept)``."""
+    """Coefficient ``programme[T.P2]`` -> R's ``programmeP2``; ``Intercept`` -> ``(Intercept)``."""
     if name == "Intercept":
         return "(Intercept)"
     return re.sub(r"([A-Za-z_.][A-Za-z0-9_.]*)\[T\.([^\]]*)\]", r"\1\2", name)
@@ -124,13 +122,12 @@ def _resolve_term(fit: MixedModelResults, term: str) -> str:
 
 def _fixed_variables(fit: MixedModelResults) -> list[str]:
     """Data columns used by the fixed-effects part of the formula."""
-    rhs = fit.model.parsed.fixed
-    idents = set(_IDENT.findall(rhs))
-    return [c for c in fit.data.columns if c in idents and c != fit.model.parsed.response]
+    used = set(fit.model.design_info.variables)
+    return [c for c in fit.data.columns if c in used and c != fit.model.parsed.response]
 
 
 def _fixed_model_matrix(fit: MixedModelResults, newdata: pd.DataFrame) -> np.ndarray:
-    """Fixed-effects model matrix of ``newdata`` with the fit's coding (patsy design info)."""
+    """Fixed-effects model matrix of ``newdata`` with the fit's coding (its design info)."""
     info = fit.model.design_info
     needed = _fixed_variables(fit)
     missing = [c for c in needed if c not in newdata.columns]
@@ -156,10 +153,10 @@ def _fixed_model_matrix(fit: MixedModelResults, newdata: pd.DataFrame) -> np.nda
             except (TypeError, ValueError) as exc:
                 raise ModelError(f"newdata column {col!r} must be numeric", column=col) from exc
     try:
-        (mat,) = patsy.build_design_matrices([info], nd, NA_action="raise",
-                                             return_type="matrix")
-    except Exception as exc:  # patsy raises PatsyError and friends
-        raise ModelError(f"cannot build the model matrix of newdata: {exc}") from exc
+        mat, _ = info.build(nd, NA_action="raise")
+    except ModelError as exc:
+        raise ModelError(f"cannot build the model matrix of newdata: {exc.message}",
+                         column=exc.column) from exc
     return np.asarray(mat, dtype=float)
 
 

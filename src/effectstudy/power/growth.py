@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import SpecError
+from ..errors import ModelError, SpecError
 from ._fastlmm import FastLMM, RandomTerm
 
 __all__ = ["GrowthDesign", "reference_design"]
@@ -51,7 +51,8 @@ class GrowthDesign:
         :meth:`GrowthDesign.planned` or read a design file.
     formula : str
         Fixed part of the analysis model, e.g. ``"y ~ time"`` or
-        ``"y ~ time * treat"`` (patsy syntax; the left side is ignored).
+        ``"y ~ time * treat"`` (the grammar of
+        :mod:`effectstudy.multilevel.design`; the left side is ignored).
     fixed : dict
         True fixed effects by coefficient name (``"Intercept"`` or
         ``"(Intercept)"``, ``"time"``, ``"time:treat"``...). Coefficients not
@@ -253,15 +254,20 @@ class GrowthDesign:
 
     # ------------------------------------------------------------------
     def fixed_matrix(self) -> tuple[np.ndarray, list[str]]:
-        """Fixed-effects model matrix of ``formula`` on the layout (patsy)."""
-        import patsy
+        """Fixed-effects model matrix of ``formula`` on the layout.
 
-        rhs = self.formula.split("~", 1)[-1]
+        The formula is parsed by :mod:`effectstudy.multilevel.design` (never
+        evaluated as code); coefficient names are patsy's.
+        """
+        from ..multilevel.design import design_matrix
+
+        rhs = self.formula.split("~", 1)[-1] if isinstance(self.formula, str) else self.formula
         try:
-            X = patsy.dmatrix(rhs, self.layout, return_type="dataframe")
-        except Exception as exc:  # patsy raises many types
-            raise SpecError(f"cannot build the fixed part {rhs!r}: {exc}") from exc
-        return X.to_numpy(dtype=float), [_fixed_key(c) for c in X.columns]
+            X = design_matrix(rhs, self.layout, NA_action="raise")
+        except ModelError as exc:
+            raise SpecError(f"cannot build the fixed part of the formula: {exc.message}",
+                            column=exc.column) from exc
+        return np.asarray(X.matrix, dtype=float), [_fixed_key(c) for c in X.column_names]
 
     def fixed_names(self) -> list[str]:
         return self.fixed_matrix()[1]

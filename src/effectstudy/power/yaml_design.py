@@ -16,7 +16,7 @@ Schema (keys not listed are an error)::
         mcar: 0.0                        # intermittent missing occasions
         treat_programmes: null           # e.g. [1, 3, 5] adds a 0/1 column `treat`
         seed: 1001                       # attrition pattern is drawn once
-    formula: y ~ time                    # fixed part (patsy)
+    formula: y ~ time                    # fixed part (parsed, never evaluated)
     fixed: {Intercept: 50, time: -0.10}
     random:
       sd_programme: 2.0                  # 0 drops (1 | programme)
@@ -37,7 +37,7 @@ from typing import Any
 
 import pandas as pd
 
-from .._yaml_io import read_yaml
+from .._yaml_io import read_yaml, unknown_keys_text
 from ..errors import SpecError
 from .growth import GrowthDesign
 from .responder import ResponderDesign
@@ -51,17 +51,17 @@ _TOP = {"type", "name", "layout", "formula", "fixed", "random", "test", "design"
 
 def _read(path: str | Path) -> dict:
     path = Path(path)
-    spec = read_yaml(path, not_found="design file not found", invalid="invalid YAML")
-    if not isinstance(spec, dict):
-        raise SpecError("a design file must be a mapping", file=path)
-    return spec
+    return read_yaml(path, not_found="design file not found", invalid="invalid YAML",
+                     require_mapping=True)
 
 
 def design_from_dict(spec: dict, base: Path | None = None, file: Any = None):
     """Build a design object from a parsed YAML mapping (see module docstring)."""
-    unknown = set(spec) - _TOP
+    if not isinstance(spec, dict):
+        raise SpecError("a design must be a mapping", file=file)
+    unknown = [k for k in spec if k not in _TOP]
     if unknown:
-        raise SpecError(f"unknown keys {sorted(unknown)}", file=file)
+        raise SpecError(unknown_keys_text(unknown, _TOP), file=file)
     kind = str(spec.get("type", "growth")).lower().replace("_", "-")
     name = str(spec.get("name", kind))
     try:
@@ -111,6 +111,10 @@ def design_from_dict(spec: dict, base: Path | None = None, file: Any = None):
             return ResponderDesign(name=name, **dict(spec.get("design") or {}))
     except TypeError as exc:
         raise SpecError(f"invalid design arguments: {exc}", file=file) from exc
+    except SpecError as exc:
+        if exc.file is not None or file is None:
+            raise
+        raise SpecError(exc.message, file=file, key=exc.key, column=exc.column) from exc
     raise SpecError(f"unknown design type {kind!r}", file=file, key="type")
 
 

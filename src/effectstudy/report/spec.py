@@ -27,11 +27,10 @@ Every key is optional except ``title``; unknown keys are an error
 from __future__ import annotations
 
 import copy
-import difflib
 from pathlib import Path
 from typing import Any
 
-from effectstudy._yaml_io import read_yaml
+from effectstudy._yaml_io import read_yaml, unknown_keys_text
 from effectstudy.errors import SpecError
 
 _SCHEMA: dict[str, Any] = {
@@ -83,18 +82,18 @@ def _check(obj: Any, schema: Any, key: str, source: str) -> None:
     if isinstance(schema, dict):
         if not isinstance(obj, dict):
             raise SpecError(f"expected a mapping, got {type(obj).__name__}", file=source, key=key)
+        unknown = [k for k in obj if k not in schema]
+        if unknown:
+            # an unknown key may be text of a wrongly passed data file: only typos are named
+            raise SpecError(unknown_keys_text(unknown, schema), file=source, key=key or None)
         for k, v in obj.items():
-            if k not in schema:
-                hint = difflib.get_close_matches(str(k), list(schema), n=1)
-                extra = f"; did you mean {hint[0]!r}?" if hint else ""
-                raise SpecError(f"unknown key {k!r}{extra}", file=source,
-                                key=f"{key}.{k}" if key else k)
             _check(v, schema[k], f"{key}.{k}" if key else k, source)
     elif schema is float:
         if isinstance(obj, bool) or not isinstance(obj, int | float):
-            raise SpecError(f"expected a number, got {obj!r}", file=source, key=key)
+            raise SpecError(f"expected a number, got {type(obj).__name__}", file=source, key=key)
     elif not isinstance(obj, schema) or (schema is int and isinstance(obj, bool)):
-        raise SpecError(f"expected {schema.__name__}, got {obj!r}", file=source, key=key)
+        raise SpecError(f"expected {schema.__name__}, got {type(obj).__name__}", file=source,
+                        key=key)
 
 
 def validate_spec(spec: dict[str, Any], source: str = "<spec>") -> dict[str, Any]:
@@ -110,5 +109,6 @@ def load_spec(path: str | Path | None) -> dict[str, Any]:
     if path is None:
         return validate_spec(DEMO_SPEC, "<demo spec>")
     p = Path(path)
-    data = read_yaml(p, not_found="analysis spec not found", invalid="not valid YAML")
-    return validate_spec(data or {}, str(p))
+    data = read_yaml(p, not_found="analysis spec not found", invalid="not valid YAML",
+                     require_mapping=True)
+    return validate_spec(data, str(p))
