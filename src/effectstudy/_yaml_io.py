@@ -14,21 +14,23 @@ from typing import Any
 
 import yaml
 
-from .errors import SpecError
+from .errors import EffectStudyError, SpecError
 
 #: Largest spec/design file read (bytes); real ones are a few kilobytes.
 MAX_SPEC_BYTES = 1_000_000
 
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 #: Control characters never found in a YAML text file (tab, LF, CR allowed).
 _BINARY = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def _where(exc: yaml.YAMLError) -> str:
+def _where(exc: yaml.YAMLError) -> tuple[int | None, str]:
+    """(line, text) of where the parser stopped: the line goes into the error's ``row``."""
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     if mark is None:
-        return ""
-    return f" at line {mark.line + 1}, column {mark.column + 1}"
+        return None, ""
+    return mark.line + 1, f" at line {mark.line + 1}, column {mark.column + 1}"
 
 
 def _problem(exc: yaml.YAMLError) -> str:
@@ -40,29 +42,32 @@ def _problem(exc: yaml.YAMLError) -> str:
 
 
 def read_yaml(path: str | Path, *, not_found: str, invalid: str,
-              require_mapping: bool = False) -> Any:
+              require_mapping: bool = False,
+              error: type[EffectStudyError] = SpecError) -> Any:
     """``yaml.safe_load`` of the file at ``path``.
 
     A missing file raises ``SpecError(not_found)``; a file that is not UTF-8
     text, holds binary control characters or exceeds :data:`MAX_SPEC_BYTES`, a
     YAML syntax error (``SpecError(f"{invalid}: ... at line L, column C")``) or,
     with ``require_mapping``, a document that is not a mapping raise
-    :class:`SpecError`; all with ``file=path`` and none with the file's content.
-    An empty document is ``None`` (``{}`` with ``require_mapping``).
+    :class:`SpecError` (or the ``error`` class given, e.g. ``DictionaryError``);
+    all with ``file=path`` and none with the file's content. An empty document is
+    ``None`` (``{}`` with ``require_mapping``). Parsing uses PyYAML's safe loader
+    (its C version where available): no tag can construct a Python object.
     """
     path = Path(path)
     try:
         size = path.stat().st_size
         if size > MAX_SPEC_BYTES:
-            raise SpecError(f"the file is too large for a spec ({size} bytes; at most "
+            raise error(f"the file is too large for a YAML settings file ({size} bytes; at most "
                             f"{MAX_SPEC_BYTES}); is it a data file?", file=path)
         raw = path.read_bytes()
     except FileNotFoundError as exc:
-        raise SpecError(not_found, file=path) from exc
+        raise error(not_found, file=path) from exc
     except IsADirectoryError as exc:
-        raise SpecError(f"{not_found}: the path is a folder", file=path) from exc
+        raise error(f"{not_found}: the path is a folder", file=path) from exc
     except OSError as exc:
-        raise SpecError(f"cannot read the file ({type(exc).__name__})", file=path) from exc
+        raise error(f"cannot read the file ({type(exc).__name__})", file=path) from exc
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     # errors are raised outside the except blocks: the decoder's and the parser's
@@ -72,28 +77,29 @@ def read_yaml(path: str | Path, *, not_found: str, invalid: str,
     except UnicodeDecodeError:
         text = None
     if text is None:
-        raise SpecError("the file is not UTF-8 text; a spec is a YAML text file saved as "
-                        "UTF-8 (is this a data export?)", file=path)
+        raise error("the file is not UTF-8 text; a YAML settings file is text saved as "
+                    "UTF-8 (is this a data export?)", file=path)
     if _BINARY.search(text):
-        raise SpecError("the file holds binary data, not YAML text (is this a data file?)",
+        raise error("the file holds binary data, not YAML text (is this a data file?)",
                         file=path)
-    problem = None
+    problem, line = None, None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_SafeLoader)
     except yaml.YAMLError as exc:
-        problem = f"{_problem(exc)}{_where(exc)}"
+        line, where = _where(exc)
+        problem = f"{_problem(exc)}{where}"
     except RecursionError:
         problem = "the document is nested too deeply"
     except Exception as exc:  # PyYAML constructors also raise ValueError and others
         # (e.g. ``!!int <text>`` -> ValueError quoting the text): never pass the text on
         problem = f"a value does not match its YAML tag ({type(exc).__name__})"
     if problem is not None:
-        raise SpecError(f"{invalid}: {problem}", file=path)
+        raise error(f"{invalid}: {problem}", file=path, row=line)
     if require_mapping:
         if data is None:
             return {}
         if not isinstance(data, dict):
-            raise SpecError(f"the file must hold a YAML mapping (key: value lines), not a "
+            raise error(f"the file must hold a YAML mapping (key: value lines), not a "
                             f"{type(data).__name__}", file=path)
     return data
 
