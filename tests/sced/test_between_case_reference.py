@@ -147,7 +147,7 @@ def _estimate(dataset: str, case_label: str, method: str, trend: bool, symmetric
     if method != "hps":
         kw.pop("phase_pair", None)  # only the HPS (AB)^k estimator uses phase pairs
     extra = dict(FE_base=(0, 1), FE_trt=(0, 1)) if trend else {}
-    return estimate_between_case_smd(
+    return between_case_smd(
         _data(dataset, case_label), method=method, design=design, symmetric=symmetric, **kw, **extra
     )
 
@@ -220,7 +220,7 @@ def test_scdhlm_reference(i, dataset, case_label, measure, options):
 
 def test_dataframe_output_and_components():
     d = _data("Laski", "ALL")
-    frame = between_case_smd(d, **_kwargs("Laski"), method="reml")
+    frame = between_case_smd(d, **_kwargs("Laski"), method="reml").to_frame()
     assert len(frame) == 1
     for col in (
         "estimate",
@@ -234,7 +234,7 @@ def test_dataframe_output_and_components():
         "rho",
     ):
         assert col in frame.columns
-    hps = between_case_smd(d, **_kwargs("Laski"), method="hps")
+    hps = between_case_smd(d, **_kwargs("Laski"), method="hps").to_frame()
     assert {"phi", "rho", "S_sq", "D_bar"} <= set(hps.columns)
     assert math.isfinite(float(hps["ci_lower"].iloc[0]))
 
@@ -260,9 +260,9 @@ def test_degenerate_inputs():
 def test_phase_pairs_computed_when_not_given():
     d = _data("Anglesea", "ALL")
     kw = _kwargs("Anglesea")
-    with_pairs = estimate_between_case_smd(d, method="hps", design="TR", **kw)
+    with_pairs = between_case_smd(d, method="hps", design="TR", **kw)
     kw.pop("phase_pair")
-    without = estimate_between_case_smd(d, method="hps", design="TR", **kw)
+    without = between_case_smd(d, method="hps", design="TR", **kw)
     assert without.estimate == pytest.approx(with_pairs.estimate, rel=1e-12)
     assert without.df == pytest.approx(with_pairs.df, rel=1e-12)
 
@@ -275,3 +275,16 @@ def test_nested_designs_need_their_grouping_column():
         between_case_smd(d, **_kwargs("Laski"), method="bayes")
     with pytest.raises(ModelError):
         between_case_smd(d, **_kwargs("Laski"), design="TR", FE_base=(0, 1), FE_trt=(0, 1))
+
+
+def test_deprecated_alias_and_cover_keyword_warn_and_agree():
+    d = _data("Laski", "ALL")
+    new = between_case_smd(d, **_kwargs("Laski"), method="hps", confidence=0.9)
+    with pytest.warns(FutureWarning, match="between_case_smd"):
+        old = estimate_between_case_smd(d, **_kwargs("Laski"), method="hps", confidence=0.9)
+    with pytest.warns(FutureWarning, match="confidence="):
+        cover = between_case_smd(d, **_kwargs("Laski"), method="hps", cover=0.9)
+    assert old.estimate == new.estimate and cover.ci_lower == new.ci_lower
+    wide = between_case_smd(d, **_kwargs("Laski"), method="hps")
+    assert wide.ci_lower < new.ci_lower  # 95% interval is wider than the 90% one
+    assert new.to_frame()["confidence"].iloc[0] == 0.9

@@ -27,6 +27,10 @@ from effectstudy.sced.plots import (  # noqa: E402
 from effectstudy.style import OKABE_ITO, RCPARAMS, label_axes, use_style  # noqa: E402
 from refdata import REFERENCE  # noqa: E402
 
+#: column names of the test data (the sced vocabulary requires them)
+AXES = dict(session="session", phase="phase")
+COLS = dict(outcome="outcome", **AXES)
+
 SCED = REFERENCE / "sced"
 
 
@@ -52,7 +56,7 @@ def _series(phases):
 
 
 def test_mb_three_tiers_five_points_meets():
-    frame = design_check(_mb([6, 8, 10]), case="case", design="MB")
+    frame = design_check(_mb([6, 8, 10]), **AXES, case="case", design="MB")
     assert frame.attrs["rating"] == MEETS
     assert frame.iloc[-1]["check"] == "overall" and frame.iloc[-1]["rating"] == MEETS
     pts = frame[frame.check == "points_in_phase"]
@@ -62,44 +66,44 @@ def test_mb_three_tiers_five_points_meets():
 
 
 def test_mb_four_point_baseline_meets_with_reservations():
-    frame = design_check(_mb([5, 8, 10]), case="case", design="MB")
+    frame = design_check(_mb([5, 8, 10]), **AXES, case="case", design="MB")
     assert frame.attrs["rating"] == RESERVATIONS
 
 
 def test_mb_two_tiers_or_two_point_phase_does_not_meet():
-    assert design_check(_mb([6, 9]), case="case", design="MB").attrs["rating"] == DOES_NOT_MEET
-    assert design_check(_mb([3, 8, 10]), case="case",
+    assert design_check(_mb([6, 9]), **AXES, case="case", design="MB").attrs["rating"] == DOES_NOT_MEET
+    assert design_check(_mb([3, 8, 10]), **AXES, case="case",
                         design="MB").attrs["rating"] == DOES_NOT_MEET
 
 
 def test_mb_not_staggered_does_not_meet():
-    frame = design_check(_mb([6, 6, 10]), case="case", design="MB")
+    frame = design_check(_mb([6, 6, 10]), **AXES, case="case", design="MB")
     assert frame.loc[frame.check == "staggered_intervention_starts", "value"].item() == 2
     assert frame.attrs["rating"] == DOES_NOT_MEET
 
 
 def test_reversal_rules():
     abab = _series([("A1", 5), ("B1", 5), ("A2", 5), ("B2", 5)])
-    assert design_check(abab, design="ABAB").attrs["rating"] == MEETS
+    assert design_check(abab, **AXES, design="ABAB").attrs["rating"] == MEETS
     aba = _series([("A1", 5), ("B1", 5), ("A2", 5)])
-    frame = design_check(aba, design="ABAB")
+    frame = design_check(aba, **AXES, design="ABAB")
     assert frame.loc[frame.check == "number_of_phases", "value"].item() == 3
     assert frame.attrs["rating"] == DOES_NOT_MEET
     short = _series([("A1", 3), ("B1", 5), ("A2", 4), ("B2", 5)])
-    assert design_check(short).attrs["rating"] == RESERVATIONS  # guessed ABAB
-    assert design_check(_series([("A", 6), ("B", 6)])).attrs["rating"] == DOES_NOT_MEET
+    assert design_check(short, **AXES).attrs["rating"] == RESERVATIONS  # guessed ABAB
+    assert design_check(_series([("A", 6), ("B", 6)]), **AXES).attrs["rating"] == DOES_NOT_MEET
 
 
 def test_alternating_treatments():
     atd = pd.DataFrame({"session": range(1, 11), "phase": list("BCBCCBCBBC"),
                         "outcome": np.arange(10.0)})
-    assert design_check(atd, design="ATD").attrs["rating"] == MEETS
-    assert design_check(atd.iloc[:8], design="ATD").attrs["rating"] == RESERVATIONS
+    assert design_check(atd, **AXES, design="ATD").attrs["rating"] == MEETS
+    assert design_check(atd.iloc[:8], **AXES, design="ATD").attrs["rating"] == RESERVATIONS
 
 
 def test_design_check_on_reference_data():
     data = pd.read_csv(SCED / "data" / "scan_Grosche2011.csv")
-    frame = design_check(data, case="case", session="mt")
+    frame = design_check(data, phase="phase", case="case", session="mt")
     assert frame.attrs["design"] == "multiple_baseline"
     pts = frame[frame.check == "points_in_phase"]
     assert (pts["rating"] == MEETS).all() and len(pts) == 6
@@ -113,13 +117,13 @@ def test_design_check_on_reference_data():
 
 def test_design_check_errors():
     with pytest.raises(SpecError):
-        design_check(_mb([6, 8, 10]), case="case", design="nonsense")
+        design_check(_mb([6, 8, 10]), **AXES, case="case", design="nonsense")
     with pytest.raises(DataError, match="column"):
-        design_check(_mb([6, 8, 10]), case="klant", design="MB")
+        design_check(_mb([6, 8, 10]), **AXES, case="klant", design="MB")
     dup = _mb([6, 8, 10])
     dup.loc[1, "session"] = 1
     with pytest.raises(DataError, match="Meisje 1.*duplicated"):
-        design_check(dup, case="case")
+        design_check(dup, **AXES, case="case")
 
 
 # --------------------------------------------------------------------------
@@ -143,13 +147,13 @@ def test_multiple_baseline_plot_renders_one_line_per_case():
 
 def test_multiple_baseline_staggered_lines_and_order():
     data = _mb([10, 5, 7], labels=["Z", "X", "Y"])
-    fig = multiple_baseline_plot(data, case="case", trend=False)
+    fig = multiple_baseline_plot(data, **COLS, case="case", trend=False)
     xs = [ln.get_xdata()[0] for a in fig.axes for ln in a.lines
           if ln.get_gid() == PHASE_CHANGE_GID]
     assert xs == [4.5, 6.5, 9.5]  # stacked by start, lines between sessions
     assert not [ln for a in fig.axes for ln in a.lines if ln.get_gid() == "trend"]
     plt.close(fig)
-    fig = multiple_baseline_plot(data, case="case", order=["Z", "Y", "X"])
+    fig = multiple_baseline_plot(data, **COLS, case="case", order=["Z", "Y", "X"])
     xs = [ln.get_xdata()[0] for a in fig.axes for ln in a.lines
           if ln.get_gid() == PHASE_CHANGE_GID]
     assert xs == [9.5, 6.5, 4.5]
@@ -158,7 +162,7 @@ def test_multiple_baseline_staggered_lines_and_order():
 
 def test_phase_plot_renders_abc_and_uses_palette():
     data = pd.read_csv(SCED / "data" / "scan_exampleABC.csv")
-    fig = phase_plot(data[data.case == "Marie"], session="mt", outcome="values", trend=True)
+    fig = phase_plot(data[data.case == "Marie"], phase="phase", session="mt", outcome="values", trend=True)
     fig.canvas.draw()
     ax = fig.axes[0]
     assert count_phase_change_lines(fig) == 2  # A|B and B|C
@@ -167,7 +171,7 @@ def test_phase_plot_renders_abc_and_uses_palette():
     assert colours <= {c.upper() for c in OKABE_ITO.values()}
     assert ax.get_xlabel() == "session" and ax.get_ylabel() == "values"
     plt.close(fig)
-    grid = phase_plot(data, case="case", session="mt", outcome="values")
+    grid = phase_plot(data, phase="phase", case="case", session="mt", outcome="values")
     assert count_phase_change_lines(grid) == 2 * data["case"].nunique()
     plt.close(grid)
 
@@ -190,7 +194,7 @@ def test_plot_errors():
     data = _mb([6, 8, 10])
     fig, ax = plt.subplots()
     with pytest.raises(DataError, match="one case"):
-        phase_plot(data, case="case", ax=ax)
+        phase_plot(data, **COLS, case="case", ax=ax)
     with pytest.raises(DataError, match="order"):
-        multiple_baseline_plot(data, case="case", order=["nobody"])
+        multiple_baseline_plot(data, **COLS, case="case", order=["nobody"])
     plt.close(fig)

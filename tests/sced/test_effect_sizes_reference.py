@@ -396,7 +396,7 @@ def test_scan_row(row: pd.Series) -> None:
             improvement=improvement,
             sessions_baseline=sa,
             sessions_treatment=sb,
-            alpha=float(opts["alpha"]),
+            confidence=1 - float(opts["alpha"]),
             tau_method=str(opts["tau_method"]),
             continuity=bool(opts["continuity"]),
         )

@@ -104,7 +104,7 @@ def test_multilevel_random_intercept_recovers_effects():
             y = 10 + u + 0.2 * t + 8 * b + rng.normal(0, 1)
             rows.append(dict(case=f"P{i}", session=t, phase="B" if b else "A", outcome=y))
     data = pd.DataFrame(rows)
-    res = piecewise(data, case="case", multilevel=True, slope=False)
+    res = piecewise(data, outcome="outcome", session="session", phase="phase", case="case", multilevel=True, slope=False)
     frame = res.to_frame()
     assert res.multilevel and list(frame["case"].unique()) == ["ALL"]
     level = res.coef("level_B")
@@ -117,7 +117,7 @@ def test_degenerate_one_point_phase_names_case():
     data = pd.DataFrame({"case": "Lotte", "session": range(1, 8),
                          "phase": list("AAAAAAB"), "outcome": np.arange(7.0)})
     with pytest.raises(DataError, match="Lotte"):
-        piecewise(data, case="case")
+        piecewise(data, outcome="outcome", session="session", phase="phase", case="case")
 
 
 def test_degenerate_nan_outcome_names_case():
@@ -125,33 +125,33 @@ def test_degenerate_nan_outcome_names_case():
                          "phase": list("AAAABBBB"),
                          "outcome": [1, 2, np.nan, 3, 5, 6, 7, 8]})
     with pytest.raises(DataError, match="Noor.*missing"):
-        piecewise(data, case="case")
+        piecewise(data, outcome="outcome", session="session", phase="phase", case="case")
 
 
 def test_phases_out_of_order():
     data = pd.DataFrame({"case": "Sara", "session": range(1, 9),
                          "phase": list("BBBBAAAA"), "outcome": np.arange(8.0)})
     with pytest.raises(DataError, match="Sara.*out of order"):
-        piecewise(data, case="case", phases=["A", "B"])
+        piecewise(data, outcome="outcome", session="session", phase="phase", case="case", phases=["A", "B"])
     mixed = data.assign(phase=list("AABBAABB"))
     with pytest.raises(DataError, match="Sara"):
-        piecewise(mixed, case="case")
+        piecewise(mixed, outcome="outcome", session="session", phase="phase", case="case")
 
 
 def test_single_phase_and_bad_options():
     data = pd.DataFrame({"session": range(1, 9), "phase": "A", "outcome": np.arange(8.0)})
     with pytest.raises(DataError, match="one phase"):
-        piecewise(data)
+        piecewise(data, outcome="outcome", session="session", phase="phase")
     with pytest.raises(SpecError):
-        piecewise(data, model="XYZ")
+        piecewise(data, outcome="outcome", session="session", phase="phase", model="XYZ")
     with pytest.raises(SpecError):
-        piecewise(data, ar=2)
+        piecewise(data, outcome="outcome", session="session", phase="phase", ar=2)
 
 
 def test_missing_column():
     data = pd.DataFrame({"session": range(1, 9), "phase": list("AAAABBBB")})
     with pytest.raises(DataError, match="outcome"):
-        piecewise(data)
+        piecewise(data, outcome="outcome", session="session", phase="phase")
 
 
 def test_ar1_reports_autocorrelation():

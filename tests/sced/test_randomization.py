@@ -17,6 +17,9 @@ from effectstudy.sced.randomization import (
 )
 from refdata import REFERENCE
 
+#: column names of the test data (the sced vocabulary requires them)
+COLS = dict(outcome="outcome", session="session", phase="phase")
+
 SCED = REFERENCE / "sced"
 RTOL = 1e-6
 
@@ -98,7 +101,7 @@ def test_rand_test_reference_monte_carlo(row):
     """
     assert row is not None
     extra = _kv(row["extra"])
-    res = _run(row, exhaustive=False, n_samples=2000, seed=20240601)
+    res = _run(row, exhaustive=False, n_samples=2000, rng=20240601)
     assert not res.exact and res.n_used == 2000
     assert res.n_assignments == int(extra["possible_combinations"])
     assert res.observed == pytest.approx(row["estimate"], rel=RTOL)
@@ -124,7 +127,7 @@ def _ab(y, n_a, case="Fleur"):
 def test_ab_exact_by_hand():
     y = np.array([2, 3, 2, 4, 3, 7, 8, 9, 8, 9, 10, 9], float)
     data = _ab(y, 5)
-    res = randomization_test(data, min_phase_length=3, statistic="mean_difference")
+    res = randomization_test(data, **COLS, min_phase_length=3, statistic="mean_difference")
     # by hand: start index s in 3..9, statistic mean(y[s:]) - mean(y[:s])
     stats = [y[s:].mean() - y[:s].mean() for s in range(3, 10)]
     obs = y[5:].mean() - y[:5].mean()
@@ -138,8 +141,8 @@ def test_ab_exact_by_hand():
 def test_decrease_mirrors_increase():
     rng = np.random.default_rng(3)
     y = rng.normal(size=16) + np.r_[np.zeros(7), -2 * np.ones(9)]
-    up = randomization_test(_ab(-y, 7), statistic="nap", min_phase_length=3)
-    down = randomization_test(_ab(y, 7), statistic="nap", min_phase_length=3,
+    up = randomization_test(_ab(-y, 7), **COLS, statistic="nap", min_phase_length=3)
+    down = randomization_test(_ab(y, 7), **COLS, statistic="nap", min_phase_length=3,
                               improvement="decrease")
     assert up.p_value == down.p_value
     assert up.observed == pytest.approx(down.observed)
@@ -149,7 +152,7 @@ def test_abab_enumeration_count_and_p():
     y = np.r_[[1, 2, 1, 2], [6, 7, 6, 7], [2, 1, 2, 1], [7, 6, 7, 8]].astype(float)
     data = pd.DataFrame({"session": range(1, 17), "phase": list("AAAABBBBAAAABBBB"),
                          "outcome": y})
-    res = randomization_test(data, design="ABAB", min_phase_length=3)
+    res = randomization_test(data, **COLS, design="ABAB", min_phase_length=3)
     n = 16
     count = sum(1 for a, b, c in itertools.combinations(range(1, n), 3)
                 if a >= 3 and b - a >= 3 and c - b >= 3 and n - c >= 3)
@@ -164,10 +167,10 @@ def test_monte_carlo_is_seeded_never_zero():
         y = rng.normal(size=30) + 5 * (np.arange(30) >= start)
         frames.append(_ab(y, start, case=f"C{i}"))
     data = pd.concat(frames)
-    a = randomization_test(data, case="case", design="MB", exhaustive=False, n_samples=999,
-                           seed=5)
-    b = randomization_test(data, case="case", design="MB", exhaustive=False, n_samples=999,
-                           seed=5)
+    a = randomization_test(data, **COLS, case="case", design="MB", exhaustive=False, n_samples=999,
+                           rng=5)
+    b = randomization_test(data, **COLS, case="case", design="MB", exhaustive=False, n_samples=999,
+                           rng=5)
     assert a.p_value == b.p_value and a.seed == 5
     assert a.p_value >= 1 / 1000 and a.min_p == pytest.approx(1 / 1000)
     assert a.n_assignments == 25**4 and a.n_used == 999
@@ -177,8 +180,8 @@ def test_monte_carlo_is_seeded_never_zero():
 def test_auto_switches_to_monte_carlo():
     rng = np.random.default_rng(1)
     frames = [_ab(rng.normal(size=20), 8, case=f"C{i}") for i in range(3)]
-    res = randomization_test(pd.concat(frames), case="case", design="MB", max_exhaustive=100,
-                             seed=1, n_samples=300)
+    res = randomization_test(pd.concat(frames), **COLS, case="case", design="MB", max_exhaustive=100,
+                             rng=1, n_samples=300)
     assert not res.exact and res.n_assignments == 15**3
 
 
@@ -187,10 +190,10 @@ def test_koehler_levin_counts_and_wampold_worsham():
     frames = [_ab(rng.normal(size=15) + 3 * (np.arange(15) >= s), s, case=f"K{i}")
               for i, s in enumerate([4, 7, 10])]
     data = pd.concat(frames)
-    ww = randomization_test(data, case="case", design="MB", scheme="koehler_levin",
+    ww = randomization_test(data, **COLS, case="case", design="MB", scheme="koehler_levin",
                             start_points=[[5], [8], [11]], min_phase_length=3)
     assert ww.n_assignments == 6 and ww.exact  # 3! orders of fixed start points
-    kl = randomization_test(data, case="case", design="MB", scheme="koehler_levin",
+    kl = randomization_test(data, **COLS, case="case", design="MB", scheme="koehler_levin",
                             start_points=[[4, 5, 6], [7, 8, 9], [10, 11, 12]])
     assert kl.n_assignments == math.factorial(3) * 27
     assert len(kl.null_distribution) == kl.n_assignments
@@ -199,35 +202,35 @@ def test_koehler_levin_counts_and_wampold_worsham():
 def test_warns_when_min_p_above_alpha():
     data = _ab(np.arange(8.0), 4)
     with pytest.warns(UserWarning, match="smallest attainable"):
-        res = randomization_test(data, min_phase_length=3)
+        res = randomization_test(data, **COLS, min_phase_length=3)
     assert res.min_p == pytest.approx(1 / 3) and res.n_assignments == 3
 
 
 def test_too_few_start_points_names_case():
     data = _ab(np.arange(5.0), 2, case="Iris")
     with pytest.raises(DataError, match="Iris.*too few"):
-        randomization_test(data, case="case", design="MB", min_phase_length=3)
+        randomization_test(data, **COLS, case="case", design="MB", min_phase_length=3)
 
 
 def test_nan_and_order_errors_name_case():
     y = np.arange(10.0)
     y[4] = np.nan
     with pytest.raises(DataError, match="Mila.*missing"):
-        randomization_test(_ab(y, 5, case="Mila"), case="case", design="MB")
+        randomization_test(_ab(y, 5, case="Mila"), **COLS, case="case", design="MB")
     bad = _ab(np.arange(10.0), 5, case="Jade")
     bad["phase"] = list("BBBBBAAAAA")
     with pytest.raises(DataError, match="Jade.*out of order"):
-        randomization_test(bad, case="case", design="MB")
+        randomization_test(bad, **COLS, case="case", design="MB")
 
 
 def test_bad_options():
     data = _ab(np.arange(12.0), 6)
     with pytest.raises(SpecError):
-        randomization_test(data, statistic="nonsense")
+        randomization_test(data, **COLS, statistic="nonsense")
     with pytest.raises(SpecError):
-        randomization_test(data, design="ABAB", statistic="level_change")
+        randomization_test(data, **COLS, design="ABAB", statistic="level_change")
     with pytest.raises(SpecError, match="MB"):
-        randomization_test(pd.concat([_ab(np.arange(12.0), 6, c) for c in "xy"]), case="case")
+        randomization_test(pd.concat([_ab(np.arange(12.0), 6, c) for c in "xy"]), **COLS, case="case")
 
 
 def test_all_statistics_run_and_level_change_matches_piecewise():
@@ -238,10 +241,10 @@ def test_all_statistics_run_and_level_change_matches_piecewise():
     data = _ab(y, 8)
     for name in ["mean_difference", "median_difference", "nap", "smd_hedges", "smd_glass",
                  "t_statistic", "wilcoxon_w", "slope_difference", "level_change"]:
-        res = randomization_test(data, statistic=name, min_phase_length=4)
+        res = randomization_test(data, **COLS, statistic=name, min_phase_length=4)
         assert 0 < res.p_value <= 1 and res.n_assignments == 11
-    res = randomization_test(data, statistic="level_change", min_phase_length=4)
-    assert res.observed == pytest.approx(piecewise(data).coef("level_B"), rel=1e-10)
+    res = randomization_test(data, **COLS, statistic="level_change", min_phase_length=4)
+    assert res.observed == pytest.approx(piecewise(data, **COLS).coef("level_B"), rel=1e-10)
 
 
 def test_result_frame_and_plot():
@@ -249,7 +252,7 @@ def test_result_frame_and_plot():
 
     matplotlib.use("Agg")
     data = _ab(np.r_[np.zeros(6), np.ones(8)] + np.arange(14) * 0.01, 6)
-    res = randomization_test(data, min_phase_length=3)
+    res = randomization_test(data, **COLS, min_phase_length=3)
     frame = res.to_frame()
     assert frame.loc[0, "n_assignments"] == 9 and frame.loc[0, "p_value"] == res.p_value
     fig = res.plot()
@@ -261,8 +264,8 @@ def test_result_frame_and_plot():
 
 
 def test_random_start_points_reproducible_and_valid():
-    a = random_start_points(4, 20, 3, seed=42)
-    b = random_start_points(4, 20, 3, seed=42)
+    a = random_start_points(4, 20, 3, rng=42)
+    b = random_start_points(4, 20, 3, rng=42)
     pd.testing.assert_frame_equal(a, b)
     assert a.attrs["seed"] == 42
     assert ((a.start_point >= 4) & (a.start_point <= 18)).all()
@@ -274,17 +277,17 @@ def test_random_start_points_reproducible_and_valid():
     assert (kl.window_last.iloc[:-1].to_numpy() < kl.window_first.iloc[1:].to_numpy()).all()
     assert kl.n_assignments.iloc[0] == 6 * math.prod(kl.n_options)
     with pytest.raises(DataError):
-        random_start_points(2, 5, 3, seed=1)
+        random_start_points(2, 5, 3, rng=1)
 
 
 def test_planned_design_analysis_round_trip():
     """Start points drawn with random_start_points are permissible in the analysis."""
-    plan = random_start_points(3, 16, 4, seed=8, scheme="koehler_levin",
+    plan = random_start_points(3, 16, 4, rng=8, scheme="koehler_levin",
                                case_labels=["R1", "R2", "R3"])
     rng = np.random.default_rng(8)
     frames = [_ab(rng.normal(size=16), int(r.start_point) - 1, case=r.case)
               for r in plan.itertuples()]
-    res = randomization_test(pd.concat(frames), case="case", design="MB",
+    res = randomization_test(pd.concat(frames), **COLS, case="case", design="MB",
                              scheme="koehler_levin", min_phase_length=4)
     assert res.n_assignments == plan.n_assignments.iloc[0]
     assert not res.warnings or "not one of the permissible" not in " ".join(res.warnings)
@@ -294,13 +297,13 @@ def test_abab_with_numbered_phase_labels():
     y = np.r_[[1, 2, 1, 2], [6, 7, 6, 7], [2, 1, 2, 1], [7, 6, 7, 8]].astype(float)
     labels = ["A1"] * 4 + ["B1"] * 4 + ["A2"] * 4 + ["B2"] * 4
     data = pd.DataFrame({"session": range(1, 17), "phase": labels, "outcome": y})
-    res = randomization_test(data, design="ABAB", min_phase_length=3,
-                             phases=("A1", "B1", "A2", "B2"))
-    plain = randomization_test(data.assign(phase=list("AAAABBBBAAAABBBB")), design="ABAB",
+    res = randomization_test(data, **COLS, design="ABAB", min_phase_length=3,
+                             baseline_phase=("A1", "A2"), treatment_phase=("B1", "B2"))
+    plain = randomization_test(data.assign(phase=list("AAAABBBBAAAABBBB")), **COLS, design="ABAB",
                                min_phase_length=3)
     assert res.p_value == plain.p_value and res.observed == plain.observed
     with pytest.raises(DataError, match="out of order"):
-        randomization_test(data, design="ABAB", min_phase_length=3)
+        randomization_test(data, **COLS, design="ABAB", min_phase_length=3)
 
 
 def test_every_result_carries_the_wwc_design_checks():

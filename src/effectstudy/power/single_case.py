@@ -18,8 +18,12 @@ reference distribution is exact (all assignments) when there are at most
 ``max_exact`` of them, else a Monte Carlo sample of ``n_perm`` assignments
 (p = (1 + #{stat >= observed}) / (n_perm + 1)).
 
-This is a compact, vectorised implementation for power simulation only; the
-full-featured test lives in ``effectstudy.sced`` (the two may be unified).
+This is a compact, vectorised implementation for power simulation; the
+statistics are computed here for many data sets at once, but the null
+distribution and p-value (tie tolerance relative 1e-10; two-sided = twice the
+smaller one-sided p) are the core shared with
+:func:`effectstudy.sced.randomization_test` (:mod:`effectstudy.sced._null`), and
+a test checks that both give the same p-value on the same data.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import SpecError
+from ..sced._compat import as_generator
+from ..sced._null import aggregate, draw_indices, exact_null, p_value, sampled_null
 
 __all__ = ["SingleCaseDesign", "mb_randomization_test"]
 
@@ -156,7 +162,7 @@ def mb_randomization_test(
     *,
     n_perm: int = 1000,
     max_exact: int = 20000,
-    rng: np.random.Generator | None = None,
+    rng: int | np.random.Generator | None = None,
 ) -> tuple[float, float]:
     """Randomization test of one multiple-baseline data set.
 
@@ -166,6 +172,8 @@ def mb_randomization_test(
     windows : per-case (first, last) allowed start points
     starts : the start points actually used
     statistic, alternative : as in :class:`SingleCaseDesign`
+    rng : int, numpy.random.Generator or None
+        Source of the Monte Carlo draws.
 
     Returns
     -------
@@ -180,52 +188,37 @@ def mb_randomization_test(
         alternative,
         n_perm,
         max_exact,
-        [rng or np.random.default_rng()],
+        [as_generator(rng)[0]],
     )
     return float(stat[0]), float(p[0])
 
 
 def _test_batch(Y, windows, starts, statistic, alternative, n_perm, max_exact, rngs):
-    """Vectorised test for a batch: Y (m, n_cases, T), starts (m, n_cases)."""
-    m, nc, T = Y.shape
+    """Vectorised test for a batch: Y (m, n_cases, T), starts (m, n_cases).
+
+    The null distribution and p-value come from :mod:`effectstudy.sced._null`,
+    the core shared with :func:`effectstudy.sced.randomization_test` (one tie
+    rule, one two-sided rule).
+    """
+    m = Y.shape[0]
     per_case = []
-    obs = np.zeros(m)
     for c, (lo, hi) in enumerate(windows):
         cand = np.arange(lo, hi + 1)
-        S = _oriented(_case_stats(Y[:, c, :], statistic, cand), statistic, "greater")
-        per_case.append(S)  # (m, w_c)
-        obs += S[np.arange(m), starts[:, c] - lo]
-    obs /= nc
+        per_case.append(_oriented(_case_stats(Y[:, c, :], statistic, cand), statistic, "greater"))
+    observed = aggregate(
+        np.stack([S[np.arange(m), starts[:, c] - lo]
+                  for c, (S, (lo, _)) in enumerate(zip(per_case, windows, strict=True))], axis=-1)
+    )
     n_assign = int(np.prod([S.shape[1] for S in per_case]))
     if n_assign <= max_exact:
-        dist = per_case[0]
-        for S in per_case[1:]:
-            dist = (dist[:, :, None] + S[:, None, :]).reshape(m, -1)
-        dist = dist / nc
-        if alternative == "two-sided":
-            ref = np.abs(dist - 0)  # statistic already centred
-            p = np.mean(ref >= np.abs(obs)[:, None] - 1e-12, axis=1)
-        else:
-            sign = 1.0 if alternative == "greater" else -1.0
-            p = np.mean(sign * dist >= sign * obs[:, None] - 1e-12, axis=1)
+        dist = exact_null(per_case)
+        p, _ = p_value(dist, observed, alternative, includes_observed=True)
     else:
-        draws = np.stack(
-            [
-                np.stack([r.integers(0, S.shape[1], size=n_perm) for S in per_case], axis=1)
-                for r in rngs
-            ]
-        )  # (m, n_perm, nc)
-        dist = np.zeros((m, n_perm))
-        for c, S in enumerate(per_case):
-            dist += np.take_along_axis(S, draws[:, :, c], axis=1)
-        dist /= nc
-        if alternative == "two-sided":
-            cnt = np.sum(np.abs(dist) >= np.abs(obs)[:, None] - 1e-12, axis=1)
-        else:
-            sign = 1.0 if alternative == "greater" else -1.0
-            cnt = np.sum(sign * dist >= sign * obs[:, None] - 1e-12, axis=1)
-        p = (1 + cnt) / (n_perm + 1)
-    return obs, p
+        sizes = [S.shape[1] for S in per_case]
+        index = np.stack([draw_indices(r, sizes, n_perm) for r in rngs])  # (m, n_perm, nc)
+        dist = sampled_null(per_case, index)
+        p, _ = p_value(dist, observed, alternative, includes_observed=False)
+    return observed, p
 
 
 class _SingleCaseEngine:

@@ -4,9 +4,17 @@ regression, design-comparable SMD, design checks and plots.
 Every function takes a tidy DataFrame (or two arrays) and column names, so it works
 on the harmonised table (``occasion == "session"`` rows; ``sced_phase`` A/B) and on
 any other long data.
+
+One vocabulary (:mod:`effectstudy.sced._compat`): ``f(data, *, outcome, session,
+phase, case=None, baseline_phase="A", treatment_phase="B", improvement=...)``,
+``confidence=`` for confidence levels and ``rng=`` for randomness. Importing this
+package loads neither :mod:`matplotlib.pyplot` nor :mod:`effectstudy.multilevel`;
+``meta_analysis`` (re-exported from :mod:`effectstudy.multilevel.meta`) is
+loaded on first use.
 """
 
-from effectstudy.multilevel.meta import meta_analysis
+from typing import Any
+
 from effectstudy.sced.between_case import BetweenCaseSMD, between_case_smd
 from effectstudy.sced.design import DOES_NOT_MEET, MEETS, RESERVATIONS, design_check
 from effectstudy.sced.effect_sizes import (
@@ -48,3 +56,11 @@ __all__ = [
     "nap", "overlap", "pand", "pem", "phase_plot", "piecewise", "pnd", "pogo",
     "random_start_points", "randomization_test", "smd", "tau", "tau_bc", "tau_u",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "meta_analysis":
+        from effectstudy.multilevel.meta import meta_analysis
+
+        return meta_analysis
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

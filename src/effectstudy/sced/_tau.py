@@ -21,12 +21,12 @@ gives it, exactly as R does).
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any
 
 import numpy as np
-from scipy import stats
+
+from effectstudy.sced._numeric import safe_div, safe_sqrt, zcrit
 
 __all__ = [
     "kendall_pkg",
@@ -46,21 +46,6 @@ TAU_U_ROWS = (
     "A vs. B + Trend B",
     "A vs. B + Trend B - Trend A",
 )
-
-
-def _div(a: float, b: float) -> float:
-    """IEEE division as in R (x/0 -> +/-inf, 0/0 -> NaN, signed zeros kept)."""
-    a, b = float(a), float(b)
-    if b != 0.0 or math.isnan(b):
-        return a / b
-    if a == 0.0 or math.isnan(a):
-        return math.nan
-    return math.copysign(math.inf, a) * math.copysign(1.0, b)
-
-
-def _sqrt(a: float) -> float:
-    """R's sqrt: NaN (not an exception) for negative input."""
-    return math.sqrt(a) if a >= 0 else (math.nan if not math.isnan(a) else a)
 
 
 def kendall_s(x: np.ndarray, y: np.ndarray) -> int:
@@ -106,35 +91,35 @@ def kendall_scan(
     ty = _tie_sizes(y)
     if tau_method == "a":
         den = n0
-        tau = _div(s, den)
-        root = _sqrt(n * (n - 1) * (2 * n + 5) / 2)
-        sds = _div(s, _div(3 * s, root))
+        tau = safe_div(s, den)
+        root = safe_sqrt(n * (n - 1) * (2 * n + 5) / 2)
+        sds = safe_div(s, safe_div(3 * s, root))
         vars_ = sds * sds
         if continuity_correction:
-            z = _div(
+            z = safe_div(
                 3 * (math.copysign(1.0, s) * (abs(s) - 1) if s != 0 else 0.0 * (abs(s) - 1)), root
             )
         else:
-            z = _div(3 * s, root)
+            z = safe_div(3 * s, root)
     else:
         ti = float(np.sum(tx * (tx - 1))) / 2
         ui = float(np.sum(ty * (ty - 1))) / 2
-        den = _sqrt((n0 - ti) * (n0 - ui))
-        tau = _div(s, den)
+        den = safe_sqrt((n0 - ti) * (n0 - ui))
+        tau = safe_div(s, den)
         v0 = n * (n - 1) * (2 * n + 5)
         vt = float(np.sum(tx * (tx - 1) * (2 * tx + 5)))
         vu = float(np.sum(ty * (ty - 1) * (2 * ty + 5)))
         v1 = float(np.sum(tx * (tx - 1))) * float(np.sum(ty * (ty - 1)))
         v2 = float(np.sum(tx * (tx - 1) * (tx - 2))) * float(np.sum(ty * (ty - 1) * (ty - 2)))
         vars_ = (
-            (v0 - vt - vu) / 18 + _div(v1, 2 * n * (n - 1)) + _div(v2, 9 * n * (n - 1) * (n - 2))
+            (v0 - vt - vu) / 18 + safe_div(v1, 2 * n * (n - 1)) + safe_div(v2, 9 * n * (n - 1) * (n - 2))
         )
-        sds = _sqrt(vars_)
+        sds = safe_sqrt(vars_)
         if continuity_correction:
             sign_s = math.copysign(1.0, s) if s != 0 else 0.0
-            z = _div(sign_s * (abs(s) - 1), sds)
+            z = safe_div(sign_s * (abs(s) - 1), sds)
         else:
-            z = _div(s, sds)
+            z = safe_div(s, sds)
     p = math.erfc(abs(z) / math.sqrt(2)) if not math.isnan(z) else math.nan
     if math.isinf(z):
         p = math.nan
@@ -401,11 +386,6 @@ def theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return slope, intercept
 
 
-@functools.lru_cache(maxsize=64)
-def _zcrit(ci: float) -> float:
-    return float(stats.norm.isf((1 - ci) / 2))
-
-
 def _inv_fisher_z(t: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore"):
         e = np.exp(2 * t)
@@ -414,11 +394,11 @@ def _inv_fisher_z(t: np.ndarray) -> np.ndarray:
 
 def _tau_ci(tau: np.ndarray, n: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
     """Fisher-z interval for tau, se(z) = 1/sqrt(n - 3) (scan ``ci_method='z'``)."""
-    zcrit = _zcrit(ci)
+    z = zcrit(ci)
     with np.errstate(divide="ignore", invalid="ignore"):
         se_z = 1 / np.sqrt(n - 3.0)
         tz = 0.5 * np.log((1 + tau) / (1 - tau))
-    return _inv_fisher_z(tz - zcrit * se_z), _inv_fisher_z(tz + zcrit * se_z)
+    return _inv_fisher_z(tz - z * se_z), _inv_fisher_z(tz + z * se_z)
 
 
 def tau_u_table(

@@ -34,19 +34,24 @@ effect sizes in multiple baseline designs: A general modeling framework.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from effectstudy._results import ResultMixin
 from effectstudy.errors import DataError, ModelError
-from effectstudy.multilevel.ar1 import AR1LMEResult, fit_ar1
+from effectstudy.sced._compat import renamed_keywords
 from effectstudy.sced._scdhlm_info import J, ci_noncentral_t, ci_symmetric, g_variance
+from effectstudy.sced._series import require_columns
 
 __all__ = ["BetweenCaseSMD", "GMLMResult", "between_case_smd", "estimate_between_case_smd", "g_mlm"]
+
+if TYPE_CHECKING:  # the mixed model (and so effectstudy.multilevel) is loaded only when fitted
+    from effectstudy.multilevel.ar1 import AR1LMEResult
 
 _DESIGNS = ("MBP", "TR", "CMB", "RMBB")
 
@@ -74,12 +79,12 @@ class GMLMResult(ResultMixin):
     _title = "Design-comparable SMD (REML, g_mlm)"
 
     def ci(
-        self, cover: float = 0.95, *, symmetric: bool = True, bound: float = 35.0
+        self, confidence: float = 0.95, *, symmetric: bool = True, bound: float = 35.0
     ) -> tuple[float, float]:
         """Symmetric central-t CI around ``g``, or the non-central t CI for delta."""
         if symmetric:
-            return ci_symmetric(self.g, self.se, self.nu, cover)
-        return ci_noncentral_t(self.delta, self.kappa, self.nu, cover, bound)
+            return ci_symmetric(self.g, self.se, self.nu, confidence)
+        return ci_noncentral_t(self.delta, self.kappa, self.nu, confidence, bound)
 
     def to_frame(self) -> pd.DataFrame:
         lo, hi = self.ci()
@@ -176,7 +181,7 @@ class BetweenCaseSMD(ResultMixin):
     ci_lower: float
     ci_upper: float
     ci_method: str
-    cover: float
+    confidence: float
     delta_unadjusted: float
     kappa: float
     components: dict[str, float]
@@ -200,7 +205,7 @@ class BetweenCaseSMD(ResultMixin):
             "ci_lower": self.ci_lower,
             "ci_upper": self.ci_upper,
             "ci_method": self.ci_method,
-            "cover": self.cover,
+            "confidence": self.confidence,
             "delta_unadjusted": self.delta_unadjusted,
             "J": J(self.df),
             "kappa": self.kappa,
@@ -233,12 +238,8 @@ def _prepare(
     Returns the analysis rows, the rows of both phases *before* dropping missing
     outcomes (scdhlm computes its default A and B times from those), and notes.
     """
-    if not isinstance(data, pd.DataFrame):
-        raise DataError("data must be a pandas DataFrame")
     src = {"case": case, "phase": phase, "session": session, "outcome": outcome, **extra}
-    missing = sorted({c for c in src.values() if c not in data.columns})
-    if missing:
-        raise DataError(f"columns not found in data: {missing}")
+    require_columns(data, src)
     d = pd.DataFrame({k: data[v].to_numpy() for k, v in src.items()})
     notes: list[str] = []
     other = ~d["phase"].isin([baseline_phase, treatment_phase])
@@ -533,6 +534,8 @@ def _reml(
         random: Any = re_spec(RE_base)
     else:
         random = {levels[0]: re_spec(RE_base_2), levels[1]: re_spec(RE_base)}
+    from effectstudy.multilevel.ar1 import fit_ar1
+
     fit = fit_ar1(
         f"outcome ~ {rhs}",
         md,
@@ -571,161 +574,14 @@ def _reml(
 # ---------------------------------------------------------------------------
 
 
-def estimate_between_case_smd(
-    data: pd.DataFrame,
-    *,
-    case: str,
-    phase: str,
-    session: str,
-    outcome: str,
-    baseline_phase: Any = "A",
-    treatment_phase: Any = "B",
-    method: str = "reml",
-    design: str = "MBP",
-    cluster: str | None = None,
-    series: str | None = None,
-    phase_pair: str | None = None,
-    FE_base: Sequence[int] = (0,),
-    RE_base: Sequence[int] = (0,),
-    RE_base_2: Sequence[int] = (0,),
-    FE_trt: Sequence[int] = (0,),
-    A: float | None = None,
-    B: float | None = None,
-    center: float = 0.0,
-    cover: float = 0.95,
-    symmetric: bool = True,
-    bound: float = 35.0,
-) -> BetweenCaseSMD:
-    """Design-comparable SMD as a :class:`BetweenCaseSMD` result (see :func:`between_case_smd`)."""
-    method = method.lower()
-    design = design.upper()
-    if design == "MB":
-        design = "MBP"
-    if design not in _DESIGNS:
-        raise ModelError(f"design must be one of {_DESIGNS}, not {design!r}")
-    if method not in ("reml", "hps"):
-        raise ModelError(f"method must be 'reml' or 'hps', not {method!r}")
-    if not 0 < cover < 1:
-        raise ModelError("cover must lie in (0, 1)")
-    extra: dict[str, str] = {}
-    if design == "CMB":
-        if cluster is None:
-            raise ModelError("design='CMB' needs a cluster column")
-        extra["cluster"] = cluster
-    if design == "RMBB":
-        if series is None:
-            raise ModelError("design='RMBB' needs a series column")
-        extra["series"] = series
-    if design == "TR" and method == "hps" and phase_pair is not None:
-        extra["pair"] = phase_pair
-    d, full, notes = _prepare(
-        data, case, phase, session, outcome, baseline_phase, treatment_phase, extra
-    )
-    levels = {"CMB": ["cluster", "case"], "RMBB": ["case", "series"]}.get(design, ["case"])
-    n_cases = int(d["case"].nunique())
-
-    if method == "hps":
-        if design in ("CMB", "RMBB"):
-            raise ModelError("the HPS estimator is defined for MBP and TR ((AB)^k) designs only")
-        if design == "MBP":
-            est = _hps_mb(d)
-        else:
-            if phase_pair is None:
-                d = d.sort_values(["case", "session"], kind="stable")
-                d["pair"] = np.concatenate(
-                    [_phase_pairs(g["trt"].to_numpy()) for _, g in d.groupby("case", sort=False)]
-                )
-            est = _hps_abk(d)
-        g, se, nu = est["estimate"], math.sqrt(est["var"]), est["df"]
-        if symmetric:
-            lo, hi = ci_symmetric(g, se, nu, cover)
-        else:
-            lo, hi = ci_noncentral_t(est["delta_unadjusted"], est["kappa"], nu, cover, bound)
-        comps = {
-            k: v
-            for k, v in est.items()
-            if k not in ("estimate", "var", "df", "delta_unadjusted", "kappa", "n_cases", "n_obs")
-        }
-        return BetweenCaseSMD(
-            method="hps",
-            design=design,
-            estimate=g,
-            se=se,
-            df=nu,
-            ci_lower=lo,
-            ci_upper=hi,
-            ci_method="symmetric" if symmetric else "noncentral_t",
-            cover=cover,
-            delta_unadjusted=est["delta_unadjusted"],
-            kappa=est["kappa"],
-            components=comps,
-            A=float("nan"),
-            B=float("nan"),
-            n_cases=n_cases,
-            n_obs=int(est["n_obs"]),
-            warnings=tuple(notes),
-        )
-
-    fit, res, A_, B_ = _reml(
-        d,
-        full,
-        design,
-        levels,
-        list(FE_base),
-        list(RE_base),
-        list(RE_base_2),
-        list(FE_trt),
-        A,
-        B,
-        center,
-    )
-    lo, hi = res.ci(cover, symmetric=symmetric, bound=bound)
-    tau = fit.tau()
-    s2 = fit.sigma2
-    comps: dict[str, float] = {}
-    for lv, T in tau.items():
-        comps[f"tau_sq_{lv}"] = float(T[0, 0])
-    comps["sigma_sq"] = s2
-    comps["phi"] = fit.phi
-    if len(levels) == 1:
-        comps["rho"] = float(tau[levels[0]][0, 0] / (tau[levels[0]][0, 0] + s2))
-    else:
-        t3, t2 = float(tau[levels[0]][0, 0]), float(tau[levels[1]][0, 0])
-        comps["rho_level2"] = (t3 + t2) / (t3 + t2 + s2)
-        comps["rho_level3"] = t3 / (t3 + t2 + s2)
-    comps["p_beta"] = res.p_beta
-    comps["r_theta"] = res.r_theta
-    comps["logLik"] = fit.loglik
-    return BetweenCaseSMD(
-        method="reml",
-        design=design,
-        estimate=res.g,
-        se=res.se,
-        df=res.nu,
-        ci_lower=lo,
-        ci_upper=hi,
-        ci_method="symmetric" if symmetric else "noncentral_t",
-        cover=cover,
-        delta_unadjusted=res.delta,
-        kappa=res.kappa,
-        components=comps,
-        A=A_,
-        B=B_,
-        n_cases=n_cases,
-        n_obs=fit.nobs,
-        fit=fit,
-        gmlm=res,
-        warnings=tuple(notes) + tuple(fit.warnings),
-    )
-
-
+@renamed_keywords("between_case_smd", {"cover": "confidence"})
 def between_case_smd(
     data: pd.DataFrame,
     *,
-    case: str,
-    phase: str,
-    session: str,
     outcome: str,
+    session: str,
+    phase: str,
+    case: str | None = None,
     baseline_phase: Any = "A",
     treatment_phase: Any = "B",
     method: str = "reml",
@@ -740,19 +596,21 @@ def between_case_smd(
     A: float | None = None,
     B: float | None = None,
     center: float = 0.0,
-    cover: float = 0.95,
+    confidence: float = 0.95,
     symmetric: bool = True,
     bound: float = 35.0,
-) -> pd.DataFrame:
-    """Design-comparable between-case SMD for a single-case study (one row).
+) -> BetweenCaseSMD:
+    """Design-comparable between-case SMD for a single-case study.
 
     Parameters
     ----------
     data
         Long data: one row per case (and series) and session.
-    case, phase, session, outcome
+    outcome, session, phase
         Column names. Rows in phases other than ``baseline_phase`` and
         ``treatment_phase`` (follow-up, generalisation, ...) are dropped.
+    case
+        Case column (required: a between-case SMD needs at least two cases).
     baseline_phase, treatment_phase
         Phase labels of the baseline and treatment conditions.
     method
@@ -781,8 +639,8 @@ def between_case_smd(
         treatment span among the series with that last baseline session.
     center
         Centring value of session for the trend terms.
-    cover
-        Confidence level (0-1).
+    confidence
+        Confidence level of the interval (0-1; formerly ``cover``).
     symmetric
         ``True``: ``g -/+ t * se``; ``False``: non-central t interval.
     bound
@@ -790,12 +648,13 @@ def between_case_smd(
 
     Returns
     -------
-    DataFrame
-        One row: ``method, design, estimate (g), se, df (nu), ci_lower, ci_upper,
-        ci_method, cover, delta_unadjusted, J, kappa, A, B, n_cases, n_obs`` and the
-        variance components (REML: ``tau_sq_<level>``, ``sigma_sq``, ``phi``,
-        ``rho`` or ``rho_level2/3``, ``p_beta``, ``r_theta``, ``logLik``; HPS:
-        ``phi``, ``rho``, ``sigma_sq_w``, ``S_sq``, ``D_bar``).
+    BetweenCaseSMD
+        ``.to_frame()`` gives one row: ``method, design, estimate (g), se, df
+        (nu), ci_lower, ci_upper, ci_method, confidence, delta_unadjusted, J,
+        kappa, A, B, n_cases, n_obs`` and the variance components (REML:
+        ``tau_sq_<level>``, ``sigma_sq``, ``phi``, ``rho`` or ``rho_level2/3``,
+        ``p_beta``, ``r_theta``, ``logLik``; HPS: ``phi``, ``rho``,
+        ``sigma_sq_w``, ``S_sq``, ``D_bar``).
 
     Raises
     ------
@@ -805,27 +664,101 @@ def between_case_smd(
     ModelError
         Unknown design/method, HPS for CMB/RMBB, or a failed model fit.
     """
-    return estimate_between_case_smd(
-        data,
-        case=case,
-        phase=phase,
-        session=session,
-        outcome=outcome,
-        baseline_phase=baseline_phase,
-        treatment_phase=treatment_phase,
-        method=method,
-        design=design,
-        cluster=cluster,
-        series=series,
-        phase_pair=phase_pair,
-        FE_base=FE_base,
-        RE_base=RE_base,
-        RE_base_2=RE_base_2,
-        FE_trt=FE_trt,
-        A=A,
-        B=B,
-        center=center,
-        cover=cover,
-        symmetric=symmetric,
-        bound=bound,
-    ).to_frame()
+    method = method.lower()
+    design = design.upper()
+    if design == "MB":
+        design = "MBP"
+    if design not in _DESIGNS:
+        raise ModelError(f"design must be one of {_DESIGNS}, not {design!r}")
+    if method not in ("reml", "hps"):
+        raise ModelError(f"method must be 'reml' or 'hps', not {method!r}")
+    if not 0 < confidence < 1:
+        raise ModelError("confidence must lie in (0, 1)")
+    if case is None:
+        raise DataError("a between-case SMD needs a case column (case=) with at least two cases")
+    extra: dict[str, str] = {}
+    if design == "CMB":
+        if cluster is None:
+            raise ModelError("design='CMB' needs a cluster column")
+        extra["cluster"] = cluster
+    if design == "RMBB":
+        if series is None:
+            raise ModelError("design='RMBB' needs a series column")
+        extra["series"] = series
+    if design == "TR" and method == "hps" and phase_pair is not None:
+        extra["pair"] = phase_pair
+    d, full, notes = _prepare(
+        data, case, phase, session, outcome, baseline_phase, treatment_phase, extra
+    )
+    levels = {"CMB": ["cluster", "case"], "RMBB": ["case", "series"]}.get(design, ["case"])
+    n_cases = int(d["case"].nunique())
+    ci_method = "symmetric" if symmetric else "noncentral_t"
+
+    if method == "hps":
+        if design in ("CMB", "RMBB"):
+            raise ModelError("the HPS estimator is defined for MBP and TR ((AB)^k) designs only")
+        if design == "MBP":
+            est = _hps_mb(d)
+        else:
+            if phase_pair is None:
+                d = d.sort_values(["case", "session"], kind="stable")
+                d["pair"] = np.concatenate(
+                    [_phase_pairs(g["trt"].to_numpy()) for _, g in d.groupby("case", sort=False)]
+                )
+            est = _hps_abk(d)
+        g, se, nu = est["estimate"], math.sqrt(est["var"]), est["df"]
+        if symmetric:
+            lo, hi = ci_symmetric(g, se, nu, confidence)
+        else:
+            lo, hi = ci_noncentral_t(est["delta_unadjusted"], est["kappa"], nu, confidence, bound)
+        comps = {
+            k: v
+            for k, v in est.items()
+            if k not in ("estimate", "var", "df", "delta_unadjusted", "kappa", "n_cases", "n_obs")
+        }
+        return BetweenCaseSMD(
+            method="hps", design=design, estimate=g, se=se, df=nu, ci_lower=lo, ci_upper=hi,
+            ci_method=ci_method, confidence=confidence,
+            delta_unadjusted=est["delta_unadjusted"], kappa=est["kappa"], components=comps,
+            A=float("nan"), B=float("nan"), n_cases=n_cases, n_obs=int(est["n_obs"]),
+            warnings=tuple(notes),
+        )
+
+    fit, res, A_, B_ = _reml(
+        d, full, design, levels, list(FE_base), list(RE_base), list(RE_base_2), list(FE_trt),
+        A, B, center,
+    )
+    lo, hi = res.ci(confidence, symmetric=symmetric, bound=bound)
+    tau = fit.tau()
+    s2 = fit.sigma2
+    comps: dict[str, float] = {}
+    for lv, T in tau.items():
+        comps[f"tau_sq_{lv}"] = float(T[0, 0])
+    comps["sigma_sq"] = s2
+    comps["phi"] = fit.phi
+    if len(levels) == 1:
+        comps["rho"] = float(tau[levels[0]][0, 0] / (tau[levels[0]][0, 0] + s2))
+    else:
+        t3, t2 = float(tau[levels[0]][0, 0]), float(tau[levels[1]][0, 0])
+        comps["rho_level2"] = (t3 + t2) / (t3 + t2 + s2)
+        comps["rho_level3"] = t3 / (t3 + t2 + s2)
+    comps["p_beta"] = res.p_beta
+    comps["r_theta"] = res.r_theta
+    comps["logLik"] = fit.loglik
+    return BetweenCaseSMD(
+        method="reml", design=design, estimate=res.g, se=res.se, df=res.nu, ci_lower=lo,
+        ci_upper=hi, ci_method=ci_method, confidence=confidence, delta_unadjusted=res.delta,
+        kappa=res.kappa, components=comps, A=A_, B=B_, n_cases=n_cases, n_obs=fit.nobs, fit=fit,
+        gmlm=res, warnings=tuple(notes) + tuple(fit.warnings),
+    )
+
+
+def estimate_between_case_smd(data: pd.DataFrame, **kwargs: Any) -> BetweenCaseSMD:
+    """Deprecated alias of :func:`between_case_smd` (removed in the next release)."""
+    warnings.warn(
+        "estimate_between_case_smd() is deprecated and will be removed in the next release; "
+        "use between_case_smd(), which now returns the same BetweenCaseSMD result "
+        "(.to_frame() for the one-row table)",
+        FutureWarning, stacklevel=2,
+    )
+    return between_case_smd(data, **kwargs)

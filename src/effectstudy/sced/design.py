@@ -1,4 +1,4 @@
-"""Single-case design checks (WWC pilot standards) and shared series helpers.
+"""Single-case design checks (WWC pilot standards).
 
 :func:`design_check` rates a single-case design against the design standards of
 the What Works Clearinghouse pilot SCD standards (Kratochwill et al., 2010,
@@ -8,10 +8,8 @@ baseline design, at least five repetitions in an alternating-treatments design)
 and enough data points per phase (five: *Meets Standards*; three or four:
 *Meets Standards with Reservations*; fewer: *Does Not Meet Standards*).
 
-The private helpers here (``_case_series`` and friends) validate and split
-long-format SCED data; the other modules of :mod:`effectstudy.sced` that this
-file's author wrote use them so that all raise the same
-:class:`~effectstudy.errors.DataError` messages naming the case.
+The data are split and validated by :func:`effectstudy.sced._series.case_series`,
+the one series parser of :mod:`effectstudy.sced`.
 
 References
 ----------
@@ -26,138 +24,18 @@ design standards. *Remedial and Special Education, 34*(1), 26-38.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
-from effectstudy.errors import DataError, SpecError
+from effectstudy.errors import SpecError
+from effectstudy.sced._compat import REQUIRED, columns
+from effectstudy.sced._series import case_series, require_columns
 
 MEETS = "Meets Standards"
 RESERVATIONS = "Meets Standards with Reservations"
 DOES_NOT_MEET = "Does Not Meet Standards"
 NOT_ASSESSED = "not assessed"
 _RANK = {MEETS: 2, RESERVATIONS: 1, DOES_NOT_MEET: 0}
-
-
-# --------------------------------------------------------------------------
-# shared helpers
-# --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Series:
-    """One case's series, sorted by session, validated."""
-
-    case: object
-    session: np.ndarray
-    phase: np.ndarray  # object array of labels
-    outcome: np.ndarray | None
-
-    @property
-    def runs(self) -> list[tuple[object, int, int]]:
-        """Phase runs as ``(label, first_index, length)`` in session order."""
-        return _runs(self.phase)
-
-    @property
-    def label(self) -> str:
-        return _case_label(self.case)
-
-
-def _case_label(case: object) -> str:
-    return "the series" if case is None else f"case {case!r}"
-
-
-def _runs(phase: np.ndarray) -> list[tuple[object, int, int]]:
-    out: list[tuple[object, int, int]] = []
-    for i, p in enumerate(phase):
-        if out and out[-1][0] == p:
-            lab, start, n = out[-1]
-            out[-1] = (lab, start, n + 1)
-        else:
-            out.append((p, i, 1))
-    return out
-
-
-def _require_columns(data: pd.DataFrame, columns: dict[str, str | None]) -> None:
-    if not isinstance(data, pd.DataFrame):
-        raise DataError(f"expected a pandas DataFrame, got {type(data).__name__}")
-    for role, col in columns.items():
-        if col is not None and col not in data.columns:
-            raise DataError(f"{role} column not found in the data", column=col)
-
-
-def _case_series(
-    data: pd.DataFrame,
-    *,
-    case: str | None,
-    phase: str,
-    session: str,
-    outcome: str | None,
-    require_outcome: bool = True,
-) -> list[_Series]:
-    """Split long data into validated per-case series sorted by session.
-
-    Raises :class:`DataError` naming the case for missing sessions or phases,
-    duplicated sessions and (when ``require_outcome``) missing outcome values.
-    """
-    _require_columns(data, {"case": case, "phase": phase, "session": session, "outcome": outcome})
-    if len(data) == 0:
-        raise DataError("the data have no rows")
-    if case is not None and data[case].isna().any():
-        raise DataError("missing case labels", column=case)
-    groups = [(None, data)] if case is None else list(data.groupby(case, sort=False))
-    out = []
-    for key, df in groups:
-        label = _case_label(key)
-        ses = pd.to_numeric(df[session], errors="coerce")
-        if ses.isna().any():
-            raise DataError(f"{label}: missing or non-numeric session values", column=session)
-        if df[phase].isna().any():
-            raise DataError(f"{label}: missing phase labels", column=phase)
-        order = np.argsort(ses.to_numpy(dtype=float), kind="stable")
-        s = ses.to_numpy(dtype=float)[order]
-        if np.any(np.diff(s) == 0):
-            dup = s[1:][np.diff(s) == 0]
-            raise DataError(f"{label}: duplicated sessions {sorted(set(dup.tolist()))}",
-                            column=session)
-        ph = df[phase].to_numpy(dtype=object)[order]
-        y = None
-        if outcome is not None:
-            y = pd.to_numeric(df[outcome], errors="coerce").to_numpy(dtype=float)[order]
-            if require_outcome and np.isnan(y).any():
-                bad = s[np.isnan(y)]
-                raise DataError(
-                    f"{label}: missing or non-numeric outcome at sessions "
-                    f"{[float(v) if v % 1 else int(v) for v in bad[:10]]}; drop or impute "
-                    "these observations first",
-                    column=outcome,
-                )
-        out.append(_Series(case=key, session=s, phase=ph, outcome=y))
-    return out
-
-
-def _check_contiguous(series: _Series) -> None:
-    """Each phase label must form one run (repeated phases need distinct labels)."""
-    seen: dict[object, int] = {}
-    for lab, _, _ in series.runs:
-        seen[lab] = seen.get(lab, 0) + 1
-    rep = [lab for lab, k in seen.items() if k > 1]
-    if rep:
-        raise DataError(
-            f"{series.label}: phase {rep[0]!r} occurs in more than one run (phases out of order "
-            "or repeated); label repeated phases distinctly, e.g. A1, B1, A2, B2"
-        )
-
-
-def _check_order(series: _Series, expected: tuple | list) -> None:
-    """The sequence of phase runs must equal ``expected``."""
-    got = [lab for lab, _, _ in series.runs]
-    if list(got) != list(expected):
-        raise DataError(
-            f"{series.label}: phases out of order: found the sequence "
-            f"{'-'.join(map(str, got))}, expected {'-'.join(map(str, expected))}"
-        )
 
 
 # --------------------------------------------------------------------------
@@ -187,11 +65,11 @@ def _points_rating(n: int, meets: int = 5, reservations: int = 3) -> str:
 def design_check(
     data: pd.DataFrame,
     *,
-    case: str | None = None,
-    phase: str = "phase",
-    session: str = "session",
-    design: str | None = None,
     outcome: str | None = None,
+    session: str = REQUIRED,
+    phase: str = REQUIRED,
+    case: str | None = None,
+    design: str | None = None,
 ) -> pd.DataFrame:
     """Rate a single-case design against the WWC pilot design standards.
 
@@ -220,13 +98,17 @@ def design_check(
     ----------
     data : DataFrame
         Long format, one row per measurement occasion.
-    case, phase, session : str
-        Column names (``case`` may be ``None`` for a single series).
+    outcome : str, optional
+        If given, rows with a missing outcome are not counted as data points.
+    session, phase : str
+        Column names (give them explicitly; the old defaults ``"session"`` and
+        ``"phase"`` still work for one release with a warning).
+    case : str, optional
+        Case column (``None`` for a single series). Any phase labels are rated,
+        so there are no ``baseline_phase`` / ``treatment_phase`` arguments.
     design : {"AB", "ABAB", "MB", "ATD"}, optional
         Design; if ``None`` it is guessed: several cases -> ``"MB"``, one case
         with four or more phases -> ``"ABAB"``, otherwise ``"AB"``.
-    outcome : str, optional
-        If given, rows with a missing outcome are not counted as data points.
 
     Returns
     -------
@@ -236,10 +118,11 @@ def design_check(
         last row (``check == "overall"``, ``case == "ALL"``) holds the overall
         rating; it is also in ``frame.attrs["rating"]``.
     """
+    session, phase = columns("design_check", session=session, phase=phase)
     if outcome is not None:
-        _require_columns(data, {"outcome": outcome})
+        require_columns(data, {"outcome": outcome})
         data = data[data[outcome].notna()]
-    series = _case_series(data, case=case, phase=phase, session=session, outcome=None,
+    series = case_series(data, case=case, phase=phase, session=session, outcome=None,
                           require_outcome=False)
     if design is None:
         if len(series) > 1:

@@ -64,8 +64,15 @@ from scipy import optimize, stats
 
 from effectstudy._results import ResultMixin
 from effectstudy.errors import DataError, ModelError, SpecError
-from effectstudy.sced.design import _case_series, _check_contiguous, _check_order, _Series
-from effectstudy.sced.plots import _phase_labels
+from effectstudy.sced._compat import REQUIRED, columns
+from effectstudy.sced._series import (
+    CaseSeries,
+    case_series,
+    check_contiguous,
+    check_order,
+    phase_labels,
+)
+from effectstudy.style import GREY, label_axes, use_style
 
 Model = Literal["W", "H-M", "B&L-B", "JW"]
 Contrast = Literal["first", "preceding"]
@@ -125,34 +132,49 @@ class PiecewiseResult(ResultMixin):
             raise KeyError(f"term {term!r} (case {case!r}) not found uniquely")
         return float(t.loc[sel, "estimate"].iloc[0])
 
-    def plot(self, ax=None):
-        """Observed series with fitted piecewise lines (one panel per case)."""
-        import matplotlib.pyplot as plt
+    def plot(self, ax=None, *, fig=None, **kwargs):
+        """Observed series with fitted piecewise lines (one panel per case).
 
-        from effectstudy.style import GREY, label_axes, use_style
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Draw into this axes (one case only).
+        fig : matplotlib Figure, optional
+            Draw the panels (one per case) into this figure.
+        **kwargs
+            Passed to the fitted lines (``Axes.plot``).
 
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
         d = self.design
         cases = list(pd.unique(d["case"]))
         with use_style():
-            if ax is None:
-                fig, axes = plt.subplots(len(cases), 1, figsize=(7, 2.2 * len(cases) + 0.6),
-                                         sharex=True, squeeze=False)
-                axes = axes[:, 0]
-            else:
+            if ax is not None:
+                if len(cases) != 1:
+                    raise SpecError(f"ax= draws one case, got {len(cases)}; pass fig= instead")
                 axes = [ax]
                 fig = ax.figure
-            for a, c in zip(axes, cases, strict=False):
+            else:
+                if fig is None:
+                    import matplotlib.pyplot as plt
+
+                    fig = plt.figure(figsize=(7, 2.2 * len(cases) + 0.6))
+                grid = fig.subplots(len(cases), 1, sharex=True, squeeze=False)
+                axes = grid[:, 0]
+            for a, c in zip(axes, cases, strict=True):
                 sub = d[d["case"] == c] if c is not None else d
                 a.plot(sub["session"], sub["outcome"], "o", color=GREY, ms=4)
                 for _, seg in sub.groupby("phase", sort=False):
-                    a.plot(seg["session"], seg["fitted"], "-")
+                    a.plot(seg["session"], seg["fitted"], "-", **kwargs)
                 label_axes(a, y="outcome", title=None if c is None else str(c))
             label_axes(axes[-1], x="session")
         return fig
 
 
 def _coding(
-    s: _Series,
+    s: CaseSeries,
     *,
     model: str,
     contrast_level: str,
@@ -242,18 +264,18 @@ def _gls_ar1_ml(X: np.ndarray, y: np.ndarray) -> dict:
                 loglik=ll, r2=np.nan, fitted=X @ beta)
 
 
-def _phase_order(series: list[_Series], phases) -> list:
+def _phase_order(series: list[CaseSeries], phases) -> list:
     if phases is not None:
         return list(phases)
-    return _phase_labels(series)
+    return phase_labels(series)
 
 
 def piecewise(
     data: pd.DataFrame,
     *,
-    session: str = "session",
-    phase: str = "phase",
-    outcome: str = "outcome",
+    outcome: str = REQUIRED,
+    session: str = REQUIRED,
+    phase: str = REQUIRED,
     case: str | None = None,
     ar: int = 0,
     model: Model = "W",
@@ -276,10 +298,14 @@ def piecewise(
     ----------
     data : DataFrame
         Long format: one row per measurement occasion.
-    session, phase, outcome : str
-        Column names. Sessions must be numeric and unique within a case; each
-        phase label must form one contiguous run (label repeated phases
-        ``A1, B1, A2, B2``). The first phase in session order is the baseline.
+    outcome, session, phase : str
+        Column names (give them explicitly; the old defaults ``"outcome"``,
+        ``"session"``, ``"phase"`` still work for one release with a warning).
+        Sessions must be numeric and unique within a case; each phase label
+        must form one contiguous run (label repeated phases ``A1, B1, A2, B2``).
+        The first phase in session order is the baseline. Unlike the other
+        sced functions there are no ``baseline_phase``/``treatment_phase``
+        arguments: the model takes any number of phases (see ``phases``).
     case : str, optional
         Column with case labels (pseudonyms). Each case is fitted separately
         unless ``multilevel=True``.
@@ -311,6 +337,8 @@ def piecewise(
         Missing outcomes, duplicated sessions, a phase with fewer than two
         sessions, a single phase, phases out of order or repeated.
     """
+    outcome, session, phase = columns("piecewise", outcome=outcome, session=session,
+                                       phase=phase)
     if ar not in (0, 1):
         raise SpecError(f"ar must be 0 or 1, got {ar!r}")
     if model not in ("W", "H-M", "B&L-B", "JW"):
@@ -329,16 +357,16 @@ def piecewise(
     if multilevel and ar:
         raise SpecError("multilevel=True supports ar=0 only")
 
-    series = _case_series(data, case=case, phase=phase, session=session, outcome=outcome)
+    series = case_series(data, case=case, phase=phase, session=session, outcome=outcome)
     order = _phase_order(series, phases)
     notes: list[str] = []
     for s in series:
-        _check_contiguous(s)
+        check_contiguous(s)
         if phases is not None:
             if not set(s.phase) <= set(order):
                 raise DataError(f"{s.label}: phases {sorted(set(s.phase) - set(order), key=str)} "
                                 f"not in phases={list(order)}")
-            _check_order(s, [p for p in order if p in set(s.phase)])
+            check_order(s, [p for p in order if p in set(s.phase)])
         if len(s.runs) < 2:
             raise DataError(f"{s.label}: only one phase ({s.runs[0][0]!r}); piecewise regression "
                             "needs a baseline and at least one intervention phase")
@@ -384,7 +412,7 @@ def piecewise(
     )
 
 
-def _design_frame(s: _Series, X: np.ndarray, names: list[str], fitted) -> pd.DataFrame:
+def _design_frame(s: CaseSeries, X: np.ndarray, names: list[str], fitted) -> pd.DataFrame:
     d = pd.DataFrame(X, columns=names)
     d.insert(0, "case", s.case)
     d.insert(1, "session", s.session)

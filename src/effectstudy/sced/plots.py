@@ -19,36 +19,30 @@ Rehabilitation, 24*(3-4), 445-463.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from effectstudy.errors import DataError
-from effectstudy.sced.design import _case_series, _Series
-from effectstudy.style import GREY, label_axes, use_style
+from effectstudy.errors import DataError, SpecError
+from effectstudy.sced._compat import REQUIRED, columns
+from effectstudy.sced._series import CaseSeries, case_series, phase_labels
+from effectstudy.style import GREY, color, label_axes, use_style
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 #: gid of the dashed vertical phase-change lines (handy for tests and styling)
 PHASE_CHANGE_GID = "phase-change"
 
 
 def _phase_colours(labels: list) -> dict:
-    from effectstudy.style import color
-
     return {lab: color(i) for i, lab in enumerate(labels)}
 
 
-def _phase_labels(series: list[_Series]) -> list:
-    """Phase labels in order of first appearance over all series."""
-    out: list = []
-    for s in series:
-        for lab, _, _ in s.runs:
-            if lab not in out:
-                out.append(lab)
-    return out
-
-
-def _draw_series(ax, s: _Series, colours: dict, *, trend: bool, connect: bool,
-                 annotate: bool) -> list:
+def _draw_series(ax, s: CaseSeries, colours: dict, *, trend: bool, connect: bool,
+                 annotate: bool, **kwargs) -> list:
     """Draw one series; returns the x positions of its phase-change lines."""
     changes = []
     runs = s.runs
@@ -57,8 +51,10 @@ def _draw_series(ax, s: _Series, colours: dict, *, trend: bool, connect: bool,
         y = s.outcome[start:start + n]
         ok = ~np.isnan(y)
         c = colours[lab]
-        ax.plot(x[ok], y[ok], "-" if connect else "none", marker="o", color=c,
-                label=str(lab), markeredgecolor="white", markeredgewidth=0.6)
+        style = dict(marker="o", color=c, markeredgecolor="white", markeredgewidth=0.6)
+        style.update(kwargs)
+        ax.plot(x[ok], y[ok], "-" if connect else "none",
+                label=str(lab), **style)
         if trend and ok.sum() >= 2:
             b1, b0 = np.polyfit(x[ok], y[ok], 1)
             xx = np.array([x[ok].min(), x[ok].max()])
@@ -77,18 +73,20 @@ def _draw_series(ax, s: _Series, colours: dict, *, trend: bool, connect: bool,
 def phase_plot(
     data: pd.DataFrame,
     *,
+    outcome: str = REQUIRED,
+    session: str = REQUIRED,
+    phase: str = REQUIRED,
     case: str | None = None,
-    phase: str = "phase",
-    session: str = "session",
-    outcome: str = "outcome",
     trend: bool = False,
     connect: bool = True,
     ncols: int | None = None,
-    ax=None,
+    ax: Axes | None = None,
+    fig: Figure | None = None,
     title: str | None = None,
     ylabel: str | None = None,
     xlabel: str = "session",
-):
+    **kwargs: Any,
+) -> Figure:
     """Phase plot of a single-case series (one panel per case).
 
     Observations are drawn per phase in the colours of the Okabe-Ito palette,
@@ -100,10 +98,13 @@ def phase_plot(
     ----------
     data : DataFrame
         Long format; missing outcomes are left out of the lines.
+    outcome, session, phase : str
+        Column names (give them explicitly; the old defaults ``"outcome"``,
+        ``"session"``, ``"phase"`` still work for one release with a warning).
     case : str, optional
-        Case column; several cases give a grid of independent panels.
-    phase, session, outcome : str
-        Column names.
+        Case column; several cases give a grid of independent panels. Any
+        number of phases is drawn, so there are no ``baseline_phase`` /
+        ``treatment_phase`` arguments.
     trend : bool
         Draw an OLS trend line per phase (dotted).
     connect : bool
@@ -112,18 +113,24 @@ def phase_plot(
         Panels per row (default: up to 3).
     ax : matplotlib Axes, optional
         Draw into this axes (one case only).
+    fig : matplotlib Figure, optional
+        Draw the grid of panels into this (empty) figure.
     title, ylabel, xlabel : str, optional
         Labels (``ylabel`` defaults to the outcome column name).
+    **kwargs
+        Passed to ``Axes.plot`` for the observations (e.g. ``markersize``).
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib.pyplot as plt
-
-    series = _case_series(data, case=case, phase=phase, session=session, outcome=outcome,
-                          require_outcome=False)
-    colours = _phase_colours(_phase_labels(series))
+    outcome, session, phase = columns("phase_plot", outcome=outcome, session=session,
+                                       phase=phase)
+    if ax is not None and fig is not None:
+        raise SpecError("give ax= (one case) or fig= (a grid of panels), not both")
+    series = case_series(data, case=case, phase=phase, session=session, outcome=outcome,
+                         require_outcome=False)
+    colours = _phase_colours(phase_labels(series))
     with use_style():
         if ax is not None:
             if len(series) != 1:
@@ -134,12 +141,16 @@ def phase_plot(
             k = len(series)
             nc = ncols or min(3, k)
             nr = int(np.ceil(k / nc))
-            fig, grid = plt.subplots(nr, nc, figsize=(4.8 * nc, 3.2 * nr + 0.4), squeeze=False)
+            if fig is None:
+                import matplotlib.pyplot as plt
+
+                fig = plt.figure(figsize=(4.8 * nc, 3.2 * nr + 0.4))
+            grid = fig.subplots(nr, nc, squeeze=False)
             axes = list(grid.ravel())
             for extra in axes[k:]:
                 extra.set_visible(False)
         for a, s in zip(axes, series, strict=False):
-            _draw_series(a, s, colours, trend=trend, connect=connect, annotate=True)
+            _draw_series(a, s, colours, trend=trend, connect=connect, annotate=True, **kwargs)
             label_axes(a, x=xlabel, y=ylabel or outcome)
             if s.case is not None:
                 a.set_title(str(s.case), loc="left", pad=16)
@@ -152,17 +163,21 @@ def phase_plot(
 def multiple_baseline_plot(
     data: pd.DataFrame,
     *,
-    case: str,
-    phase: str = "phase",
-    session: str = "session",
-    outcome: str = "outcome",
+    outcome: str = REQUIRED,
+    session: str = REQUIRED,
+    phase: str = REQUIRED,
+    case: str | None = None,
+    baseline_phase: object = "A",
+    treatment_phase: object = "B",
     trend: bool = False,
     order: Sequence | None = None,
     sharey: bool = True,
+    fig: Figure | None = None,
     title: str | None = None,
     ylabel: str | None = None,
     xlabel: str = "session",
-):
+    **kwargs: Any,
+) -> Figure:
     """Multiple-baseline graph: cases stacked, staggered phase-change lines.
 
     One panel per case (tier) on a shared session axis, ordered by the start of
@@ -175,25 +190,35 @@ def multiple_baseline_plot(
     ----------
     data : DataFrame
         Long format, one row per measurement occasion.
-    case, phase, session, outcome : str
-        Column names.
+    outcome, session, phase : str
+        Column names (give them explicitly; the old defaults ``"outcome"``,
+        ``"session"``, ``"phase"`` still work for one release with a warning).
+    case : str, optional
+        Case (tier) column; ``None`` draws the data as one tier.
+    baseline_phase, treatment_phase : label
+        Labels shown in the legend as "baseline" and "intervention".
     trend : bool
         Per-phase OLS trend lines.
     order : sequence, optional
         Case labels from top to bottom.
     sharey : bool
         Same outcome scale in all panels.
+    fig : matplotlib Figure, optional
+        Draw the panels into this (empty) figure.
     title, ylabel, xlabel : str, optional
         Labels (``ylabel`` defaults to the outcome column name).
+    **kwargs
+        Passed to ``Axes.plot`` for the observations (e.g. ``markersize``).
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    import matplotlib.pyplot as plt
     from matplotlib.patches import ConnectionPatch
 
-    series = _case_series(data, case=case, phase=phase, session=session, outcome=outcome,
+    outcome, session, phase = columns("multiple_baseline_plot", outcome=outcome, session=session,
+                                       phase=phase)
+    series = case_series(data, case=case, phase=phase, session=session, outcome=outcome,
                           require_outcome=False)
     by_case = {s.case: s for s in series}
     if order is not None:
@@ -204,17 +229,20 @@ def multiple_baseline_plot(
     else:
         series = sorted(series, key=lambda s: s.session[s.runs[1][1]] if len(s.runs) > 1
                         else np.inf)
-    colours = _phase_colours(_phase_labels(series))
+    colours = _phase_colours(phase_labels(series))
     k = len(series)
     with use_style():
-        fig, axes = plt.subplots(k, 1, figsize=(7.5, 1.9 * k + 0.9), sharex=True,
-                                 sharey=sharey, squeeze=False)
-        axes = list(axes[:, 0])
+        if fig is None:
+            import matplotlib.pyplot as plt
+
+            fig = plt.figure(figsize=(7.5, 1.9 * k + 0.9))
+        axes = list(fig.subplots(k, 1, sharex=True, sharey=sharey, squeeze=False)[:, 0])
         changes = []
         for i, (a, s) in enumerate(zip(axes, series, strict=True)):
-            ch = _draw_series(a, s, colours, trend=trend, connect=True, annotate=(i == 0))
+            ch = _draw_series(a, s, colours, trend=trend, connect=True, annotate=(i == 0),
+                              **kwargs)
             changes.append(ch[0] if ch else None)
-            a.text(1.01, 0.5, str(s.case), transform=a.transAxes, rotation=0, ha="left",
+            a.text(1.01, 0.5, "" if s.case is None else str(s.case), transform=a.transAxes, rotation=0, ha="left",
                    va="center", fontsize=10)
         for i in range(k - 1):
             x0, x1 = changes[i], changes[i + 1]
@@ -233,7 +261,8 @@ def multiple_baseline_plot(
         keep = {}
         for h, lab in zip(handles, labels, strict=True):
             keep.setdefault(lab, h)
-        names = {"A": "A: baseline", "B": "B: intervention"}
+        names = {str(baseline_phase): f"{baseline_phase}: baseline",
+                 str(treatment_phase): f"{treatment_phase}: intervention"}
         axes[0].legend(list(keep.values()), [names.get(k, k) for k in keep], loc="lower right",
                        bbox_to_anchor=(1.0, 1.12), ncols=max(1, len(keep)))
         if title:

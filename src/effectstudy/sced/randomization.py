@@ -31,11 +31,13 @@ p-values
 Exact enumeration (``exhaustive``): ``p`` = proportion of assignments whose
 statistic is at least as extreme as the observed one; the observed assignment
 is one of them, so ``p >= 1 / n_assignments``. Monte Carlo: ``m`` assignments
-drawn uniformly with replacement from a :class:`numpy.random.Generator`
-seeded with ``seed``, ``p = (b + 1) / (m + 1)`` with ``b`` the number of drawn
+drawn uniformly with replacement from the :class:`numpy.random.Generator`
+given as ``rng`` (or seeded with it), ``p = (b + 1) / (m + 1)`` with ``b`` the number of drawn
 statistics at least as extreme (Phipson & Smyth, 2010), never 0. Ties are
 compared with a relative tolerance of 1e-10 so that values that are equal in
-exact arithmetic count as equal.
+exact arithmetic count as equal. ``alternative="two-sided"`` doubles the smaller
+one-sided p-value. The null distribution and these p-value rules live in
+:mod:`effectstudy.sced._null` and are shared with :mod:`effectstudy.power`.
 
 References
 ----------
@@ -72,21 +74,46 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from effectstudy._results import ResultMixin
 from effectstudy.errors import DataError, SpecError
-from effectstudy.sced.design import _case_series, _check_order, _Series
+from effectstudy.sced._assignments import (
+    ab_masks,
+    ab_starts,
+    abab_changes,
+    abab_masks,
+    case_statistic,
+    min_lengths,
+    staggered_windows,
+)
+from effectstudy.sced._compat import (
+    REQUIRED,
+    as_generator,
+    check_confidence,
+    columns,
+    confidence_from_alpha,
+    renamed_keywords,
+)
+from effectstudy.sced._null import (
+    AGGREGATES,
+    draw_indices,
+    exact_null,
+    p_value,
+    sampled_null,
+)
+from effectstudy.sced._null import aggregate as aggregate_values
+from effectstudy.sced._series import CaseSeries, case_series, check_order
+from effectstudy.sced.design import design_check
+from effectstudy.style import GREY, OKABE_ITO, label_axes, use_style
 
 Design = Literal["AB", "ABAB", "MB"]
 Scheme = Literal["marascuilo_busk", "koehler_levin"]
-
-_TOL = 1e-10
 
 #: statistics: name -> (aggregate default, tail, supports ABAB)
 _STATISTICS: dict[str, tuple[str, str, bool]] = {
@@ -117,123 +144,8 @@ SCAN_STATISTICS: dict[str, tuple[str, str]] = {
     "Slope A-B": ("slope_difference", "decrease"),
 }
 
-_AGGREGATES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "mean": lambda m: m.mean(axis=1),
-    "median": lambda m: np.median(m, axis=1),
-    "rms": lambda m: np.sqrt((m**2).mean(axis=1)),
-}
 
-
-# --------------------------------------------------------------------------
-# statistics over many assignments at once
-# --------------------------------------------------------------------------
-
-
-def _case_statistic(name: str, y: np.ndarray, t: np.ndarray, masks: np.ndarray,
-                    sign: float, starts: np.ndarray | None = None) -> np.ndarray:
-    """Statistic of one case for every assignment (rows of the boolean ``masks``; True = B)."""
-    B = masks.astype(float)
-    A = 1.0 - B
-    nA, nB = A.sum(1), B.sum(1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if name in ("mean_difference", "smd_hedges", "smd_glass", "t_statistic"):
-            mA, mB = A @ y / nA, B @ y / nB
-            if name == "mean_difference":
-                return sign * (mB - mA)
-            vA = (A * (y[None, :] - mA[:, None]) ** 2).sum(1) / (nA - 1)
-            vB = (B * (y[None, :] - mB[:, None]) ** 2).sum(1) / (nB - 1)
-            if name == "smd_glass":
-                return sign * (mB - mA) / np.sqrt(vA)
-            if name == "t_statistic":
-                return sign * (mB - mA) / np.sqrt(vA / nA + vB / nB)
-            n = nA + nB
-            sp = np.sqrt(((nA - 1) * vA + (nB - 1) * vB) / (n - 2))
-            corr = (n - 3) / (n - 2.25) * np.sqrt((n - 2) / n)  # as scan (Hedges' g approx.)
-            return sign * (mB - mA) / sp * corr
-        if name == "median_difference":
-            med_a = np.nanmedian(np.where(masks, np.nan, y[None, :]), axis=1)
-            med_b = np.nanmedian(np.where(masks, y[None, :], np.nan), axis=1)
-            return sign * (med_b - med_a)
-        if name in ("nap", "wilcoxon_w"):
-            diff = y[None, :] - y[:, None]  # [i, j] = y_j - y_i
-            better = (diff > 0) if sign > 0 else (diff < 0)
-            P = better + 0.5 * (diff == 0)  # i in A, j in B
-            count = np.einsum("ki,ij,kj->k", A, P, B)
-            if name == "nap":
-                return count / (nA * nB)
-            return nA * nB - count  # Mann-Whitney W of the baseline: small = improvement
-        if name == "slope_difference":
-            def slope(W):
-                n_ = W.sum(1)
-                mx, my = W @ t / n_, W @ y / n_
-                sxy = W @ (t * y) - n_ * mx * my
-                sxx = W @ (t * t) - n_ * mx * mx
-                return sxy / sxx
-            return sign * (slope(B) - slope(A))
-        if name == "level_change":
-            t0 = t - t[0]
-            tstart = t[starts][:, None]  # session of the first B observation
-            X = np.stack([np.ones_like(B), np.broadcast_to(t0, B.shape), B,
-                          B * (t[None, :] - tstart)], axis=2)
-            xtx = np.einsum("kni,knj->kij", X, X)
-            xty = np.einsum("kni,n->ki", X, y)
-            beta = np.linalg.solve(xtx, xty[..., None])[..., 0]
-            return sign * beta[:, 2]
-    raise SpecError(f"unknown statistic {name!r}")  # pragma: no cover
-
-
-# --------------------------------------------------------------------------
-# permissible assignments
-# --------------------------------------------------------------------------
-
-
-def _min_lengths(min_phase_length) -> tuple[int, int]:
-    if np.ndim(min_phase_length) == 0:
-        m = int(min_phase_length)
-        out = (m, m)
-    else:
-        vals = list(min_phase_length)
-        if len(vals) != 2:
-            raise SpecError("min_phase_length must be an int or a pair (baseline, treatment)")
-        out = (int(vals[0]), int(vals[1]))
-    if min(out) < 1:
-        raise SpecError("min_phase_length must be at least 1")
-    return out
-
-
-def _ab_starts(n: int, mA: int, mB: int) -> np.ndarray:
-    """0-based index of the first B observation for every permissible AB split."""
-    return np.arange(mA, n - mB + 1)
-
-
-def _ab_masks(n: int, starts: np.ndarray) -> np.ndarray:
-    return np.arange(n)[None, :] >= starts[:, None]
-
-
-def _abab_changes(n: int, mA: int, mB: int) -> np.ndarray:
-    """All (s1, s2, s3): 0-based starts of B1, A2, B2 with every phase long enough."""
-    out = [(s1, s2, s3)
-           for s1 in range(mA, n + 1)
-           for s2 in range(s1 + mB, n + 1)
-           for s3 in range(s2 + mA, n - mB + 1)]
-    return np.array(out, dtype=int).reshape(-1, 3)
-
-
-def _abab_masks(n: int, ch: np.ndarray) -> np.ndarray:
-    i = np.arange(n)[None, :]
-    return ((i >= ch[:, [0]]) & (i < ch[:, [1]])) | (i >= ch[:, [2]])
-
-
-def _kl_windows(first: int, last: int, n_cases: int) -> list[np.ndarray]:
-    """Split the permissible start range ``first..last`` into staggered windows."""
-    rng = np.arange(first, last + 1)
-    if len(rng) < n_cases:
-        raise DataError(f"only {len(rng)} permissible start points for {n_cases} cases; "
-                        "Koehler-Levin needs at least one start point per case")
-    return [w for w in np.array_split(rng, n_cases)]
-
-
-def _positions(s: _Series, sessions, what: str) -> np.ndarray:
+def _positions(s: CaseSeries, sessions, what: str) -> np.ndarray:
     sessions = np.atleast_1d(np.asarray(sessions, dtype=float))
     pos = np.searchsorted(s.session, sessions)
     ok = (pos < len(s.session)) & (s.session[np.minimum(pos, len(s.session) - 1)] == sessions)
@@ -259,7 +171,8 @@ class RandomizationResult(ResultMixin):
     observed : float
         Observed statistic (aggregated over cases).
     p_value : float
-        One-sided randomization p-value.
+        Randomization p-value (one-sided in the direction of improvement, or
+        two-sided: see ``alternative``).
     n_assignments : int
         Number of permissible assignments of the design.
     n_used : int
@@ -295,8 +208,9 @@ class RandomizationResult(ResultMixin):
     improvement: str = "increase"
     tail: str = "greater"
     aggregate: str = "mean"
+    alternative: str = "one-sided"
     seed: int | None = None
-    alpha: float = 0.05
+    confidence: float = 0.95
     per_case: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     warnings: tuple[str, ...] = ()
     design_checks: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
@@ -306,7 +220,8 @@ class RandomizationResult(ResultMixin):
         """One-row summary table."""
         return pd.DataFrame([{
             "design": self.design, "scheme": self.scheme, "statistic": self.statistic,
-            "improvement": self.improvement, "tail": self.tail, "aggregate": self.aggregate,
+            "improvement": self.improvement, "tail": self.tail,
+            "alternative": self.alternative, "aggregate": self.aggregate,
             "observed": self.observed, "p_value": self.p_value,
             "n_assignments": self.n_assignments, "n_used": self.n_used, "exact": self.exact,
             "min_p": self.min_p, "seed": self.seed, "wwc_rating": self.wwc_rating,
@@ -321,18 +236,30 @@ class RandomizationResult(ResultMixin):
         overall = checks.loc[checks["check"] == "overall", "rating"]
         return str(overall.iloc[0]) if len(overall) else None
 
-    def plot(self, ax=None):
-        """Histogram of the null distribution with the observed statistic marked."""
-        import matplotlib.pyplot as plt
+    def plot(self, ax=None, **kwargs):
+        """Histogram of the null distribution with the observed statistic marked.
 
-        from effectstudy.style import GREY, OKABE_ITO, label_axes, use_style
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Draw into this axes (default: a new figure).
+        **kwargs
+            Passed to ``Axes.hist`` (e.g. ``bins=``, ``color=``).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        import matplotlib.pyplot as plt  # only when drawing: importing sced loads no pyplot
 
         with use_style():
             if ax is None:
                 _, ax = plt.subplots(figsize=(6, 3.5))
             dist = self.null_distribution
-            bins = min(40, max(5, len(np.unique(dist))))
-            ax.hist(dist, bins=bins, color=OKABE_ITO["sky_blue"], edgecolor="white")
+            style = dict(bins=min(40, max(5, len(np.unique(dist)))),
+                         color=OKABE_ITO["sky_blue"], edgecolor="white")
+            style.update(kwargs)
+            ax.hist(dist, **style)
             ax.axvline(self.observed, color=OKABE_ITO["vermillion"], ls="--", lw=2,
                        label=f"observed = {self.observed:.3g}")
             kind = "exact" if self.exact else "Monte Carlo"
@@ -347,26 +274,220 @@ class RandomizationResult(ResultMixin):
 # --------------------------------------------------------------------------
 
 
+def _phases_keyword(phases: Sequence[str]) -> dict[str, object]:
+    """Old ``phases=`` as ``baseline_phase=`` / ``treatment_phase=``."""
+    phases = tuple(phases)
+    if len(phases) == 2:
+        return {"baseline_phase": phases[0], "treatment_phase": phases[1]}
+    if len(phases) == 4:
+        return {"baseline_phase": (phases[0], phases[2]),
+                "treatment_phase": (phases[1], phases[3])}
+    raise SpecError("phases must be (baseline, treatment) labels, or four labels in "
+                    "session order for an ABAB design")
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """The validated choices of one call."""
+
+    statistic: str
+    improvement: str
+    tail: str
+    aggregate: str
+    alternative: str  # "greater", "less" or "two-sided" for the core
+    sign: float
+    min_lengths: tuple[int, int]
+
+
+def _resolve_spec(statistic: str, improvement: str, design: str, scheme: str,
+                  aggregate: str | None, alternative: str, min_phase_length) -> _Spec:
+    if statistic in SCAN_STATISTICS:
+        statistic, improvement = SCAN_STATISTICS[statistic]
+    if statistic not in _STATISTICS:
+        raise SpecError(f"unknown statistic {statistic!r}; use one of {sorted(_STATISTICS)}")
+    if improvement not in ("increase", "decrease"):
+        raise SpecError("improvement must be 'increase' or 'decrease'")
+    if design not in ("AB", "ABAB", "MB"):
+        raise SpecError(f"unknown design {design!r}; use 'AB', 'ABAB' or 'MB'")
+    if scheme not in ("marascuilo_busk", "koehler_levin"):
+        raise SpecError(f"unknown scheme {scheme!r}")
+    if alternative not in ("one-sided", "two-sided"):
+        raise SpecError("alternative must be 'one-sided' (in the direction of improvement) or "
+                        "'two-sided'")
+    default_agg, tail, abab_ok = _STATISTICS[statistic]
+    if design == "ABAB" and not abab_ok:
+        raise SpecError(f"statistic {statistic!r} is not defined for ABAB designs")
+    aggregate = aggregate or default_agg
+    if aggregate not in AGGREGATES:
+        raise SpecError(f"aggregate must be one of {sorted(AGGREGATES)}")
+    return _Spec(statistic=statistic, improvement=improvement, tail=tail, aggregate=aggregate,
+                 alternative=tail if alternative == "one-sided" else "two-sided",
+                 sign=1.0 if improvement == "increase" else -1.0,
+                 min_lengths=min_lengths(min_phase_length))
+
+
+def _expected_phases(design: str, baseline_phase, treatment_phase) -> list:
+    """Phase runs every case must show, in session order."""
+    def pair(label) -> tuple:
+        if isinstance(label, tuple | list):
+            if len(label) != 2:
+                raise SpecError("for ABAB give one phase label or two (first and second run)")
+            return tuple(label)
+        return (label, label)
+
+    if design in ("AB", "MB"):
+        if isinstance(baseline_phase, tuple | list) or isinstance(treatment_phase, tuple | list):
+            raise SpecError("an AB or multiple-baseline design has one baseline and one "
+                            "treatment phase label")
+        return [baseline_phase, treatment_phase]
+    (a1, a2), (b1, b2) = pair(baseline_phase), pair(treatment_phase)
+    return [a1, b1, a2, b2]
+
+
+def _koehler_levin_windows(series: list[CaseSeries], spec: _Spec, start_points) -> list | None:
+    """Staggered start windows as ``(kind, values)``: positions or sessions."""
+    mA, mB = spec.min_lengths
+    if start_points is None:
+        lengths = {len(s.session) for s in series}
+        if len(lengths) != 1:
+            raise DataError("Koehler-Levin windows by default need series of equal length; "
+                            "give start_points= (one window of sessions per tier)")
+        n = lengths.pop()
+        return [("pos", w) for w in staggered_windows(mA, n - mB, len(series))]
+    if len(start_points) != len(series):
+        raise SpecError(f"start_points has {len(start_points)} windows for {len(series)} cases")
+    return [("ses", np.asarray(w, dtype=float)) for w in start_points]
+
+
+@dataclass
+class _CaseOptions:
+    """One case's permissible assignments and its statistic under each."""
+
+    values: list[np.ndarray]  # per window: statistic per option
+    starts: list[np.ndarray]  # per window: the options (start index or change points)
+    observed: float
+    observed_option: object  # start index / change points, or None if not permissible
+    row: dict
+
+
+def _ab_options(s: CaseSeries, spec: _Spec, kl_windows, start_points) -> _CaseOptions:
+    """AB / multiple-baseline case: permissible start points (0-based first B index)."""
+    mA, mB = spec.min_lengths
+    y, t, n, runs = s.outcome, s.session, len(s.outcome), s.runs
+    obs_start = runs[1][1]
+    if kl_windows is not None:
+        wins = [w if kind == "pos" else _positions(s, w, "start points") for kind, w in kl_windows]
+    else:
+        if start_points is None:
+            if n < mA + mB:
+                raise DataError(f"{s.label}: {n} sessions cannot hold a baseline of {mA} and a "
+                                f"treatment phase of {mB} sessions (too few start points)")
+            st = ab_starts(n, mA, mB)
+        else:
+            sp = start_points.get(s.case) if isinstance(start_points, dict) else start_points
+            if sp is None:
+                raise SpecError(f"start_points has no entry for {s.label}")
+            st = _positions(s, sp, "start points")
+            if np.any(st < 1):
+                raise DataError(f"{s.label}: a start point leaves no baseline session")
+        wins = [np.asarray(st, dtype=int)]
+    for w in wins:
+        if len(w) == 0:
+            raise DataError(f"{s.label}: no permissible start points")
+        if np.any((w < 1) | (w > n - 1)):
+            raise DataError(f"{s.label}: start points leave an empty phase")
+    allst = np.unique(np.concatenate(wins + [[obs_start]]))
+    vals = case_statistic(spec.statistic, y, t, ab_masks(n, allst), spec.sign, allst)
+    lookup = dict(zip(allst.tolist(), vals, strict=True))
+    n_opt = sum(len(w) for w in wins) if kl_windows is None else len(wins[0])
+    row = dict(case=s.case, n_sessions=n, n_baseline=runs[0][2], n_treatment=n - runs[0][2],
+               n_start_points=n_opt, observed_start_session=t[obs_start],
+               observed_statistic=float(lookup[obs_start]))
+    return _CaseOptions(values=[np.array([lookup[i] for i in w]) for w in wins], starts=wins,
+                        observed=lookup[obs_start], observed_option=obs_start, row=row)
+
+
+def _abab_options(s: CaseSeries, spec: _Spec) -> _CaseOptions:
+    """ABAB case: all permissible triples of phase-change points."""
+    mA, mB = spec.min_lengths
+    y, t, n, runs = s.outcome, s.session, len(s.outcome), s.runs
+    ch = abab_changes(n, mA, mB)
+    if len(ch) == 0:
+        raise DataError(f"{s.label}: {n} sessions cannot hold four phases of at least "
+                        f"{mA}/{mB} sessions (too few phase-change points)")
+    obs = np.array([[runs[1][1], runs[2][1], runs[3][1]]])
+    vals = case_statistic(spec.statistic, y, t, abab_masks(n, np.vstack([ch, obs])), spec.sign)
+    in_set = bool(np.all(ch == obs[0], axis=1).any())
+    row = dict(case=s.case, n_sessions=n, n_baseline=runs[0][2] + runs[2][2],
+               n_treatment=runs[1][2] + runs[3][2], n_start_points=len(ch),
+               observed_start_session=t[runs[1][1]], observed_statistic=float(vals[-1]))
+    return _CaseOptions(values=[vals[:-1]], starts=[ch], observed=vals[-1],
+                        observed_option=tuple(obs[0]) if in_set else None, row=row)
+
+
+def _observed_is_permissible(cases: list[_CaseOptions], design: str, koehler_levin: bool) -> bool:
+    k = len(cases)
+    if design == "ABAB":
+        return all(c.observed_option is not None for c in cases)
+    if koehler_levin:
+        return any(all(cases[i].observed_option in cases[i].starts[perm[i]] for i in range(k))
+                   for perm in itertools.permutations(range(k)))
+    return all(c.observed_option in c.starts[0] for c in cases)
+
+
+def _null_distribution(cases: list[_CaseOptions], koehler_levin: bool, exhaustive: bool,
+                       n_assign: int, n_samples: int | None, gen: np.random.Generator,
+                       how: str) -> np.ndarray:
+    """Statistic under every permissible assignment, or under a uniform sample of them."""
+    k = len(cases)
+    if exhaustive:
+        if n_assign > 50_000_000:
+            raise SpecError(f"{n_assign} assignments are too many to enumerate; use "
+                            "exhaustive=False")
+        if koehler_levin:
+            return np.concatenate([exact_null([cases[i].values[perm[i]] for i in range(k)], how)
+                                   for perm in itertools.permutations(range(k))])
+        return exact_null([c.values[0] for c in cases], how)
+    m = int(n_samples or 10_000)
+    if m < 1:
+        raise SpecError("n_samples must be positive")
+    if not koehler_levin:
+        values = [c.values[0] for c in cases]
+        return sampled_null(values, draw_indices(gen, [len(v) for v in values], m), how)
+    mat = np.empty((m, k))
+    perms = np.argsort(gen.random((m, k)), axis=1)  # uniform random orders
+    for i in range(k):
+        for w in range(k):
+            sel = perms[:, i] == w
+            vals = cases[i].values[w]
+            mat[sel, i] = vals[gen.integers(len(vals), size=int(sel.sum()))]
+    return aggregate_values(mat, how)
+
+
+@renamed_keywords("randomization_test",
+                  {"seed": "rng", "alpha": confidence_from_alpha, "phases": _phases_keyword})
 def randomization_test(
     data: pd.DataFrame,
     *,
+    outcome: str = REQUIRED,
+    session: str = REQUIRED,
+    phase: str = REQUIRED,
     case: str | None = None,
-    phase: str = "phase",
-    session: str = "session",
-    outcome: str = "outcome",
+    baseline_phase: Any = "A",
+    treatment_phase: Any = "B",
+    improvement: Literal["increase", "decrease"] = "increase",
     design: Design = "AB",
     statistic: str = "mean_difference",
+    alternative: Literal["one-sided", "two-sided"] = "one-sided",
     min_phase_length: int | tuple[int, int] = 3,
     exhaustive: bool | None = None,
     n_samples: int | None = None,
-    seed: int | np.random.Generator | None = None,
-    improvement: Literal["increase", "decrease"] = "increase",
+    rng: int | np.random.Generator | None = None,
     scheme: Scheme = "marascuilo_busk",
     start_points: Sequence | dict | None = None,
-    phases: Sequence[str] = ("A", "B"),
     aggregate: str | None = None,
     exclude_equal: bool = False,
-    alpha: float = 0.05,
+    confidence: float = 0.95,
     max_exhaustive: int = 200_000,
 ) -> RandomizationResult:
     """Randomization test for an AB, ABAB or multiple-baseline design.
@@ -375,12 +496,19 @@ def randomization_test(
     ----------
     data : DataFrame
         Long format, one row per measurement occasion; no missing outcomes.
-    case, phase, session, outcome : str
-        Column names (``case=None`` for one series).
+    outcome, session, phase : str
+        Column names (give them explicitly; the old defaults ``"outcome"``,
+        ``"session"``, ``"phase"`` still work for one release with a warning).
+    case : str, optional
+        Case column (``None`` for one series).
+    baseline_phase, treatment_phase : label, or two labels for ABAB
+        Phase labels. For ``"ABAB"`` a label used for both runs, or the labels
+        of the first and second run, e.g. ``baseline_phase=("A1", "A2")``.
+    improvement : {"increase", "decrease"}
+        Direction of a therapeutic change.
     design : {"AB", "ABAB", "MB"}
         ``"AB"``: one case, random start point. ``"ABAB"``: random phase-change
-        points (phases labelled A, B, A, B in session order). ``"MB"``:
-        multiple baseline across cases (see ``scheme``).
+        points. ``"MB"``: multiple baseline across cases (see ``scheme``).
     statistic : str
         ``"mean_difference"`` (B - A), ``"median_difference"``, ``"nap"``
         (non-overlap of all pairs, 0-1; Parker & Vannest, 2009),
@@ -388,11 +516,15 @@ def randomization_test(
         ``"wilcoxon_w"`` (Mann-Whitney W of the baseline; small values favour
         improvement, so its tail is ``"less"``), ``"slope_difference"`` (OLS
         slope over session numbers, B minus A, AB/MB only; scan regresses on
-        positions 1..n, identical when sessions are consecutive), ``"level_change"`` (level-change
-        coefficient of the piecewise model ``y ~ trend + level + slope``,
-        Huitema & McKean, 2000; AB/MB only). scan's names (``"Mean B-A"``,
-        ``"NAP decreasing"``, ...) are accepted too and set ``improvement``.
-        Statistics are oriented so that larger values favour improvement.
+        positions 1..n, identical when sessions are consecutive),
+        ``"level_change"`` (level-change coefficient of the piecewise model
+        ``y ~ trend + level + slope``, Huitema & McKean, 2000; AB/MB only).
+        scan's names (``"Mean B-A"``, ``"NAP decreasing"``, ...) are accepted
+        too and set ``improvement``. Statistics are oriented so that larger
+        values favour improvement.
+    alternative : {"one-sided", "two-sided"}
+        ``"one-sided"``: extreme in the direction of improvement;
+        ``"two-sided"``: twice the smaller one-sided p-value (at most 1).
     min_phase_length : int or (int, int)
         Minimum sessions per baseline and treatment phase of a permissible
         assignment (scan's ``limit``).
@@ -401,10 +533,8 @@ def randomization_test(
         enumerate when there are at most ``max_exhaustive`` assignments.
     n_samples : int, optional
         Monte Carlo sample size (default 10,000).
-    seed : int or numpy.random.Generator, optional
-        Seed of the Monte Carlo draws (recorded in the result).
-    improvement : {"increase", "decrease"}
-        Direction of a therapeutic change.
+    rng : int, numpy.random.Generator or None
+        Source of the Monte Carlo draws; an int seed is recorded in the result.
     scheme : {"marascuilo_busk", "koehler_levin"}
         Randomisation scheme of a multiple-baseline design.
     start_points : sequence or dict, optional
@@ -415,9 +545,6 @@ def randomization_test(
         list of sessions per tier, earliest first); by default the permissible
         range is split into ``n_cases`` consecutive windows as in
         :func:`random_start_points`.
-    phases : (str, str) or four labels
-        Labels of baseline and treatment phase; for ``"ABAB"`` also the four
-        labels in session order, e.g. ``("A1", "B1", "A2", "B2")``.
     aggregate : {"mean", "median", "rms"}, optional
         How per-case statistics are combined across cases (default: median for
         ``median_difference``, else mean; scan combines SMDs with the root mean
@@ -425,9 +552,9 @@ def randomization_test(
     exclude_equal : bool
         Count only strictly more extreme assignments (scan's
         ``exclude.equal = TRUE``). Not a valid test: an exact p can be 0.
-    alpha : float
-        Significance level; a warning is given when the smallest attainable p
-        exceeds it.
+    confidence : float
+        ``1 - confidence`` is the significance level; a warning is given when
+        the smallest attainable p exceeds it.
     max_exhaustive : int
         Largest number of assignments enumerated when ``exhaustive=None``.
 
@@ -440,241 +567,91 @@ def randomization_test(
     DataError
         Missing outcomes, duplicated sessions, phases out of order, a series
         too short for ``min_phase_length`` or only one permissible assignment.
+
+    Notes
+    -----
+    The null distribution and p-value come from :mod:`effectstudy.sced._null`,
+    shared with the power simulation of :mod:`effectstudy.power.single_case`.
     """
-    if statistic in SCAN_STATISTICS:
-        statistic, improvement = SCAN_STATISTICS[statistic]
-    if statistic not in _STATISTICS:
-        raise SpecError(f"unknown statistic {statistic!r}; use one of {sorted(_STATISTICS)}")
-    if improvement not in ("increase", "decrease"):
-        raise SpecError("improvement must be 'increase' or 'decrease'")
-    if design not in ("AB", "ABAB", "MB"):
-        raise SpecError(f"unknown design {design!r}; use 'AB', 'ABAB' or 'MB'")
-    if scheme not in ("marascuilo_busk", "koehler_levin"):
-        raise SpecError(f"unknown scheme {scheme!r}")
-    default_agg, tail, abab_ok = _STATISTICS[statistic]
-    if design == "ABAB" and not abab_ok:
-        raise SpecError(f"statistic {statistic!r} is not defined for ABAB designs")
-    aggregate = aggregate or default_agg
-    if aggregate not in _AGGREGATES:
-        raise SpecError(f"aggregate must be one of {sorted(_AGGREGATES)}")
-    mA, mB = _min_lengths(min_phase_length)
-    sign = 1.0 if improvement == "increase" else -1.0
+    outcome, session, phase = columns("randomization_test", outcome=outcome, session=session,
+                                       phase=phase)
+    check_confidence(confidence)
+    spec = _resolve_spec(statistic, improvement, design, scheme, aggregate, alternative,
+                         min_phase_length)
+    gen, seed = as_generator(rng)
     notes: list[str] = []
 
-    series = _case_series(data, case=case, phase=phase, session=session, outcome=outcome)
+    # 1. series and their phase sequence
+    series = case_series(data, case=case, phase=phase, session=session, outcome=outcome)
     if design == "AB" and len(series) > 1:
         raise SpecError(f"design='AB' got {len(series)} cases; use design='MB' for a multiple "
                         "baseline across cases")
-    if design == "MB" and scheme == "koehler_levin" and len(series) < 2:
+    koehler_levin = design == "MB" and scheme == "koehler_levin"
+    if koehler_levin and len(series) < 2:
         raise SpecError("the Koehler-Levin scheme needs at least two cases")
-    phases = tuple(phases)
-    if design == "ABAB" and len(phases) == 4:
-        expected = list(phases)
-    elif len(phases) == 2:
-        base, treat = phases
-        expected = [base, treat] if design in ("AB", "MB") else [base, treat, base, treat]
-    else:
-        raise SpecError("phases must be (baseline, treatment) labels, or four labels in "
-                        "session order for an ABAB design")
+    expected = _expected_phases(design, baseline_phase, treatment_phase)
     for s in series:
-        _check_order(s, expected)
+        check_order(s, expected)
 
-    # per-case permissible assignments ---------------------------------------
-    options: list[list[np.ndarray]] = []  # per case, per window: statistic per option
-    option_starts: list[list[np.ndarray]] = []
-    obs_stats, obs_index, rows = [], [], []
-    kl_windows = None
-    if scheme == "koehler_levin" and design == "MB":
-        lengths = {len(s.session) for s in series}
-        if start_points is None:
-            if len(lengths) != 1:
-                raise DataError("Koehler-Levin windows by default need series of equal length; "
-                                "give start_points= (one window of sessions per tier)")
-            n = lengths.pop()
-            kl_windows = [("pos", w) for w in _kl_windows(mA, n - mB, len(series))]
-        else:
-            if len(start_points) != len(series):
-                raise SpecError(f"start_points has {len(start_points)} windows for "
-                                f"{len(series)} cases")
-            kl_windows = [("ses", np.asarray(w, dtype=float)) for w in start_points]
-
-    for s in series:
-        y, t, n = s.outcome, s.session, len(s.outcome)
-        runs = s.runs
-        if design in ("AB", "MB"):
-            obs_start = runs[1][1]
-            if kl_windows is not None:
-                wins = [w if kind == "pos" else _positions(s, w, "start points")
-                        for kind, w in kl_windows]
-            else:
-                if start_points is None:
-                    if n < mA + mB:
-                        raise DataError(f"{s.label}: {n} sessions cannot hold a baseline of "
-                                        f"{mA} and a treatment phase of {mB} sessions "
-                                        "(too few start points)")
-                    st = _ab_starts(n, mA, mB)
-                else:
-                    sp = start_points.get(s.case) if isinstance(start_points, dict) \
-                        else start_points
-                    if sp is None:
-                        raise SpecError(f"start_points has no entry for {s.label}")
-                    st = _positions(s, sp, "start points")
-                    if np.any(st < 1):
-                        raise DataError(f"{s.label}: a start point leaves no baseline session")
-                wins = [np.asarray(st, dtype=int)]
-            for w in wins:
-                if len(w) == 0:
-                    raise DataError(f"{s.label}: no permissible start points")
-                if np.any((w < 1) | (w > n - 1)):
-                    raise DataError(f"{s.label}: start points leave an empty phase")
-            allst = np.unique(np.concatenate(wins + [[obs_start]]))
-            vals = _case_statistic(statistic, y, t, _ab_masks(n, allst), sign, allst)
-            lookup = dict(zip(allst.tolist(), vals, strict=True))
-            options.append([np.array([lookup[i] for i in w]) for w in wins])
-            option_starts.append(wins)
-            obs_stats.append(lookup[obs_start])
-            obs_index.append(obs_start)
-            n_opt = sum(len(w) for w in wins) if kl_windows is None else len(wins[0])
-            rows.append(dict(case=s.case, n_sessions=n, n_baseline=runs[0][2],
-                             n_treatment=n - runs[0][2], n_start_points=n_opt,
-                             observed_start_session=t[obs_start], observed_statistic=None))
-        else:  # ABAB
-            ch = _abab_changes(n, mA, mB)
-            if len(ch) == 0:
-                raise DataError(f"{s.label}: {n} sessions cannot hold four phases of at least "
-                                f"{mA}/{mB} sessions (too few phase-change points)")
-            obs = np.array([[runs[1][1], runs[2][1], runs[3][1]]])
-            allch = np.vstack([ch, obs])
-            vals = _case_statistic(statistic, y, t, _abab_masks(n, allch), sign)
-            options.append([vals[:-1]])
-            option_starts.append([ch])
-            obs_stats.append(vals[-1])
-            in_set = bool(np.all(ch == obs[0], axis=1).any())
-            obs_index.append(tuple(obs[0]) if in_set else None)
-            rows.append(dict(case=s.case, n_sessions=n, n_baseline=runs[0][2] + runs[2][2],
-                             n_treatment=runs[1][2] + runs[3][2], n_start_points=len(ch),
-                             observed_start_session=t[runs[1][1]], observed_statistic=None))
-        rows[-1]["observed_statistic"] = float(obs_stats[-1])
-
-    # is the observed assignment permissible? --------------------------------
-    k = len(series)
-    if design == "ABAB":
-        observed_ok = all(o is not None for o in obs_index)
-    elif kl_windows is not None:
-        observed_ok = any(
-            all(obs_index[i] in option_starts[i][perm[i]] for i in range(k))
-            for perm in itertools.permutations(range(k))
-        )
-    else:
-        observed_ok = all(obs_index[i] in option_starts[i][0] for i in range(k))
+    # 2. per case: permissible assignments and the statistic under each
+    kl_windows = _koehler_levin_windows(series, spec, start_points) if koehler_levin else None
+    cases = [_abab_options(s, spec) if design == "ABAB"
+             else _ab_options(s, spec, kl_windows, start_points) for s in series]
+    observed_ok = _observed_is_permissible(cases, design, koehler_levin)
     if not observed_ok:
         notes.append("the observed assignment is not one of the permissible assignments "
                      "(phase shorter than min_phase_length or start outside start_points); "
                      "the p-value counts it as one extra assignment")
+    observed = float(aggregate_values(np.array([c.observed for c in cases]), spec.aggregate))
 
-    agg = _AGGREGATES[aggregate]
-    observed = float(agg(np.array(obs_stats)[None, :])[0])
-
-    if kl_windows is not None:
-        n_assign = math.factorial(k) * math.prod(len(w) for w in option_starts[0])
+    # 3. null distribution
+    if koehler_levin:
+        n_assign = math.factorial(len(cases)) * math.prod(len(w) for w in cases[0].starts)
     else:
-        n_assign = math.prod(len(o[0]) for o in options)
+        n_assign = math.prod(len(c.values[0]) for c in cases)
     if n_assign < 2:
         raise DataError("only one permissible assignment: a randomization test is impossible "
                         "(too few start points)")
-
     if exhaustive is None:
         exhaustive = n_assign <= max_exhaustive
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    if exhaustive:
-        if n_assign > 50_000_000:
-            raise SpecError(f"{n_assign} assignments are too many to enumerate; use "
-                            "exhaustive=False")
-        if kl_windows is not None:
-            parts = []
-            for perm in itertools.permutations(range(k)):
-                parts.append(_product_aggregate([options[i][perm[i]] for i in range(k)],
-                                                aggregate))
-            dist = np.concatenate(parts)
-        else:
-            dist = _product_aggregate([o[0] for o in options], aggregate)
-        m = len(dist)
-    else:
-        m = int(n_samples or 10_000)
-        if m < 1:
-            raise SpecError("n_samples must be positive")
-        mat = np.empty((m, k))
-        if kl_windows is not None:
-            perms = np.argsort(rng.random((m, k)), axis=1)  # uniform random orders
-            for i in range(k):
-                for w in range(k):
-                    sel = perms[:, i] == w
-                    vals = options[i][w]
-                    mat[sel, i] = vals[rng.integers(len(vals), size=int(sel.sum()))]
-        else:
-            for i in range(k):
-                vals = options[i][0]
-                mat[:, i] = vals[rng.integers(len(vals), size=m)]
-        dist = agg(mat)
-
+    dist = _null_distribution(cases, koehler_levin, exhaustive, n_assign, n_samples, gen,
+                              spec.aggregate)
     if not np.isfinite(observed) or not np.all(np.isfinite(dist)):
         raise DataError("the statistic is not finite for the observed data or some assignments "
                         "(e.g. a constant phase for an SMD); choose another statistic or a "
                         "larger min_phase_length")
-    tol = _TOL * max(1.0, abs(observed))
-    if tail == "greater":
-        extreme = dist > observed + tol if exclude_equal else dist >= observed - tol
-    else:
-        extreme = dist < observed - tol if exclude_equal else dist <= observed + tol
-    b = int(extreme.sum())
-    if exhaustive and observed_ok:
-        p = b / m
-        min_p = 1 / m
-    else:
-        p = (b + 1) / (m + 1)
-        min_p = 1 / (m + 1)
+
+    # 4. p-value
+    p, min_p = p_value(dist, observed, spec.alternative,
+                       includes_observed=bool(exhaustive and observed_ok),
+                       exclude_equal=exclude_equal)
     if exclude_equal:
         notes.append("exclude_equal=True: assignments as extreme as the observed one are not "
                      "counted; the p-value is not a valid randomization p-value")
-    if min_p > alpha:
-        msg = (f"the smallest attainable p-value is {min_p:.4g} > alpha = {alpha}: this design "
-               f"({n_assign} permissible assignments) cannot reach significance")
+    alpha = 1 - confidence
+    if min_p > alpha + 1e-12:
+        msg = (f"the smallest attainable p-value is {min_p:.4g} > alpha = {alpha:.4g}: this "
+               f"design ({n_assign} permissible assignments) cannot reach significance")
         notes.append(msg)
-        warnings.warn(msg, stacklevel=2)
+        warnings.warn(msg, stacklevel=3)
 
     return RandomizationResult(
-        statistic=statistic, observed=observed, p_value=float(p), n_assignments=int(n_assign),
-        n_used=int(m), exact=bool(exhaustive), min_p=float(min_p), null_distribution=dist,
-        design=design, scheme=scheme if design == "MB" else "single", improvement=improvement,
-        tail=tail, aggregate=aggregate,
-        seed=None if isinstance(seed, np.random.Generator) else seed, alpha=alpha,
-        per_case=pd.DataFrame(rows), warnings=tuple(notes),
+        statistic=spec.statistic, observed=observed, p_value=float(p), n_assignments=int(n_assign),
+        n_used=len(dist), exact=bool(exhaustive), min_p=float(min_p), null_distribution=dist,
+        design=design, scheme=scheme if design == "MB" else "single",
+        improvement=spec.improvement, tail=spec.tail, alternative=alternative,
+        aggregate=spec.aggregate, seed=seed, confidence=confidence,
+        per_case=pd.DataFrame([c.row for c in cases]), warnings=tuple(notes),
         design_checks=_wwc_checks(data, case, phase, session, design),
     )
 
 
 def _wwc_checks(data, case, phase, session, design) -> pd.DataFrame:
     """WWC design checks of the tested data (empty if the design cannot be rated)."""
-    from effectstudy.errors import DataError
-    from effectstudy.sced.design import design_check
-
     try:
         return design_check(data, case=case, phase=phase, session=session, design=design)
     except DataError:
         return pd.DataFrame()
-
-
-def _product_aggregate(vectors: list[np.ndarray], aggregate: str) -> np.ndarray:
-    """Aggregate statistic over the Cartesian product of per-case values (C order)."""
-    k = len(vectors)
-    if aggregate == "mean":
-        total = vectors[0]
-        for v in vectors[1:]:
-            total = np.add.outer(total, v)
-        return np.ravel(total) / k
-    grids = np.meshgrid(*vectors, indexing="ij")
-    mat = np.stack([g.ravel() for g in grids], axis=1)
-    return _AGGREGATES[aggregate](mat)
 
 
 # --------------------------------------------------------------------------
@@ -682,13 +659,13 @@ def _product_aggregate(vectors: list[np.ndarray], aggregate: str) -> np.ndarray:
 # --------------------------------------------------------------------------
 
 
+@renamed_keywords("random_start_points", {"seed": "rng"})
 def random_start_points(
     n_cases: int,
     series_length: int | Sequence[int],
     min_phase_length: int | tuple[int, int] = 3,
     rng: np.random.Generator | int | None = None,
     *,
-    seed: int | None = None,
     scheme: Scheme = "marascuilo_busk",
     case_labels: Sequence | None = None,
 ) -> pd.DataFrame:
@@ -711,8 +688,8 @@ def random_start_points(
         Planned number of sessions (per case; equal for Koehler-Levin).
     min_phase_length : int or (int, int)
         Minimum baseline and treatment sessions.
-    rng, seed : numpy.random.Generator or int, optional
-        Source of randomness; pass one for a reproducible, recorded draw.
+    rng : int, numpy.random.Generator or None
+        Source of randomness; pass an int seed for a reproducible, recorded draw.
     scheme : {"marascuilo_busk", "koehler_levin"}
     case_labels : sequence, optional
         Labels for the cases (default ``1..n_cases``).
@@ -728,10 +705,7 @@ def random_start_points(
     """
     if n_cases < 1:
         raise SpecError("n_cases must be at least 1")
-    if rng is not None and seed is not None:
-        raise SpecError("give rng or seed, not both")
-    seed_used = seed if seed is not None else (rng if isinstance(rng, int | np.integer) else None)
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(seed_used)
+    gen, seed_used = as_generator(rng)
     lengths = ([int(series_length)] * n_cases if np.ndim(series_length) == 0
                else [int(v) for v in series_length])
     if len(lengths) != n_cases:
@@ -739,7 +713,7 @@ def random_start_points(
     labels = list(case_labels) if case_labels is not None else list(range(1, n_cases + 1))
     if len(labels) != n_cases:
         raise SpecError("case_labels must have n_cases labels")
-    mA, mB = _min_lengths(min_phase_length)
+    mA, mB = min_lengths(min_phase_length)
     for lab, n in zip(labels, lengths, strict=True):
         if n < mA + mB:
             raise DataError(f"case {lab!r}: {n} sessions cannot hold phases of {mA} and {mB} "
@@ -757,7 +731,7 @@ def random_start_points(
         if len(set(lengths)) != 1:
             raise SpecError("the Koehler-Levin scheme needs equal series lengths")
         n = lengths[0]
-        windows = _kl_windows(mA, n - mB, n_cases)  # 0-based positions
+        windows = staggered_windows(mA, n - mB, n_cases)  # 0-based positions
         order = gen.permutation(n_cases)  # case i gets window order[i]
         for i, lab in enumerate(labels):
             w = windows[order[i]]
