@@ -334,7 +334,7 @@ def _classify_group(grp, dd, prog, inst, scale_id, method, sd_choice, criterion,
     if sd_choice == "norm" and norm is not None:
         sd_val, sd_src = float(norm.sd.value), f"{norm.sd.source} ({norm.group})"
     else:
-        sd_val, sd_src = sample_sd, f"sample SD of {pre_occ} scores (n={n})"
+        sd_val, sd_src = sample_sd, f"sample SD of {pre_occ} scores (the programme's own clients)"
         if sd_choice == "norm":
             notes.append("no verified norm: SD taken from the sample")
     rel = sc.reliability
@@ -347,11 +347,11 @@ def _classify_group(grp, dd, prog, inst, scale_id, method, sd_choice, criterion,
     if not rel.verified:
         notes.append(f"no published reliability for {inst} {scale_id}: RCI not computed")
     elif not (np.isfinite(sd_val) and sd_val > 0):
-        notes.append("no usable SD (fewer than 2 clients or no spread): RCI not computed")
+        notes.append("no usable SD (too few clients or no spread): RCI not computed")
     elif method == "jacobson-truax":
         rci = reliable_change_index(pre, post, sd=sd_val, reliability=rel.value)
     elif n < 3:
-        notes.append(f"{method} needs at least 3 clients: RCI not computed")
+        notes.append(f"{method} needs at least three clients: RCI not computed")
     else:
         sd_pre, sd_post = float(np.std(pre, ddof=1)), float(np.std(post, ddof=1))
         if method == "maassen":
@@ -362,7 +362,7 @@ def _classify_group(grp, dd, prog, inst, scale_id, method, sd_choice, criterion,
             rci = reliable_change_hageman_arrindell(pre, post, sd_pre=sd_pre, sd_post=sd_post,
                                                     reliability=rel.value, r_prepost=r_pp)
         if n < 20:
-            notes.append(f"{method} with n={n}: sample SDs are unstable")
+            notes.append(f"{method} with fewer than 20 clients: sample SDs are unstable")
     grp["change"] = post - pre
     grp["rci"] = rci
     reliable = np.abs(rci) > criterion

@@ -10,6 +10,7 @@ one gets pseudonymised case-level detail.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,7 @@ import pandas as pd
 
 from effectstudy import change
 from effectstudy.dictionary import Dictionary
-from effectstudy.report.suppression import suppress_long, suppress_table
+from effectstudy.report.suppression import protect, suppress_long, suppress_table, suppression_note
 
 AUDIENCES = ("public", "internal")
 
@@ -76,6 +77,8 @@ class Context:
     dictionary: Dictionary
     spec: dict[str, Any]
     audience: str
+    #: what earlier sections published, for later text (e.g. which flow counts are visible)
+    published: dict[str, Any] = field(default_factory=dict)
 
     @property
     def public(self) -> bool:
@@ -132,10 +135,11 @@ def sample_flow(ctx: Context) -> Section:
     flow_table.loc["Total"] = totals_row
     if ctx.public:
         flow_table = _suppress_flow(flow_table, ctx.threshold, ctx.suppress_zero)
+    ctx.published["flow"] = flow_table.copy()
     flow_table.index.name = "programme"
     sec.table(flow_table.reset_index(), "Clients per programme from export to analysis. "
-              + (f"Counts below the threshold are shown as '<{ctx.threshold}' with secondary "
-                 "suppression." if ctx.public else "Internal report: exact counts."))
+              + (suppression_note(ctx.threshold) if ctx.public
+                 else "Internal report: exact counts."))
     totals = {c: flow_table.loc["Total", c] for c in counts.columns}
     sec.figure(_flow_figure(totals), "Flow of clients across all programmes (CONSORT-like).")
     sec.methods.append(
@@ -145,24 +149,29 @@ def sample_flow(ctx: Context) -> Section:
 
 
 def _suppress_flow(table: pd.DataFrame, threshold: int, suppress_zero: bool) -> pd.DataFrame:
-    """Suppress the flow table with its real additive relations.
+    """Suppress the flow table with its real additive relations and bounds.
 
-    Per programme, completed + absconded + transferred = referred; every column
-    adds up to the Total row. Secondary suppression covers all of these.
+    Per programme, completed + absconded + transferred = referred, and analysed <=
+    included <= referred; every column adds up to the Total row. The pattern is
+    audited by integer programming (:func:`~effectstudy.report.suppression.protect`):
+    no hidden cell is left with fewer than three possible values. A cell below the
+    threshold is shown as ``<5``, a partner hidden to protect it as ``x``.
     """
-    from effectstudy.report.suppression import suppress_cells
-
     progs = [p for p in table.index if p != "Total"]
     cols = list(table.columns)
     values = {(r, c): float(table.loc[r, c]) for r in table.index for c in cols}
     ends = ["completed care", "absconded", "transferred"]
-    lines = [([(r, c) for c in ends], (r, cols[0])) for r in progs]
+    rows = progs + ["Total"]
+    lines = [([(r, c) for c in ends], (r, cols[0])) for r in rows
+             if sum(values[(r, c)] for c in ends) == values[(r, cols[0])]]
     lines += [([(r, c) for r in progs], ("Total", c)) for c in cols]
-    lines.append(([("Total", c) for c in ends], ("Total", cols[0])))
-    hidden = suppress_cells(values, lines, threshold=threshold, suppress_zero=suppress_zero)
+    leq = [((r, cols[1]), (r, cols[0])) for r in rows]
+    leq += [((r, cols[5]), (r, cols[1])) for r in rows]
+    leq = [(a, b) for a, b in leq if values[a] <= values[b]]
+    sup = protect(values, lines, threshold=threshold, suppress_zero=suppress_zero, leq=leq)
     out = table.astype(object)
-    for r, c in hidden:
-        out.loc[r, c] = f"<{threshold}"
+    for r, c in sup.hidden:
+        out.loc[r, c] = sup.label((r, c), threshold)
     return out
 
 
@@ -210,8 +219,7 @@ def descriptives(ctx: Context) -> Section:
     if wanted:
         t = t[t["construct"].isin(wanted)]
     occ_order = {o: ctx.dictionary.occasions[o].order for o in ctx.dictionary.occasions}
-    desc = (t.groupby(["construct", "instrument", "scale", "programme", "occasion"], sort=True)["raw"]
-            .agg(n="count", mean="mean", sd="std", min="min", max="max").reset_index())
+    desc = client_descriptives(t)
     desc["programme"] = desc["programme"].map(ctx.programme_name)
     desc["_o"] = desc["occasion"].map(occ_order)
     desc = desc.sort_values(["construct", "instrument", "scale", "programme", "_o"]).drop(columns="_o")
@@ -231,8 +239,27 @@ def descriptives(ctx: Context) -> Section:
                   f"{_pretty(construct).capitalize()}: raw scores per instrument scale. Programmes "
                   "measure the same construct with different instruments; compare within an "
                   "instrument." + note)
-    sec.methods.append("Descriptives are raw scale scores per programme and canonical occasion.")
+    sec.methods.append(
+        "Descriptives are raw scale scores per programme and canonical occasion, over clients: a "
+        "client with more than one score at an occasion (e.g. two measurements during treatment) "
+        "enters with the mean of her scores there, so n counts clients and the mean and SD are "
+        "taken over clients.")
     return sec
+
+
+def client_descriptives(scores: pd.DataFrame) -> pd.DataFrame:
+    """n, mean, SD, min and max of raw scores per construct, scale, programme and occasion.
+
+    Several occasion labels of an export can map to one canonical occasion (two
+    measurements ``during`` treatment, say); each client is first reduced to the
+    mean of her scores at that occasion, so ``n`` is the number of distinct clients
+    and the statistics are over clients, never over repeated scores of one girl.
+    """
+    keys = ["construct", "instrument", "scale", "programme", "occasion"]
+    per_client = (scores.dropna(subset=["raw"]).groupby(keys + ["client"], sort=True)["raw"]
+                  .mean().reset_index())
+    return (per_client.groupby(keys, sort=True)["raw"]
+            .agg(n="count", mean="mean", sd="std", min="min", max="max").reset_index())
 
 
 # --------------------------------------------------------------------------- #
@@ -257,8 +284,7 @@ def reliable_change_section(ctx: Context) -> Section:
         sec.table(shown.reset_index(),
                   "Number of clients per change category and construct, all programmes "
                   "together (programme-level counts are too small to publish). The Total row adds "
-                  f"up client-construct pairs. Counts below {ctx.threshold} are suppressed, with "
-                  "secondary suppression so that no hidden count follows from the totals.")
+                  "up client-construct pairs. " + suppression_note(ctx.threshold))
     else:
         summ = change.summary(rc, by="programme")
         summ["programme"] = summ["programme"].map(ctx.programme_name)
@@ -285,6 +311,9 @@ def reliable_change_section(ctx: Context) -> Section:
                 "sd_source", "cutoff", "cutoff_kind", "cutoff_source", "note"]]
             .drop_duplicates(["instrument", "scale"]).reset_index(drop=True))
     prov["reliability_source"] = prov["reliability_source"].map(ctx.dictionary.citation)
+    if ctx.public:
+        prov["sd_source"] = prov["sd_source"].map(_public_text)
+        prov["note"] = prov["note"].map(_public_note)
     for table, caption in _provenance_tables(prov):
         sec.table(table, caption)
     sec.methods.append(
@@ -297,6 +326,44 @@ def reliable_change_section(ctx: Context) -> Section:
                           "approach to defining meaningful change in psychotherapy research. J "
                           "Consult Clin Psychol 59:12-19.")
     return sec
+
+
+#: A client count written into a text: "(n=3)", "n = 3", "3 clients".
+_COUNT_IN_TEXT = re.compile(r"\s*\(\s*n\s*=\s*[\d,.]+\s*\)|\bn\s*=\s*[\d,.]+")
+
+
+def _public_text(text: Any) -> Any:
+    """A provenance text without any client count in it (``(n=3)`` and the like)."""
+    if not isinstance(text, str):
+        return text
+    return _COUNT_IN_TEXT.sub("", text).strip()
+
+
+#: "client (3 levels)" in a model message: the number of clients in the model.
+_LEVELS = re.compile(r"\((\d+) levels?\)")
+
+
+def _public_message(text: str, threshold: int) -> str:
+    """A model or test message for the public: group counts below the threshold and
+    ``n=`` counts are left out ("client (3 levels)" -> "client (few levels)")."""
+    text = _LEVELS.sub(lambda m: "(few levels)" if int(m.group(1)) < threshold else m.group(0),
+                       str(text))
+    return _public_text(text)
+
+
+def _public_note(note: Any) -> Any:
+    """A reliable-change note for the public: reasons that hint at a group's size
+    ('fewer than 2 clients', 'needs at least 3 clients') become a neutral reason."""
+    if not isinstance(note, str) or not note:
+        return note
+    parts = []
+    for part in note.split("; "):
+        if "no usable SD" in part or "needs at least" in part:
+            part = "no usable sample SD in some programmes: RCI not computed there"
+        else:
+            part = _public_text(part)
+        parts.append(part)
+    return "; ".join(dict.fromkeys(parts))
 
 
 def _num(v: Any, digits: int = 2) -> str:
@@ -382,7 +449,8 @@ def single_case_section(ctx: Context) -> Section:
                 g, case="case", phase="phase_ab", session="session", outcome="raw", design="MB",
                 statistic=rand_spec.get("statistic", "mean_difference"),
                 min_phase_length=rand_spec.get("min_phase_length", 3),
-                n_samples=rand_spec.get("n_samples"), seed=ctx.spec.get("seed", 2026),
+                n_samples=rand_spec.get("n_samples"),
+                rng=np.random.default_rng(ctx.spec.get("seed", 2026)),
                 improvement=improvement)
         n_cases = g["case"].nunique()
         rand_rows.append({"programme": name,
@@ -418,6 +486,8 @@ def single_case_section(ctx: Context) -> Section:
     rand = pd.DataFrame(rand_rows)
     rand["statistic"] = rand["statistic"].map(_pretty)
     warned = [f"{r['programme']}: {r['warning']}" for r in rand_rows if r["warning"]]
+    if ctx.public:
+        warned = [_public_message(w, ctx.threshold) for w in warned]
     rand = rand.drop(columns="warning")
     sec.table(_round(rand, 4),
               "Randomization tests over the possible staggered start points: observed statistic, "
@@ -494,7 +564,10 @@ def multilevel_section(ctx: Context) -> Section:
     d = scores[scores["z"].notna()].copy()
     n_no_norm = len(scores) - len(d)
     if n_no_norm:
-        sec.text(f"{n_no_norm} of {len(scores)} scores of this construct have no applicable "
+        few = ctx.public and n_no_norm < ctx.threshold
+        count_text = (f"A few (fewer than {ctx.threshold}) scores" if few
+                      else f"{n_no_norm} of {len(scores)} scores")
+        sec.text(f"{count_text} of this construct have no applicable "
                  "published norm (instrument without a verified norm, or a client outside the "
                  "norm group's ages) and so no z; they are not in this model. Their omission is "
                  "not random: it concerns whole instruments and the oldest clients.")
@@ -509,6 +582,8 @@ def multilevel_section(ctx: Context) -> Section:
               f"(n = {len(d)} scores).")
     sec.table(_round(fit.variance_components(), 4), "Variance components (SD and correlation).")
     msgs = list(getattr(fit, "messages", []) or []) + [str(w.message) for w in caught]
+    if ctx.public:
+        msgs = [_public_message(m, ctx.threshold) for m in msgs]
     if msgs:
         sec.text("Model messages: " + "; ".join(dict.fromkeys(msgs)))
     pred = None
@@ -548,7 +623,7 @@ def _trajectory_figure(d: pd.DataFrame, coefs: pd.DataFrame, ctx: Context,
     with use_style():
         fig, ax = plt.subplots(figsize=(6.6, 4.0))
         means = (d.groupby(["programme", "occasion"]).agg(week=("week", "median"), z=("z", "mean"),
-                                                          n=("z", "size")).reset_index())
+                                                          n=("client", "nunique")).reset_index())
         if ctx.public:
             means = means[means["n"] >= ctx.threshold]
         for pid, g in means.groupby("programme"):
@@ -664,12 +739,8 @@ def limitations_section(ctx: Context) -> Section:
     sec = Section("limitations", "Limitations")
     n_by = ctx.clients.groupby("programme").size()
     if ctx.public:
-        # A list of per-programme counts next to the total would undo the suppression of
-        # the flow table; give the range instead.
-        low = n_by.min()
-        low_text = f"fewer than {ctx.threshold}" if low < ctx.threshold else str(int(low))
-        sizes = (f"from {low_text} to {int(n_by.max())} clients per programme in the exports, "
-                 f"{len(n_by)} programmes")
+        sizes = public_size_range(n_by, ctx.threshold, ctx.published.get("flow"),
+                                  {p: ctx.programme_name(p) for p in n_by.index})
     else:
         sizes = ", ".join(f"{ctx.programme_name(p)} {n}" for p, n in n_by.items())
         sizes += f" clients in the exports; {len(ctx.clients)} in all across {len(n_by)} programmes"
@@ -683,6 +754,41 @@ def limitations_section(ctx: Context) -> Section:
         "integrity is not yet established, and care was tailored per client. Norms and "
         "reliabilities without a published source were not used (see the data dictionary).")
     return sec
+
+
+def public_size_range(n_by: pd.Series, threshold: int, flow: pd.DataFrame | None = None,
+                      names: dict | None = None) -> str:
+    """The range of programme sizes as the public may read it.
+
+    A list of per-programme counts next to the total would undo the suppression of
+    the flow table, so only the range is given, and only with numbers that are
+    already public: a smallest or largest size below ``threshold`` is never printed
+    ("fewer than 5"), nor one that the flow table hides (then "5 or more"). With
+    every programme below the threshold: "fewer than 5 clients per programme".
+    """
+    k = len(n_by)
+    if k == 0 or int(n_by.max()) < threshold:
+        return f"fewer than {threshold} clients per programme in the exports, {k} programmes"
+    names = names or {}
+
+    def shown(pid: Any) -> str:
+        value = int(n_by[pid])
+        if value < threshold:
+            return f"fewer than {threshold}"
+        if flow is not None:
+            row = names.get(pid, pid)
+            cell = flow.loc[row, flow.columns[0]] if row in flow.index else None
+            if not _is_count(cell) or int(cell) != value:
+                return f"{threshold} or more"
+        return str(value)
+
+    low, high = shown(n_by.idxmin()), shown(n_by.idxmax())
+    span = f"{high} clients" if low == high else f"from {low} to {high} clients"
+    return f"{span} per programme in the exports, {k} programmes"
+
+
+def _is_count(v: Any) -> bool:
+    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
 
 
 # --------------------------------------------------------------------------- #

@@ -25,6 +25,7 @@ import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 import effectstudy
+from effectstudy._io import DIR_MODE, atomic_write_bytes, atomic_write_text
 from effectstudy.dictionary import Dictionary, load_dictionary
 from effectstudy.errors import SpecError
 from effectstudy.report.analyses import FIGURE_DPI, Section, run_sections
@@ -252,18 +253,22 @@ def render_html(sections: list[Section], *, title: str, subtitle: str | None, au
 
 
 def html_to_pdf(html_text: str, path: Path) -> Path:
-    """Convert the report HTML to PDF (xhtml2pdf: pure Python, no browser needed)."""
+    """Convert the report HTML to PDF (xhtml2pdf: pure Python, no browser needed).
+
+    The PDF is rendered in memory and written atomically (``0600``): an interrupted
+    run leaves the earlier file or none, never half a report.
+    """
     import logging
 
     from xhtml2pdf import pisa
 
     # xhtml2pdf logs the CSS it ignores (e.g. border-collapse); that is expected here.
     logging.getLogger("xhtml2pdf").setLevel(logging.ERROR)
-    with path.open("wb") as fh:
-        status = pisa.CreatePDF(html_text, dest=fh, encoding="utf-8")
+    buf = io.BytesIO()
+    status = pisa.CreatePDF(html_text, dest=buf, encoding="utf-8")
     if status.err:
         raise SpecError(f"PDF conversion reported {status.err} error(s)", file=path)
-    return path
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def build_report(harmonised: Any, spec: str | Path | dict[str, Any] | None = None, *,
@@ -279,7 +284,8 @@ def build_report(harmonised: Any, spec: str | Path | dict[str, Any] | None = Non
     spec
         Path of an ``ANALYSIS.yaml``, a dict, or None for the demo spec.
     out
-        Output folder; ``report.html`` and ``report.pdf`` are written there.
+        Output folder; ``report.html`` and ``report.pdf`` are written there, each
+        atomically and readable by the owner only (``0600``).
     audience
         ``"public"`` (default: small-cell suppression, no case-level identifiers or
         series) or ``"internal"`` (pseudonymised case-level detail).
@@ -297,8 +303,7 @@ def build_report(harmonised: Any, spec: str | Path | dict[str, Any] | None = Non
     html_text = render_html(sections, title=spec_dict["title"], subtitle=spec_dict.get("subtitle"),
                             audience=audience, threshold=threshold, prov=prov)
     out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    html_path = out_dir / "report.html"
-    html_path.write_text(html_text, encoding="utf-8")
+    out_dir.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    html_path = atomic_write_text(out_dir / "report.html", html_text)
     pdf_path = html_to_pdf(html_text, out_dir / "report.pdf") if pdf else None
     return ReportResult(html_path, pdf_path, audience, tuple(s.title for s in sections), prov)

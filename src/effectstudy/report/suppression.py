@@ -1,29 +1,178 @@
 """Small-cell suppression for tables that leave the team.
 
 Primary suppression hides every count below a threshold (default 5, zero included
-unless asked otherwise). Secondary suppression then hides further cells so that a
-hidden count cannot be recovered by subtraction from a row or column total: in
-every row and every column that has a total (or whose cells add up to a published
-margin), a lone hidden cell gets a partner - the smallest other visible cell
-(Statistics Netherlands' and Eurostat's usual rule; Hundepool et al. 2012,
-*Statistical Disclosure Control*, chapter 5). Statistics computed on few clients
-(means, SDs, proportions) are hidden with their count.
+unless asked otherwise). Secondary suppression then hides further cells until no
+hidden count can be worked out from what is published: every additive relation
+of the table (each row adds up to its total, each column to its total, ...) and
+every known bound (a primary-suppressed count lies between 0 and threshold - 1,
+a secondary one is at least the threshold) is set up as an integer program, and
+each hidden cell is minimised and maximised over it - the "audit" of a
+suppression pattern (Hundepool et al. 2012, *Statistical Disclosure Control*,
+Wiley, chapters 4 and 5, on secondary cell suppression and the feasibility
+interval of a suppressed cell). While a hidden cell is pinned to an
+interval narrower than ``min_width`` (2 by default, so never to a single value
+or to two neighbouring values), a partner is added: the smallest visible cell
+that shares a relation with it. The usual shortcut (give every lone hidden cell
+in a row a partner) is applied first, but it is not enough on its own: two
+hidden cells in one row whose columns also hold only them are pinned as well.
 
-All functions return new frames; shown values become the text ``"<5"`` (or
-``"<{threshold}"``) so the reader sees that something was suppressed.
+Shown values: a primary-suppressed cell is ``"<5"`` (``"<{threshold}"``), a cell
+hidden only to protect another one is ``"x"`` (it may be 5 or more); captions
+explain both marks (:func:`suppression_note`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from effectstudy.errors import DataError
 
-def suppress_cells(values: dict, lines: Sequence[tuple[Sequence, object]], *, threshold: int = 5,
-                   suppress_zero: bool = True) -> set:
-    """Primary and secondary suppression over arbitrary additive relations.
+#: Mark of a cell hidden only as a secondary partner (its count may be above the threshold).
+SECONDARY_LABEL = "x"
+
+Cell = Hashable
+Line = tuple[Sequence[Cell], Cell | None]
+
+
+def primary_label(threshold: int) -> str:
+    """Mark of a cell hidden because its count is below ``threshold``."""
+    return f"<{threshold}"
+
+
+def suppression_note(threshold: int) -> str:
+    """Caption sentence explaining the two marks of a suppressed table."""
+    return (f"'<{threshold}': fewer than {threshold} clients; '{SECONDARY_LABEL}': hidden so that "
+            f"no '<{threshold}' cell can be worked out from the totals (this count may be "
+            f"{threshold} or more).")
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """Outcome of :func:`protect`: which cells are hidden and why."""
+
+    primary: frozenset
+    secondary: frozenset
+
+    @property
+    def hidden(self) -> frozenset:
+        return self.primary | self.secondary
+
+    def label(self, cell: Cell, threshold: int) -> str | None:
+        """The mark to show for ``cell`` (None: show its value)."""
+        if cell in self.primary:
+            return primary_label(threshold)
+        if cell in self.secondary:
+            return SECONDARY_LABEL
+        return None
+
+
+def feasible_ranges(values: dict, lines: Sequence[Line], hidden: set, bounds: dict,
+                    leq: Sequence[tuple[Cell, Cell]] = (), *,
+                    stop_below: float | dict | None = None,
+                    order: Sequence[Cell] = (), skip: set | frozenset = frozenset()) -> dict:
+    """Smallest and largest integer value of each hidden cell given everything published.
+
+    Parameters
+    ----------
+    values
+        Cell -> true count; only the values of visible cells enter the program.
+    lines
+        Additive relations ``(members, total)``; ``total`` None means the sum of the
+        members is published elsewhere (so it is a known constant).
+    hidden
+        Cells whose values are unknown to the reader.
+    bounds
+        Hidden cell -> ``(low, high)`` known to the reader (``high`` may be ``inf``).
+    leq
+        Pairs ``(a, b)`` known to satisfy ``a <= b``.
+    stop_below, order, skip
+        Stop at the first cell (cells of ``order`` first) whose range is narrower
+        than ``stop_below`` (a number, or a width per cell; the search for a pinned
+        cell needs no more); leave out the cells in ``skip`` (known to be wide).
+
+    Returns
+    -------
+    dict
+        Hidden cell -> ``(min, max)`` (``max`` is ``inf`` when unbounded). With
+        ``stop_below`` a cell may get an inner range instead (the values seen in
+        the solutions found, already at least ``stop_below`` apart).
+    """
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    cells = sorted(hidden, key=str)
+    if not cells:
+        return {}
+    index = {c: k for k, c in enumerate(cells)}
+    rows, rhs_lo, rhs_hi = [], [], []
+
+    def add(coef: dict, lo: float, hi: float) -> None:
+        row = np.zeros(len(cells))
+        const = 0.0
+        for c, a in coef.items():
+            if c in index:
+                row[index[c]] += a
+            else:
+                const += a * float(values[c])
+        if np.any(row):
+            rows.append(row)
+            rhs_lo.append(lo - const)
+            rhs_hi.append(hi - const)
+
+    for members, total in lines:
+        coef = {c: 1.0 for c in members}
+        if total is None:
+            known = float(sum(values[c] for c in members))
+            add(coef, known, known)
+        else:
+            coef[total] = coef.get(total, 0.0) - 1.0
+            add(coef, 0.0, 0.0)
+    for a, b in leq:
+        add({a: 1.0, b: -1.0}, -np.inf, 0.0)
+    lo = np.array([bounds[c][0] for c in cells], dtype=float)
+    hi = np.array([bounds[c][1] for c in cells], dtype=float)
+    constraints = [LinearConstraint(np.array(rows), rhs_lo, rhs_hi)] if rows else []
+    integrality = np.ones(len(cells))
+    # Check mode: every solution found is a table the reader cannot rule out; a cell
+    # whose values over the solutions seen so far (the true table first) already
+    # differ by ``stop_below`` needs no solve of its own.
+    seen_lo = np.array([float(values[c]) for c in cells])
+    seen_hi = seen_lo.copy()
+    def need(c: Cell) -> float:
+        return stop_below.get(c, 0.0) if isinstance(stop_below, dict) else float(stop_below)
+
+    out = {}
+    first = [c for c in order if c in index and c not in skip]
+    for c in first + [c for c in cells if c not in set(first) and c not in skip]:
+        k = index[c]
+        if stop_below is not None and seen_hi[k] - seen_lo[k] >= need(c):
+            out[c] = (float(seen_lo[k]), float(seen_hi[k]))
+            continue
+        obj = np.zeros(len(cells))
+        obj[k] = 1.0
+        low = milp(obj, constraints=constraints, integrality=integrality, bounds=Bounds(lo, hi))
+        if low.status != 0:
+            raise DataError("suppression audit: the published relations have no solution "
+                            f"({low.message})")
+        high = milp(-obj, constraints=constraints, integrality=integrality, bounds=Bounds(lo, hi))
+        top = float(round(-high.fun)) if high.status == 0 else np.inf  # not optimal: unbounded
+        for res in (low, high):
+            if res.x is not None:
+                seen_lo = np.minimum(seen_lo, np.round(res.x))
+                seen_hi = np.maximum(seen_hi, np.round(res.x))
+        out[c] = (float(round(low.fun)), top)
+        if stop_below is not None and top - out[c][0] < need(c):
+            break
+    return out
+
+
+def protect(values: dict, lines: Sequence[Line], *, threshold: int = 5,
+            suppress_zero: bool = True, leq: Sequence[tuple[Cell, Cell]] = (),
+            min_width: int = 2) -> Suppression:
+    """Primary and secondary suppression, audited by integer programming.
 
     Parameters
     ----------
@@ -35,31 +184,109 @@ def suppress_cells(values: dict, lines: Sequence[tuple[Sequence, object]], *, th
         so always known).
     threshold, suppress_zero
         Primary rule: hide counts below ``threshold`` (and zeros if asked).
+    leq
+        Published inequalities ``(a, b)``: ``a <= b`` (e.g. analysed <= referred).
+    min_width
+        Every hidden cell must keep a feasible range ``max - min >= min_width``
+        (or as wide as its own bounds allow, when they are narrower).
 
     Returns
     -------
-    set
-        The cells to hide. Afterwards no relation has exactly one hidden cell
-        among its members and total together, so no hidden count follows by
-        addition or subtraction from a single relation.
+    Suppression
+        The primary and the secondary cells. Afterwards, for a reader who knows
+        every visible count, every relation, and that a ``<threshold`` cell lies in
+        ``[0 or 1, threshold - 1]`` and an ``x`` cell is at least ``threshold``,
+        each hidden cell can still take integer values at least ``min_width``
+        apart (checked with :func:`feasible_ranges`), unless every cell of the
+        table is hidden.
+
+    Notes
+    -----
+    Auditing a pattern by solving for the bounds of every suppressed cell follows
+    Hundepool A. et al. (2012). *Statistical Disclosure Control*. Wiley, chapters 4
+    and 5. Partners are chosen greedily (smallest visible neighbour first), which
+    protects but does not minimise the information lost.
     """
-    hidden = {c for c, v in values.items()
-              if v < threshold and (suppress_zero or v != 0)}
+    primary = {c for c, v in values.items() if v < threshold and (suppress_zero or v != 0)}
+    hidden = set(primary)
+    neighbours: dict = {c: set() for c in values}
+    for members, total in lines:
+        cells = list(members) + ([total] if total is not None else [])
+        for c in cells:
+            neighbours[c].update(cells)
+    for a, b in leq:
+        neighbours[a].add(b)
+        neighbours[b].add(a)
+
+    def cheapest(candidates) -> Cell | None:
+        pool = [c for c in candidates if c not in hidden]
+        nonzero = [c for c in pool if values[c] >= threshold]
+        pool = nonzero or pool
+        return min(pool, key=lambda c: (values[c], str(c))) if pool else None
+
+    # shortcut: a lone hidden cell in a relation always needs a partner
     changed = True
     while changed:
         changed = False
         for members, total in lines:
             cells = list(members) + ([total] if total is not None else [])
-            n_hidden = sum(c in hidden for c in cells)
-            if n_hidden != 1:
-                continue
-            visible = [c for c in cells if c not in hidden]
-            if not visible:
-                continue
-            partner = min(visible, key=lambda c: (values[c], str(c)))
-            hidden.add(partner)
-            changed = True
-    return hidden
+            if sum(c in hidden for c in cells) == 1:
+                partner = cheapest(cells)
+                if partner is not None:
+                    hidden.add(partner)
+                    changed = True
+    low_primary = 0 if suppress_zero else 1
+    last: list = []
+    wide: set = set()
+    while True:
+        secondary = hidden - primary
+        low_secondary = threshold if all(values[c] >= threshold for c in secondary) else 0
+        bounds = {c: (low_primary, threshold - 1) if c in primary else (low_secondary, np.inf)
+                  for c in hidden}
+        # a cell can never be wider than its own bounds (threshold 2: [0, 1]); hiding one
+        # more cell only widens the feasible set (its bounds hold its true value), so a
+        # cell found wide stays wide and need not be solved again
+        want = {c: min(min_width, bounds[c][1] - bounds[c][0]) for c in hidden}
+        ranges = feasible_ranges(values, lines, hidden, bounds, leq, stop_below=want,
+                                 order=last, skip=wide)
+        pinned = sorted((c for c, (lo, hi) in ranges.items() if hi - lo < want[c]), key=str)
+        wide.update(c for c, (lo, hi) in ranges.items() if hi - lo >= want[c])
+        if not pinned:
+            break
+        partner = None
+        for c in pinned:
+            partner = cheapest(neighbours[c])
+            if partner is not None:
+                break
+        if partner is None:
+            near = set().union(*(neighbours[c] for c in hidden))
+            partner = cheapest(near)
+            if partner is None:
+                partner = cheapest(values)
+        if partner is None:  # everything is hidden already
+            break
+        hidden.add(partner)
+        last = pinned
+    return Suppression(frozenset(primary), frozenset(hidden - primary))
+
+
+def suppress_cells(values: dict, lines: Sequence[Line], *, threshold: int = 5,
+                   suppress_zero: bool = True) -> set:
+    """The cells to hide (primary and secondary together); see :func:`protect`."""
+    return set(protect(values, lines, threshold=threshold, suppress_zero=suppress_zero).hidden)
+
+
+def _table_lines(counts: pd.DataFrame, has_row_totals: bool, has_col_totals: bool) -> tuple:
+    values = {(i, j): float(counts.iat[i, j]) for i in range(counts.shape[0])
+              for j in range(counts.shape[1]) if not pd.isna(counts.iat[i, j])}
+    lines: list[Line] = []
+    if has_row_totals:
+        lines += [([(i, j) for j in range(counts.shape[1]) if (i, j) in values], None)
+                  for i in range(counts.shape[0])]
+    if has_col_totals:
+        lines += [([(i, j) for i in range(counts.shape[0]) if (i, j) in values], None)
+                  for j in range(counts.shape[1])]
+    return values, lines
 
 
 def suppression_mask(counts: pd.DataFrame, *, threshold: int = 5, suppress_zero: bool = True,
@@ -79,16 +306,8 @@ def suppression_mask(counts: pd.DataFrame, *, threshold: int = 5, suppress_zero:
     has_row_totals, has_col_totals
         Whether row / column totals are published.
     """
-    values = {(i, j): float(counts.iat[i, j]) for i in range(counts.shape[0])
-              for j in range(counts.shape[1]) if not pd.isna(counts.iat[i, j])}
-    lines = []
-    if has_row_totals:
-        lines += [([(i, j) for j in range(counts.shape[1]) if (i, j) in values], None)
-                  for i in range(counts.shape[0])]
-    if has_col_totals:
-        lines += [([(i, j) for i in range(counts.shape[0]) if (i, j) in values], None)
-                  for j in range(counts.shape[1])]
-    hidden = suppress_cells(values, lines, threshold=threshold, suppress_zero=suppress_zero)
+    values, lines = _table_lines(counts, has_row_totals, has_col_totals)
+    hidden = protect(values, lines, threshold=threshold, suppress_zero=suppress_zero).hidden
     mask = np.zeros(counts.shape, dtype=bool)
     for i, j in hidden:
         mask[i, j] = True
@@ -97,33 +316,36 @@ def suppression_mask(counts: pd.DataFrame, *, threshold: int = 5, suppress_zero:
 
 def suppress_table(counts: pd.DataFrame, *, threshold: int = 5, suppress_zero: bool = True,
                    totals: bool = True) -> pd.DataFrame:
-    """A two-way count table ready to publish: hidden cells shown as ``"<5"``.
+    """A two-way count table ready to publish: ``"<5"`` for small counts, ``"x"`` for partners.
 
     With ``totals=True`` the row totals, column totals and grand total are published
     too, and suppression runs once over every additive relation of the table with
     its margins (each row adds up to its total, each column to its total, the row
-    totals and the column totals to the grand total), so no hidden cell or hidden
-    total follows from the others.
+    totals and the column totals to the grand total), audited so that no hidden
+    cell or hidden total is pinned to fewer than three values (:func:`protect`).
     """
-    label = f"<{threshold}"
     if not totals:
-        mask = suppression_mask(counts, threshold=threshold, suppress_zero=suppress_zero,
-                                has_row_totals=False, has_col_totals=False)
-        return counts.astype(object).where(~mask, label)
+        values, lines = _table_lines(counts, False, False)
+        sup = protect(values, lines, threshold=threshold, suppress_zero=suppress_zero)
+        out = counts.astype(object).copy()
+        for i, j in sup.hidden:
+            out.iat[i, j] = sup.label((i, j), threshold)
+        return out
     full = counts.copy()
     full["Total"] = counts.sum(axis=1)
     full.loc["Total"] = full.sum(axis=0)
     rows, cols = list(counts.index), list(counts.columns)
     values = {(r, c): float(full.loc[r, c]) for r in full.index for c in full.columns}
-    lines = [([(r, c) for c in cols], (r, "Total")) for r in rows]
+    lines: list[Line] = [([(r, c) for c in cols], (r, "Total")) for r in rows]
     lines += [([(r, c) for r in rows], ("Total", c)) for c in cols]
     lines.append(([(r, "Total") for r in rows], ("Total", "Total")))
     lines.append(([("Total", c) for c in cols], ("Total", "Total")))
-    hidden = suppress_cells(values, lines, threshold=threshold, suppress_zero=suppress_zero)
+    sup = protect(values, lines, threshold=threshold, suppress_zero=suppress_zero)
     out = full.astype(object)
     for r in full.index:
         for c in full.columns:
-            out.loc[r, c] = label if (r, c) in hidden else int(full.loc[r, c])
+            mark = sup.label((r, c), threshold)
+            out.loc[r, c] = mark if mark is not None else int(full.loc[r, c])
     return out
 
 
@@ -140,7 +362,7 @@ def suppress_long(frame: pd.DataFrame, *, count: str, statistics: Sequence[str] 
     hide = n < threshold
     if not suppress_zero:
         hide &= n != 0
-    label = f"<{threshold}"
+    label = primary_label(threshold)
     out[count] = out[count].astype(object).where(~hide, label)
     for col in statistics:
         out[col] = out[col].astype(object).where(~hide, "")

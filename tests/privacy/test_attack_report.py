@@ -1,0 +1,354 @@
+"""Attack on the demo's public report: suppression proven, not hoped (issue 10, items 1-4).
+
+An attacker reads every published table, caption and text of the public report and
+knows how suppression works: a ``<5`` cell lies in [0, 4] (a descriptives row that
+exists has at least one client, so [1, 4] there), an ``x`` cell in [0, big]. Every
+published relation - within the tables (rows, columns, margins) and across them
+(flow table versus change table, descriptives, single-case cases, the limitations
+text) - goes into one integer program, and every hidden cell is minimised and
+maximised with ``scipy.optimize.milp``. No hidden cell may be pinned to a single
+value or to two neighbouring values (max - min >= 2).
+
+A second test greps every public output (HTML text, PDF text, the text drawn in
+the figures) for client counts below the threshold.
+"""
+
+from __future__ import annotations
+
+import copy
+import html as _html
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+from matplotlib.text import Text
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+from effectstudy.harmonise import harmonise
+from effectstudy.report import DEMO_SPEC, build_report
+from effectstudy.report.analyses import Section
+from effectstudy.synth import generate
+
+THRESHOLD = DEMO_SPEC["suppression"]["threshold"]
+BIG = 100_000
+
+
+# --------------------------------------------------------------------------- #
+# The published report, as the attacker gets it
+# --------------------------------------------------------------------------- #
+@pytest.fixture(scope="module")
+def public(tmp_path_factory):
+    root = tmp_path_factory.mktemp("attack")
+    generate(root / "raw", seed=2026)
+    h = harmonise(root / "raw", key=b"test-key-for-the-attack-0123456789")
+    spec = copy.deepcopy(DEMO_SPEC)
+    spec["power"]["nsim"] = 20
+    figure_texts: list[str] = []
+    original = Section.figure
+
+    def recording(self, fig, caption=""):
+        # every string drawn in the figure (titles, labels, annotations, legend)
+        figure_texts.extend(t.get_text() for t in fig.findobj(Text) if t.get_text())
+        return original(self, fig, caption)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Section, "figure", recording)
+        rep = build_report(h, spec, out=root / "public", audience="public")
+    html = rep.html_path.read_text(encoding="utf-8")
+    return {"h": h, "report": rep, "html": html, "figures": figure_texts,
+            "tables": _tables(html)}
+
+
+def _sections(html: str) -> dict[str, str]:
+    parts = re.split(r'<h2 id="([a-z_]+)">', html)
+    return {parts[i]: parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+
+
+def _tables(html: str) -> dict[str, list[dict]]:
+    """Every table per section: caption, headers and rows of (unescaped) cell texts."""
+    out = {}
+    for sid, body in _sections(html).items():
+        found = []
+        for caption, tab in re.findall(r'<p class="caption">(.*?)</p>\s*(<table.*?</table>)', body,
+                                       flags=re.S):
+            heads = [_html.unescape(x) for x in re.findall(r"<th>(.*?)</th>", tab)]
+            rows = [[_html.unescape(c).strip() for c in re.findall(r"<td>(.*?)</td>", r, flags=re.S)]
+                    for r in re.findall(r"<tr>(.*?)</tr>", tab, flags=re.S)[1:]]
+            found.append({"caption": _html.unescape(re.sub(r"<[^>]+>", "", caption)),
+                          "heads": heads, "rows": [dict(zip(heads, r, strict=True)) for r in rows]})
+        out[sid] = found
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# An integer program over everything published
+# --------------------------------------------------------------------------- #
+class Attack:
+    """Unknown counts as integer variables, published relations as linear constraints."""
+
+    def __init__(self) -> None:
+        self.low: list[float] = []
+        self.high: list[float] = []
+        self.names: list[str] = []
+        self.rows: list[tuple[dict[int, float], float, float]] = []
+
+    def cell(self, text: str, name: str, *, at_least: int = 0):
+        """A published cell: its number, or a new variable for a hidden one."""
+        text = text.replace(",", "").strip()
+        if re.fullmatch(r"\d+", text):
+            return int(text)
+        if text == f"<{THRESHOLD}":
+            lo, hi = at_least, THRESHOLD - 1
+        elif text == "x":
+            lo, hi = 0, BIG
+        else:
+            raise AssertionError(f"unexpected cell {text!r} in {name}")
+        self.names.append(name)
+        self.low.append(lo)
+        self.high.append(hi)
+        return ("var", len(self.names) - 1)
+
+    def _linear(self, terms):
+        coef, const = {}, 0.0
+        for sign, term in terms:
+            if isinstance(term, tuple):
+                coef[term[1]] = coef.get(term[1], 0.0) + sign
+            else:
+                const += sign * term
+        return coef, const
+
+    def equal(self, left, right) -> None:
+        """sum(left) == sum(right)."""
+        coef, const = self._linear([(1, t) for t in left] + [(-1, t) for t in right])
+        self.rows.append((coef, -const, -const))
+
+    def at_most(self, left, right) -> None:
+        """sum(left) <= sum(right)."""
+        coef, const = self._linear([(1, t) for t in left] + [(-1, t) for t in right])
+        self.rows.append((coef, -np.inf, -const))
+
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        n = len(self.names)
+        a = np.zeros((len(self.rows), n))
+        for k, (coef, _, _) in enumerate(self.rows):
+            for j, v in coef.items():
+                a[k, j] = v
+        cons = [LinearConstraint(a, [r[1] for r in self.rows], [r[2] for r in self.rows])]
+        bounds = Bounds(self.low, self.high)
+        out = {}
+        for j in range(n):
+            obj = np.zeros(n)
+            obj[j] = 1
+            lo = milp(obj, constraints=cons, integrality=np.ones(n), bounds=bounds)
+            hi = milp(-obj, constraints=cons, integrality=np.ones(n), bounds=bounds)
+            assert lo.status == 0 and hi.status == 0, (self.names[j], lo.message, hi.message)
+            out[self.names[j]] = (round(lo.fun), round(-hi.fun))
+        return out
+
+
+def _flow(tables):
+    (flow,) = tables["flow"]
+    return flow
+
+
+def _build_attack(public) -> tuple[Attack, dict]:
+    tables = public["tables"]
+    at = Attack()
+    flow = _flow(tables)
+    heads = flow["heads"]
+    ref, inc, comp, absc, trans, ana = heads[1:7]
+    assert ref.startswith("referred") and ana.startswith("analysed")
+    f = {}
+    for row in flow["rows"]:
+        prog = row["programme"]
+        f[prog] = {h: at.cell(row[h], f"flow {prog} {h}") for h in heads[1:]}
+    progs = [p for p in f if p != "Total"]
+    for p in f:
+        at.equal([f[p][comp], f[p][absc], f[p][trans]], [f[p][ref]])
+        at.at_most([f[p][inc]], [f[p][ref]])
+        at.at_most([f[p][ana]], [f[p][inc]])
+    for h in heads[1:]:
+        at.equal([f[p][h] for p in progs], [f["Total"][h]])
+
+    # reliable change: rows and columns add up; a construct's assessed clients
+    # were all analysed (intake and discharge)
+    change = tables["change"][0]
+    assert change["heads"][0] == "construct" and change["heads"][-1] == "Total"
+    cats = change["heads"][1:-1]
+    ch = {}
+    for row in change["rows"]:
+        ch[row["construct"]] = {h: at.cell(row[h], f"change {row['construct']} {h}")
+                                for h in cats + ["Total"]}
+    constructs = [c for c in ch if c != "Total"]
+    for c in ch:
+        at.equal([ch[c][k] for k in cats], [ch[c]["Total"]])
+    for k in cats + ["Total"]:
+        at.equal([ch[c][k] for c in constructs], [ch["Total"][k]])
+    for c in constructs:
+        at.at_most([ch[c]["Total"]], [f["Total"][ana]])
+
+    # descriptives: clients with a score <= clients included; a construct's assessed
+    # clients have an intake and a discharge score on one of its instruments
+    by_occasion: dict[tuple[str, str], list] = {}
+    for tab in tables["descriptives"]:
+        construct = re.sub(r"^Table \d+\.\s*", "", tab["caption"]).split(":")[0].strip().lower()
+        for k, row in enumerate(tab["rows"]):
+            n = at.cell(row["n"], f"descriptives {construct} {k} {row['programme']} "
+                        f"{row['occasion']}", at_least=1)
+            at.at_most([n], [f[row["programme"]][inc]])
+            by_occasion.setdefault((construct, row["occasion"]), []).append(n)
+    for c in constructs:
+        for occ in ("intake", "discharge"):
+            if (c, occ) in by_occasion:
+                at.at_most([ch[c]["Total"]], by_occasion[(c, occ)])
+
+    # single-case: the cases of a programme are clients of that programme
+    for tab in tables["single_case"]:
+        if "cases" in tab["heads"]:
+            for row in tab["rows"]:
+                n = at.cell(row["cases"], f"cases {row['programme']}", at_least=1)
+                at.at_most([n], [f[row["programme"]][ref]])
+
+    # counts drawn in the flow figure ("referred (in export)\nn = 72", "absconded: n = 12")
+    drawn = 0
+    for t in public["figures"]:
+        for label, value in re.findall(r"([a-z][^\n:]*?)(?::|\n)\s*n = (\S+)", t):
+            if label.strip() in heads and re.fullmatch(r"\d+", value):
+                at.equal([int(value)], [f["Total"][label.strip()]])
+                drawn += 1
+    assert drawn >= 3, public["figures"]
+
+    # counts stated in text: the largest programme size in the limitations
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", _sections(public["html"])["limitations"]))
+    largest = re.search(r"to (\d+) clients per programme", text)
+    if largest:
+        for p in progs:
+            at.at_most([f[p][ref]], [int(largest.group(1))])
+    return at, f
+
+
+def test_no_hidden_cell_is_pinned_by_the_published_relations(public):
+    at, f = _build_attack(public)
+    assert len(at.names) >= 20, "the demo must have hidden cells for this test to mean anything"
+    ranges = at.ranges()
+    pinned = {name: r for name, r in ranges.items() if r[1] - r[0] < 2}
+    assert not pinned, pinned
+    # the model is not vacuous: the true referred counts lie in the ranges found
+    h = public["h"]
+    flow = _flow(public["tables"])
+    names = {row["programme"] for row in flow["rows"]}
+    from effectstudy.dictionary import load_dictionary
+
+    dd = load_dictionary()
+    for pid, n in h.clients.groupby("programme").size().items():
+        prog = dd.programmes[pid]
+        shown = prog.short_name or prog.name
+        assert shown in names
+        key = f"flow {shown} {flow['heads'][1]}"
+        if key in ranges:
+            lo, hi = ranges[key]
+            assert lo <= n <= hi, (shown, n, lo, hi)
+
+
+def test_the_attack_recovers_a_cell_of_a_weak_pattern():
+    # positive control of the solver: a lone hidden cell in a row with a published
+    # total is found exactly
+    at = Attack()
+    a = at.cell("<5", "a")
+    b = at.cell("7", "b")
+    at.equal([a, b], [10])
+    assert at.ranges() == {"a": (3, 3)}
+
+
+def test_hidden_cells_are_labelled_honestly(public):
+    # a total of 29 must never read '<5': every '<5' cell is below the threshold in
+    # truth, checked against the flow counted here from the clients
+    h = public["h"]
+    flow = _flow(public["tables"])
+    from effectstudy.dictionary import load_dictionary
+
+    dd = load_dictionary()
+    true = {}
+    for pid, g in h.clients.groupby("programme"):
+        prog = dd.programmes[pid]
+        ends = g["end_reason"].value_counts()
+        true[prog.short_name or prog.name] = {
+            flow["heads"][1]: len(g), "completed care": int(ends.get("completed", 0)),
+            "absconded": int(ends.get("absconded", 0)),
+            "transferred": int(ends.get("transferred", 0))}
+    true["Total"] = {k: sum(v[k] for v in true.values()) for k in next(iter(true.values()))}
+    checked = 0
+    for row in flow["rows"]:
+        for col, value in true[row["programme"]].items():
+            shown = row[col]
+            if shown == f"<{THRESHOLD}":
+                assert value < THRESHOLD, (row["programme"], col, value)
+            elif shown != "x":
+                assert int(shown) == value
+            checked += 1
+    assert checked >= 28
+
+
+# --------------------------------------------------------------------------- #
+# Grep every public output for small counts
+# --------------------------------------------------------------------------- #
+SMALL = "[0-4]"
+NOT_MORE = r"(?![\d]|[.,]\d)"  # "n=1,533" is a thousand, not one
+WORDS = r"(?:clients?|girls?|cases?|meisjes|cliënten|cliënt|respondents?|children)"
+_PATTERNS = [
+    re.compile(rf"\bn\s*=\s*{SMALL}{NOT_MORE}", re.I),
+    re.compile(rf"\(\s*n\s*=\s*{SMALL}\s*\)", re.I),
+    re.compile(rf"\b{SMALL}{NOT_MORE} {WORDS}\b", re.I),
+    re.compile(rf"\b(?:zero|one|two|three|four|een|twee|drie|vier) {WORDS}\b", re.I),
+    re.compile(rf"fewer than \d+ to {SMALL}{NOT_MORE}", re.I),
+    re.compile(rf"\bto {SMALL}{NOT_MORE} {WORDS}", re.I),
+]
+
+
+def small_counts(text: str) -> list[str]:
+    text = re.sub(r"\s+", " ", text.replace("\u00a0", " "))
+    return [m.group(0) for p in _PATTERNS for m in p.finditer(text)]
+
+
+def test_the_grep_finds_the_leaks_of_the_issue():
+    # positive control: the texts the issue found in the old report are caught
+    for leak in ("sample SD of intake scores (n=3)", "(n=2)", "n = 1 scores",
+                 "from fewer than 5 to 3 clients per programme", "only 2 girls",
+                 "maassen needs at least three clients"):
+        assert small_counts(leak), leak
+    assert not small_counts("alpha .63, n=1,533; n = 205 scores; 25 clients; n = 47")
+
+
+def _visible_text(html: str) -> str:
+    html = re.sub(r'src="data:[^"]*"', "", html)
+    html = re.sub(r"<style.*?</style>", " ", html, flags=re.S)
+    return _html.unescape(re.sub(r"<[^>]+>", " ", html))
+
+
+def _pdf_text(path) -> str:
+    import pypdf
+
+    return "\n".join(page.extract_text() or "" for page in pypdf.PdfReader(path).pages)
+
+
+def test_no_small_count_in_any_public_output(public):
+    html_text = _visible_text(public["html"])
+    # the alt text of the figures is their caption; include attribute text too
+    alts = " ".join(_html.unescape(a) for a in re.findall(r'alt="([^"]*)"', public["html"]))
+    pdf_text = _pdf_text(public["report"].pdf_path)
+    figures = public["figures"]
+    assert "Sample flow" in pdf_text and len(pdf_text) > 2000
+    assert any("n = " in t for t in figures), "the flow figure's annotations were not collected"
+    found = {"html": small_counts(html_text), "alt": small_counts(alts),
+             "pdf": small_counts(pdf_text), "figures": small_counts(" | ".join(figures))}
+    assert not any(found.values()), found
+
+
+def test_public_report_files_are_private(public):
+    rep = public["report"]
+    for path in (rep.html_path, rep.pdf_path):
+        assert path.stat().st_mode & 0o777 == 0o600, path
