@@ -16,6 +16,7 @@ from effectstudy.fidelity import (
     AGREEMENT_COLUMNS,
     ICC_DESCRIPTIONS,
     IncompleteRatingsWarning,
+    RaterAgreementResult,
     rater_agreement,
 )
 from refdata import REFERENCE
@@ -25,6 +26,13 @@ EXPECTED = STUDY / "expected_study.csv"
 RTOL = 1e-6
 TYPES = ["ICC1", "ICC2", "ICC3", "ICC1k", "ICC2k", "ICC3k"]
 KW = {"targets": "session", "raters": "rater", "ratings": "rating"}
+
+
+def _icc(data: pd.DataFrame, **kwargs) -> pd.DataFrame:
+    """The ICC table of :func:`rater_agreement` (its ``to_frame()``)."""
+    res = rater_agreement(data, **kwargs)
+    assert isinstance(res, RaterAgreementResult)
+    return res.to_frame()
 
 
 def _reference_rows() -> list:
@@ -48,18 +56,27 @@ def _ratings(dataset: str | None = None) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
+def test_reference_has_all_six_forms_and_seven_quantities():
+    # an empty family would parametrise test_icc_matches_psych to nothing and pass silently
+    rows = [p.values[0] for p in _reference_rows()]
+    assert rows and rows[0] is not None, f"reference values missing: {EXPECTED}"
+    assert {r["group"] for r in rows} == set(TYPES)
+    assert {r["quantity"] for r in rows} == {"icc", "F", "df1", "df2", "p_value", "ci_lower",
+                                            "ci_upper"}
+
+
 @pytest.mark.parametrize("row", _reference_rows())
 def test_icc_matches_psych(row):
     if row is None:
         pytest.fail(f"reference values missing: {EXPECTED}")
-    out = rater_agreement(_ratings(row["dataset"]), **KW).set_index("type")
+    out = _icc(_ratings(row["dataset"]), **KW).set_index("type")
     got = out.at[row["group"], row["quantity"]]
     # psych's confidence limits are unrounded, so they are held to the same 1e-6
     assert float(got) == pytest.approx(row["value"], rel=RTOL)
 
 
 def test_shape_columns_and_descriptions():
-    out = rater_agreement(_ratings(), **KW)
+    out = _icc(_ratings(), **KW)
     assert tuple(out.columns) == AGREEMENT_COLUMNS
     assert list(out["type"]) == TYPES
     assert out.set_index("type").at["ICC2", "description"] == (
@@ -77,28 +94,38 @@ def test_shrout_fleiss_1979_table_example():
                   [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]], dtype=float)
     d = pd.DataFrame({"session": np.repeat(np.arange(6), 4), "rater": np.tile(list("ABCD"), 6),
                       "rating": m.ravel()})
-    out = rater_agreement(d, **KW).set_index("type")
+    out = _icc(d, **KW).set_index("type")
     published = {"ICC1": 0.17, "ICC2": 0.29, "ICC3": 0.71, "ICC1k": 0.44, "ICC2k": 0.62,
                  "ICC3k": 0.91}
     for typ, value in published.items():
         assert out.at[typ, "icc"] == pytest.approx(value, abs=0.005), typ
     assert list(out["df1"]) == [5] * 6
     assert list(out["df2"]) == [18, 15, 15, 18, 15, 15]
+    # their table 3 (ANOVA): BMS 11.24, WMS 6.26, JMS 32.49, EMS 1.02 (two decimals), so
+    # F = BMS / WMS for the one-way forms and BMS / EMS for the two-way forms
+    f = out["F"]
+    for typ in ("ICC1", "ICC1k"):
+        assert f[typ] == pytest.approx(11.24 / 6.26, rel=2e-3), typ
+    for typ in ("ICC2", "ICC3", "ICC2k", "ICC3k"):
+        assert f[typ] == pytest.approx(11.24 / 1.02, rel=6e-3), typ
+    # ICC2 from the published mean squares (their formula, table 1)
+    icc2 = (11.24 - 1.02) / (11.24 + 3 * 1.02 + 4 * (32.49 - 1.02) / 6)
+    assert out.at["ICC2", "icc"] == pytest.approx(icc2, abs=1e-3)
 
 
 def test_invariant_to_row_order_and_labels():
     d = _ratings()
-    base = rater_agreement(d, **KW)
+    base = _icc(d, **KW)
     raters = sorted(d["rater"].unique())
     relabel = {r: f"z{len(raters) - i}" for i, r in enumerate(raters)}  # reverses the order
     shuffled = d.sample(frac=1.0, random_state=3).assign(rater=lambda x: x["rater"].map(relabel))
-    pd.testing.assert_frame_equal(rater_agreement(shuffled, **KW), base, rtol=1e-10)
+    pd.testing.assert_frame_equal(_icc(shuffled, **KW), base, rtol=1e-10)
 
 
 def test_confidence_level():
     d = _ratings()
-    c95 = rater_agreement(d, **KW)
-    c80 = rater_agreement(d, **KW, confidence=0.80)
+    c95 = _icc(d, **KW)
+    c80 = _icc(d, **KW, confidence=0.80)
     assert (c80["ci_lower"] > c95["ci_lower"]).all()
     assert (c80["ci_upper"] < c95["ci_upper"]).all()
     pd.testing.assert_series_equal(c80["icc"], c95["icc"])
@@ -114,8 +141,8 @@ def test_incomplete_targets_dropped_with_warning():
     partial.loc[(partial["session"] == gone[1]) & (partial["rater"] == raters[-1]),
                 "rating"] = np.nan
     with pytest.warns(IncompleteRatingsWarning, match=f"2 of {len(sessions)} targets"):
-        out = rater_agreement(partial, **KW)
-    complete = rater_agreement(d[~d["session"].isin(gone)], **KW)
+        out = _icc(partial, **KW)
+    complete = _icc(d[~d["session"].isin(gone)], **KW)
     pd.testing.assert_frame_equal(out, complete)
     assert list(out["df1"]) == [len(sessions) - 3] * 6
 
@@ -182,3 +209,37 @@ def test_missing_column_and_bad_confidence():
         rater_agreement(d, **KW, confidence=95)
     with pytest.raises(DataError, match="DataFrame"):
         rater_agreement(d.to_numpy(), **KW)  # type: ignore[arg-type]
+
+
+def test_result_object_api():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    d = _ratings()
+    res = rater_agreement(d, **KW)
+    n_sessions, n_raters = d["session"].nunique(), d["rater"].nunique()
+    assert (res.n_targets, res.n_raters, res.n_dropped) == (n_sessions, n_raters, 0)
+    assert res.confidence == 0.95 and res.warnings == ()
+    s = res.summary()
+    frame = res.to_frame().set_index("type")
+    assert s.loc[0, "n_targets"] == n_sessions and s.loc[0, "n_raters"] == n_raters
+    assert s.loc[0, "ICC2_icc"] == frame.at["ICC2", "icc"]
+    assert s.loc[0, "ICC2k_ci_upper"] == frame.at["ICC2k", "ci_upper"]
+    html = res._repr_html_()
+    assert "<table" in html and "ICC3k" in html
+    fig = res.plot()
+    assert sorted(t.get_text() for t in fig.axes[0].get_yticklabels()) == sorted(TYPES)
+    plt.close(fig)
+
+
+def test_dropped_targets_are_noted_on_the_result():
+    d = _ratings()
+    first = sorted(d["session"].unique())[0]
+    partial = d.drop(index=d.index[d["session"] == first][:1])
+    with pytest.warns(IncompleteRatingsWarning):
+        res = rater_agreement(partial, **KW)
+    assert res.n_dropped == 1 and res.n_targets == d["session"].nunique() - 1
+    assert len(res.warnings) == 1 and "1 target(s)" in res.warnings[0]
+    assert str(first) not in res.warnings[0]

@@ -9,6 +9,7 @@ from scipy import stats
 
 from effectstudy.errors import DataError
 from effectstudy.survival import cumulative_incidence, event_rate, kaplan_meier
+from effectstudy.survival.competing import poisson_ci
 from refdata import REFERENCE
 
 ABSCONDING = REFERENCE / "study" / "data" / "absconding_20261130.csv"
@@ -161,3 +162,35 @@ def test_event_rate_bad_input():
     assert err.value.column == "weeks" and err.value.row == 1
     with pytest.raises(DataError):
         event_rate(d.assign(episodes=1, weeks=1.0), events="episodes", exposure="weeks", per=0)
+
+
+@pytest.mark.parametrize("confidence", [0.95, 0.80])
+def test_cumulative_incidence_log_minus_log_interval(absconding, confidence):
+    """Choudhury (2002): symmetric on log(-log F) with se(log(-log F)) = se / |F log F|."""
+    rng = np.random.default_rng(11)
+    d = absconding.copy()
+    d["cause"] = np.where(d["absconded"] == 1, 1, rng.choice([0, 2], size=len(d)))
+    tab = cumulative_incidence(d, time="weeks", event="cause", event_of_interest=1,
+                               confidence=confidence).to_frame()
+    tab = tab[(tab["cif"] > 0) & (tab["cif"] < 1)]
+    assert len(tab) > 5
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    f, se = tab["cif"].to_numpy(), tab["se"].to_numpy()
+    half = z * se / (f * np.abs(np.log(f)))
+    # log(-log F) falls as F rises: the lower limit of F sits at log(-log F) + half
+    np.testing.assert_allclose(np.log(-np.log(tab["ci_lower"])), np.log(-np.log(f)) + half,
+                               rtol=1e-10)
+    np.testing.assert_allclose(np.log(-np.log(tab["ci_upper"])), np.log(-np.log(f)) - half,
+                               rtol=1e-10)
+    assert ((tab["ci_lower"] > 0) & (tab["ci_upper"] < 1)).all()
+
+
+def test_bad_event_of_interest_and_poisson_arguments():
+    for bad in ("1", 1.5, True, None):
+        with pytest.raises(DataError, match="event_of_interest"):
+            cumulative_incidence(HAND, time="weeks", event="cause", event_of_interest=bad)
+    for bad in (-1, 2.5, "3"):
+        with pytest.raises(DataError, match="count"):
+            poisson_ci(bad)
+    with pytest.raises(DataError, match="confidence"):
+        poisson_ci(3, confidence=95)

@@ -11,6 +11,7 @@ from scipy import optimize
 
 from effectstudy.errors import DataError
 from effectstudy.survival import (
+    ConvergenceWarning,
     FewEventsWarning,
     SeparationWarning,
     cox,
@@ -215,3 +216,57 @@ def test_result_api(absconding):
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_iteration_limit_warns_and_is_not_converged(absconding):
+    with pytest.warns(ConvergenceWarning, match="did not converge in 1 iteration") as rec:
+        fit = cox(absconding, time="weeks", event="absconded", covariates=COVARIATES,
+                  max_iter=1)
+    # an unfinished fit is not misreported as separation (monotone likelihood)
+    assert not [w for w in rec if issubclass(w.category, SeparationWarning)]
+    assert not fit.converged and fit.iterations == 1
+    assert any("did not converge" in n for n in fit.warnings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        assert cox(absconding, time="weeks", event="absconded",
+                   covariates=COVARIATES).converged
+    for bad in (0, 2.5, True):
+        with pytest.raises(DataError, match="max_iter"):
+            cox(absconding, time="weeks", event="absconded", covariates=COVARIATES,
+                max_iter=bad)
+
+
+def test_robust_se_by_hand_for_breslow_without_ties(absconding):
+    """Lin-Wei sandwich written out from its definition (Breslow, no tied times).
+
+    Score residual of subject i: delta_i (x_i - xbar(t_i)) - sum over event times
+    t_j <= t_i of r_i (x_i - xbar(t_j)) / S0(t_j); dfbeta = residual I^-1; robust
+    covariance = sum over clusters of (sum of dfbeta)(sum of dfbeta)'.
+    """
+    d = absconding.copy()
+    d["weeks"] = d["weeks"] + np.arange(len(d)) * 1e-3
+    fit = cox(d, time="weeks", event="absconded", covariates=COVARIATES, ties="breslow",
+              cluster="programme")
+    t = d["weeks"].to_numpy(float)
+    e = d["absconded"].to_numpy()
+    x = d[COVARIATES].to_numpy(float)
+    x = x - x.mean(axis=0)
+    beta = fit.coefficients()["estimate"].to_numpy()
+    r = np.exp(x @ beta)
+    resid = np.zeros_like(x)
+    for j in np.flatnonzero(e == 1):
+        risk = t >= t[j]
+        s0 = r[risk].sum()
+        xbar = (r[risk, None] * x[risk]).sum(axis=0) / s0
+        resid[j] += x[j] - xbar
+        resid[risk] -= r[risk, None] * (x[risk] - xbar) / s0
+    _, info = naive_loglik_info(beta, t, e, x, "breslow")
+    dfbeta = resid @ np.linalg.inv(info)
+    groups = pd.Series(range(len(d))).groupby(d["programme"].to_numpy())
+    summed = np.array([dfbeta[idx].sum(axis=0) for idx in groups.indices.values()])
+    robust = np.sqrt(np.diag(summed.T @ summed))
+    np.testing.assert_allclose(fit.coefficients()["robust_se"], robust, rtol=1e-8)
+    # with a cluster the interval is built on the robust SE (as summary(coxph) does)
+    tab = fit.coefficients()
+    np.testing.assert_allclose(np.log(tab["hr_ci_upper"]) - tab["estimate"],
+                               1.959963984540054 * tab["robust_se"], rtol=1e-9)

@@ -9,6 +9,7 @@ confidence intervals, as R's ``psych::ICC(lmer = FALSE)`` reports them.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field
 from numbers import Real
 
 import numpy as np
@@ -16,10 +17,11 @@ import pandas as pd
 import pingouin as pg
 from scipy import stats
 
-from effectstudy.errors import DataError, SpecError
+from effectstudy._results import ResultMixin
+from effectstudy.errors import DataError, ModelError, SpecError
 
 __all__ = ["AGREEMENT_COLUMNS", "ICC_DESCRIPTIONS", "IncompleteRatingsWarning",
-           "rater_agreement"]
+           "RaterAgreementResult", "rater_agreement"]
 
 #: Columns of the frame :func:`rater_agreement` returns, in this order.
 AGREEMENT_COLUMNS = ("type", "description", "icc", "F", "df1", "df2", "p_value", "ci_lower",
@@ -45,8 +47,84 @@ class IncompleteRatingsWarning(UserWarning):
     """Some targets were not rated by every rater and were left out of the ICCs."""
 
 
-def _wide_ratings(data: pd.DataFrame, targets: str, raters: str, ratings: str) -> pd.DataFrame:
-    """Validate the long ratings and return the complete targets x raters matrix."""
+@dataclass(frozen=True, eq=False)
+class RaterAgreementResult(ResultMixin):
+    """The six Shrout-Fleiss ICCs of :func:`rater_agreement`.
+
+    Attributes
+    ----------
+    table : DataFrame
+        Six rows (ICC1, ICC2, ICC3, ICC1k, ICC2k, ICC3k) with the columns of
+        :data:`AGREEMENT_COLUMNS`; see :meth:`to_frame`.
+    n_targets : int
+        Targets rated by every rater (the ones the ICCs are computed on).
+    n_raters : int
+        Raters.
+    n_dropped : int
+        Targets left out because not every rater rated them.
+    confidence : float
+        Level of the confidence intervals.
+    warnings : tuple of str
+        Notes on the data (dropped targets), shown with the table in notebooks.
+    """
+
+    table: pd.DataFrame = field(repr=False)
+    n_targets: int
+    n_raters: int
+    n_dropped: int
+    confidence: float
+    warnings: tuple[str, ...] = ()
+    _title = "Inter-rater agreement (Shrout-Fleiss intraclass correlations)"
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per ICC form: ``type, description, icc, F, df1, df2, p_value, ci_lower,
+        ci_upper``."""
+        return self.table.copy()
+
+    def summary(self) -> pd.DataFrame:
+        """One row: targets, raters, dropped targets, confidence level, and the two forms
+        most often reported for a fidelity checklist scored by one rater (ICC2, absolute
+        agreement) or averaged over the raters (ICC2k), with their intervals."""
+        tab = self.table.set_index("type")
+        row: dict[str, object] = {"n_targets": self.n_targets, "n_raters": self.n_raters,
+                                  "n_dropped": self.n_dropped, "confidence": self.confidence}
+        for typ in ("ICC2", "ICC2k"):
+            for col in ("icc", "ci_lower", "ci_upper"):
+                row[f"{typ}_{col}"] = float(tab.at[typ, col])
+        return pd.DataFrame([row])
+
+    def plot(self, ax=None, **kwargs):
+        """The six ICCs with their confidence intervals (one line each).
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+        **kwargs
+            Passed to ``Axes.errorbar``.
+        """
+        import matplotlib.pyplot as plt
+
+        from effectstudy.style import GREY, label_axes, use_style
+
+        tab = self.table
+        y = np.arange(len(tab))[::-1]
+        icc = tab["icc"].to_numpy(dtype=float)
+        err = [icc - tab["ci_lower"].to_numpy(dtype=float),
+               tab["ci_upper"].to_numpy(dtype=float) - icc]
+        with use_style():
+            if ax is None:
+                _, ax = plt.subplots(figsize=(6, 0.45 * len(tab) + 1.4))
+            ax.errorbar(icc, y, xerr=err, fmt=kwargs.pop("fmt", "o"), capsize=3, **kwargs)
+            ax.axvline(0.0, color=GREY, lw=1, ls="--")
+            ax.set_yticks(y, tab["type"].astype(str))
+            label_axes(ax, x=f"intraclass correlation ({self.confidence:.0%} CI)")
+        return ax.figure
+
+
+def _wide_ratings(data: pd.DataFrame, targets: str, raters: str,
+                  ratings: str) -> tuple[pd.DataFrame, int]:
+    """Validate the long ratings; the complete targets x raters matrix and the number of
+    incomplete targets dropped."""
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     for col in (targets, raters, ratings):
@@ -92,7 +170,7 @@ def _wide_ratings(data: pd.DataFrame, targets: str, raters: str, ratings: str) -
     if np.ptp(x) == 0:
         raise DataError("all ratings are equal: the intraclass correlation is undefined (0/0)",
                         column=ratings)
-    return wide
+    return wide, n_dropped
 
 
 def _mean_squares(x: np.ndarray) -> dict[str, float]:
@@ -153,7 +231,7 @@ def rater_agreement(
     raters: str,
     ratings: str,
     confidence: float = 0.95,
-) -> pd.DataFrame:
+) -> RaterAgreementResult:
     r"""Six Shrout-Fleiss intraclass correlations of ratings, as ``psych::ICC`` reports them.
 
     With :math:`n` targets each rated by the same :math:`k` raters, the two-way ANOVA
@@ -195,9 +273,10 @@ def rater_agreement(
 
     Returns
     -------
-    pandas.DataFrame
-        Six rows (ICC1, ICC2, ICC3, ICC1k, ICC2k, ICC3k) with columns ``type,
-        description, icc, F, df1, df2, p_value, ci_lower, ci_upper``.
+    RaterAgreementResult
+        ``.to_frame()``: six rows (ICC1, ICC2, ICC3, ICC1k, ICC2k, ICC3k) with columns
+        ``type, description, icc, F, df1, df2, p_value, ci_lower, ci_upper``;
+        ``.summary()``, ``.plot()``, and ``n_targets``, ``n_raters``, ``n_dropped``.
 
     Raises
     ------
@@ -237,14 +316,14 @@ def rater_agreement(
     >>> d = pd.DataFrame({"session": ["S1", "S2", "S3", "S4"] * 2,
     ...                   "rater": ["a"] * 4 + ["b"] * 4,
     ...                   "rating": [6.0, 7.5, 5.0, 8.0, 6.5, 7.0, 5.5, 8.5]})
-    >>> out = rater_agreement(d, targets="session", raters="rater", ratings="rating")
-    >>> list(out["type"])
+    >>> res = rater_agreement(d, targets="session", raters="rater", ratings="rating")
+    >>> list(res.to_frame()["type"])
     ['ICC1', 'ICC2', 'ICC3', 'ICC1k', 'ICC2k', 'ICC3k']
     """
     if not isinstance(confidence, Real) or isinstance(confidence, bool) or not (
             0.0 < float(confidence) < 1.0):
         raise SpecError(f"confidence must be a number in (0, 1), got {confidence!r}")
-    wide = _wide_ratings(data, targets, raters, ratings)
+    wide, n_dropped = _wide_ratings(data, targets, raters, ratings)
     x = wide.to_numpy()
     n, k = x.shape
     ms = _mean_squares(x)
@@ -270,7 +349,7 @@ def rater_agreement(
         res = pg.intraclass_corr(long, targets="target", raters="rater", ratings="rating")
     res = res.assign(type=res["Type"].map(_PINGOUIN_TYPES)).set_index("type")
     if res.index.isna().any() or len(res) != 6:
-        raise DataError("unexpected output of pingouin.intraclass_corr (unknown ICC labels)")
+        raise ModelError("unexpected output of pingouin.intraclass_corr (unknown ICC labels)")
     ci = _intervals(ms, n, k, float(res.at["ICC2", "ICC"]), float(confidence))
 
     rows = []
@@ -286,4 +365,8 @@ def rater_agreement(
             "ci_lower": float(ci[typ][0]),
             "ci_upper": float(ci[typ][1]),
         })
-    return pd.DataFrame(rows, columns=list(AGREEMENT_COLUMNS))
+    notes = ((f"{n_dropped} target(s) not rated by every rater were left out (complete "
+              "targets only, as psych::ICC does)",) if n_dropped else ())
+    return RaterAgreementResult(table=pd.DataFrame(rows, columns=list(AGREEMENT_COLUMNS)),
+                                n_targets=int(n), n_raters=int(k), n_dropped=n_dropped,
+                                confidence=float(confidence), warnings=notes)

@@ -14,7 +14,7 @@ number of bad rows, never a value.
 
 from __future__ import annotations
 
-from effectstudy.survival._common import FewEventsWarning, SeparationWarning
+from effectstudy.survival._common import ConvergenceWarning, FewEventsWarning, SeparationWarning
 from effectstudy.survival.competing import (
     CumulativeIncidenceResult,
     EventRateResult,
@@ -31,6 +31,7 @@ from effectstudy.survival.kaplan_meier import (
 )
 
 __all__ = [
+    "ConvergenceWarning",
     "CoxResult",
     "CumulativeIncidenceResult",
     "EventRateResult",

@@ -24,6 +24,10 @@ class SeparationWarning(UserWarning):
     """A Cox coefficient runs off to infinity (monotone likelihood, separation)."""
 
 
+class ConvergenceWarning(UserWarning):
+    """The Cox fit stopped before the partial likelihood converged (iteration limit)."""
+
+
 def _first(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 

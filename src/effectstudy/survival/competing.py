@@ -47,6 +47,12 @@ from effectstudy.survival._common import (
 _CIF_COLUMNS = ["time", "n_risk", "n_event", "n_competing", "cif", "se", "ci_lower", "ci_upper"]
 
 
+def _whole_number(x: object) -> bool:
+    """A real number with no fractional part (booleans and text are not)."""
+    return (not isinstance(x, bool) and isinstance(x, (int, float, np.integer, np.floating))
+            and float(x).is_integer())
+
+
 def _cif_curve(t: np.ndarray, cause: np.ndarray, k: int, z: float) -> pd.DataFrame:
     times, inverse = np.unique(t, return_inverse=True)
     n_at = np.bincount(inverse, minlength=len(times))
@@ -188,8 +194,7 @@ def cumulative_incidence(data: pd.DataFrame, *, time: str, event: str, event_of_
     CumulativeIncidenceResult
     """
     z = check_confidence(confidence)
-    if isinstance(event_of_interest, bool) or not float(event_of_interest).is_integer() \
-            or int(event_of_interest) <= 0:
+    if not _whole_number(event_of_interest) or int(event_of_interest) <= 0:
         raise DataError("event_of_interest must be a positive cause code (0 means censored)",
                         column=event)
     k = int(event_of_interest)
@@ -216,7 +221,27 @@ def poisson_ci(count: int, confidence: float = 0.95) -> tuple[float, float]:
 
     ``lower = chi2_{a/2}(2k) / 2`` (0 when k = 0) and
     ``upper = chi2_{1-a/2}(2k + 2) / 2``.
+
+    Parameters
+    ----------
+    count : int
+        Observed number of events (non-negative).
+    confidence : float
+        Level of the two-sided interval.
+
+    Returns
+    -------
+    (float, float)
+        Lower and upper limit for the Poisson mean.
+
+    References
+    ----------
+    Garwood (1936).
     """
+    check_confidence(confidence)
+    if not _whole_number(count) or count < 0:
+        raise DataError(f"count must be a non-negative whole number, got {count!r}")
+    count = int(count)
     alpha = 1 - confidence
     lower = 0.0 if count == 0 else float(stats.chi2.ppf(alpha / 2, 2 * count)) / 2
     upper = float(stats.chi2.ppf(1 - alpha / 2, 2 * count + 2)) / 2

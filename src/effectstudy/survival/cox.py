@@ -41,6 +41,7 @@ from scipy import stats
 from effectstudy._results import ResultMixin
 from effectstudy.errors import DataError, ModelError
 from effectstudy.survival._common import (
+    ConvergenceWarning,
     FewEventsWarning,
     SeparationWarning,
     check_confidence,
@@ -253,8 +254,13 @@ def _newton(rs: _RiskSets, *, firth: bool, max_iter: int, scale: np.ndarray
         final = np.linalg.solve(info, u)
     except np.linalg.LinAlgError:
         final = np.full(rs.p, np.inf)
-    infinite = [j for j in range(rs.p)
-                if abs(final[j]) > 1e-4 * max(1.0, abs(beta[j])) or abs(beta[j]) * scale[j] > 30]
+    if converged:
+        # the likelihood is flat but Newton still wants to move: a coefficient diverges
+        infinite = [j for j in range(rs.p) if abs(final[j]) > 1e-4 * max(1.0, abs(beta[j]))
+                    or abs(beta[j]) * scale[j] > 30]
+    else:
+        # stopped by max_iter (or step halving): a remaining step is no sign of divergence
+        infinite = [j for j in range(rs.p) if abs(beta[j]) * scale[j] > 30]
     return beta, it, converged and not infinite, infinite
 
 
@@ -426,6 +432,8 @@ def cox(data: pd.DataFrame, *, time: str, event: str, covariates: Sequence[str],
         Fewer than 10 events per covariate.
     SeparationWarning
         A coefficient diverges (monotone likelihood); refit with ``firth=True``.
+    ConvergenceWarning
+        ``max_iter`` iterations were not enough (``converged`` is then False).
 
     References
     ----------
@@ -434,6 +442,8 @@ def cox(data: pd.DataFrame, *, time: str, event: str, covariates: Sequence[str],
     """
     if ties not in ("efron", "breslow"):
         raise DataError(f"ties must be 'efron' or 'breslow', got {ties!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise DataError(f"max_iter must be a positive whole number, got {max_iter!r}")
     z = check_confidence(confidence)
     covariates = list(covariates)
     if not covariates:
@@ -478,6 +488,12 @@ def cox(data: pd.DataFrame, *, time: str, event: str, covariates: Sequence[str],
         msg += "; refit with cox(..., firth=True)" if not firth else ""
         notes.append(msg)
         warnings.warn(msg, SeparationWarning, stacklevel=2)
+    elif not converged:
+        msg = (f"the partial likelihood did not converge in {iters} iteration(s) (max_iter = "
+               f"{max_iter}); the estimates and standard errors are not at the maximum - raise "
+               "max_iter or check the covariates")
+        notes.append(msg)
+        warnings.warn(msg, ConvergenceWarning, stacklevel=2)
     loglik, score, info, _ = rs.evaluate(beta)
     loglik_null = rs.evaluate(np.zeros(rs.p))[0]
     penalised = None

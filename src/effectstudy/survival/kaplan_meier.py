@@ -254,6 +254,11 @@ def median_survival(result: KaplanMeierResult) -> pd.DataFrame:
     -------
     DataFrame
         ``<by>, median`` (one row; only ``median`` without groups).
+
+    References
+    ----------
+    Kaplan & Meier (1958); Therneau T.M., survival: A Package for Survival Analysis in
+    R, version 3.5, ``quantile.survfit`` (the midpoint rule on a flat stretch at 0.5).
     """
     if not isinstance(result, KaplanMeierResult):
         raise DataError("median_survival needs the result of kaplan_meier(), got "
