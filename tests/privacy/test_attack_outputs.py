@@ -78,11 +78,18 @@ _WRITER = textwrap.dedent('''
 
 
 def _outcome(out: Path, n_base: int) -> str:
-    """'old', 'A' or 'B' for a complete output; 'error' for a HarmoniseError."""
+    """'old', 'A' or 'B' for a complete output; 'absent' when the kill fell between the two
+    renames of the swap (no output folder at all, the complete new one beside it); 'error'
+    (with the message) for any other HarmoniseError: a folder that is there but does not
+    verify."""
+    if not out.exists():
+        left = sorted(p.name for p in out.parent.glob(".out.tmp-*"))
+        assert left, "no output folder and no complete new folder beside it"
+        return "absent"
     try:
         h = read_harmonised(out)
-    except HarmoniseError:
-        return "error"
+    except HarmoniseError as exc:
+        return f"error: {exc}"
     reasons = set(h.rejections["reason"])
     n = len(h.rejections)
     if "version A" in reasons:
@@ -127,8 +134,9 @@ def test_interrupted_write_leaves_old_or_new_never_partial(raw, tmp_path, sig):
         # whatever an interrupted run left beside the output is private
         for left in tmp_path.glob(".out.*"):
             assert stat.S_IMODE(left.stat().st_mode) == 0o700, left.name
-    assert set(outcomes) <= {"old", "A", "B", "error"}
-    assert set(outcomes) - {"error"}, outcomes  # a complete output was there most of the time
+    # never a folder that is there but incomplete or mixed: atomic means old or new
+    assert not [o for o in outcomes if o.startswith("error")], outcomes
+    assert set(outcomes) - {"absent"}, outcomes  # a complete output was there most of the time
 
 
 def test_the_reported_mix_of_two_runs_is_refused(raw, tmp_path):
@@ -363,3 +371,78 @@ def test_what_held_still_holds(raw, tmp_path):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     prov = [json.loads((tmp_path / x / "provenance.json").read_text()) for x in "ab"]
     assert prov[0]["files"] == prov[1]["files"]
+
+
+# --------------------------------------------------------------------------- #
+# Item 12 (reading): a forged or damaged provenance.json cannot steer the reader
+# --------------------------------------------------------------------------- #
+def _edit_provenance(out: Path, edit) -> None:
+    prov = json.loads((out / "provenance.json").read_text())
+    edit(prov["files"])
+    (out / "provenance.json").write_text(json.dumps(prov))
+
+
+@pytest.mark.parametrize("name", ["../outside.csv", "/etc/passwd.csv", ".hidden.csv",
+                                  "sub/table.csv", "table.txt"])
+def test_provenance_cannot_point_outside_the_folder(raw, tmp_path, name):
+    out = tmp_path / "out"
+    harmonise(raw, key=KEY).write(out, format="csv")
+    outside = tmp_path / "outside.csv"
+    outside.write_text("secret,kept\n1,2\n")
+    meta = {"rows": 1, "bytes": outside.stat().st_size,
+            "sha256": hashlib.sha256(outside.read_bytes()).hexdigest()}
+    _edit_provenance(out, lambda files: files.__setitem__(name, meta))
+    with pytest.raises(HarmoniseError, match="not plain data file names") as err:
+        read_harmonised(out)
+    assert "provenance.json" in str(err.value) and "secret" not in str(err.value)
+
+
+@pytest.mark.parametrize("field, value", [("bytes", "many"), ("rows", 2.5), ("rows", True),
+                                          ("bytes", -1), ("sha256", "abc"), ("sha256", 7)])
+def test_malformed_manifest_entries_are_our_error(raw, tmp_path, field, value):
+    out = tmp_path / "out"
+    harmonise(raw, key=KEY).write(out, format="csv")
+    _edit_provenance(out, lambda files: files["table.csv"].__setitem__(field, value))
+    with pytest.raises(HarmoniseError, match="whole row count, byte size and sha256"):
+        read_harmonised(out)
+
+
+def test_symbolic_links_in_the_output_folder_are_refused(raw, tmp_path):
+    out = tmp_path / "out"
+    harmonise(raw, key=KEY).write(out, format="parquet")
+    # a link to an identical copy elsewhere: same bytes, same hash, still refused
+    copy = tmp_path / "elsewhere.parquet"
+    copy.write_bytes((out / "clients.parquet").read_bytes())
+    (out / "clients.parquet").unlink()
+    (out / "clients.parquet").symlink_to(copy)
+    with pytest.raises(HarmoniseError, match="symbolic link") as err:
+        read_harmonised(out)
+    assert "clients.parquet" in str(err.value)
+    # provenance.json itself as a link
+    harmonise(raw, key=KEY).write(out, format="parquet")
+    prov = tmp_path / "prov.json"
+    prov.write_bytes((out / "provenance.json").read_bytes())
+    (out / "provenance.json").unlink()
+    (out / "provenance.json").symlink_to(prov)
+    with pytest.raises(HarmoniseError, match="symbolic link"):
+        read_harmonised(out)
+
+
+def test_a_fifo_in_place_of_a_data_file_does_not_block(raw, tmp_path):
+    out = tmp_path / "out"
+    harmonise(raw, key=KEY).write(out, format="csv")
+    (out / "table.csv").unlink()
+    os.mkfifo(out / "table.csv")
+    with pytest.raises(HarmoniseError, match="not a regular file") as err:
+        read_harmonised(out)
+    assert "table.csv" in str(err.value)
+
+
+def test_frame_names_must_be_plain_file_names(tmp_path):
+    from effectstudy.table import write_frames
+
+    frame = pd.DataFrame({"a": [1]})
+    for name in ("../escape", "sub/x", ".hidden", ""):
+        with pytest.raises(HarmoniseError, match="not plain file names"):
+            write_frames(tmp_path / "out", {name: frame}, {}, ["csv"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
