@@ -136,7 +136,7 @@ es.round(3)
 # %%
 rt = randomization_test(mb, case="case", phase="sced_phase", session="session", outcome="raw",
                         design="MB", statistic="mean_difference", improvement="decrease",
-                        min_phase_length=3, seed=1)
+                        min_phase_length=3, rng=1)
 rt.to_frame()
 
 # %%
@@ -195,7 +195,8 @@ pw_ml.to_frame().round(3)
 
 # %%
 bc = pd.concat([between_case_smd(mb, case="case", phase="sced_phase", session="session", outcome="raw",
-                                 method=m) for m in ("hps", "reml")], ignore_index=True)
+                                 method=m).to_frame() for m in ("hps", "reml")],
+               ignore_index=True)
 bc[["method", "estimate", "se", "df", "ci_lower", "ci_upper", "n_cases", "n_obs"]].round(3)
 
 # %% [markdown]
@@ -212,7 +213,7 @@ for programme, grp in series[series["instrument"] == "SUD-week"].groupby("progra
         {c: f"case {i}" for i, c in enumerate(sorted(grp["client"].unique()), start=1)}))
     chk = design_check(g, case="case", phase="sced_phase", session="session", design="MB")
     res = randomization_test(g, case="case", phase="sced_phase", session="session", outcome="raw",
-                             design="MB", improvement="decrease", min_phase_length=3, seed=1)
+                             design="MB", improvement="decrease", min_phase_length=3, rng=1)
     rows.append({"programme": programme, "cases": g["case"].nunique(), "design": chk.attrs["rating"],
                  "n_assignments": res.n_assignments, "exact": res.exact, "min_p": res.min_p,
                  "p_value": res.p_value})

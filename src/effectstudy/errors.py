@@ -1,6 +1,9 @@
 """Exception classes of effectstudy.
 
-Every error the package raises on bad input is an :class:`EffectStudyError`.
+Every error the package raises on bad input is an :class:`EffectStudyError`. All of
+them are value errors (bad data, a bad file, a bad argument or specification, a model
+the data cannot support), so the base class subclasses :class:`ValueError`: code that
+catches ``ValueError`` around an effectstudy call keeps working.
 Messages name the file, row and column where they apply, and never carry a raw
 client identifier (names, birth dates, BSN-like numbers or unpseudonymised ids).
 """
@@ -10,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
-class EffectStudyError(Exception):
+class EffectStudyError(ValueError):
     """Base class of all errors raised by effectstudy on bad input or misuse."""
 
     def __init__(
