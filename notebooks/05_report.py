@@ -88,9 +88,12 @@ display(Image(data=base64.b64decode(figures[0])))
 #
 # A public table must not let anyone recognise a girl. Counts below the threshold (5, zero included) are
 # shown as `<5` (**primary suppression**); then further cells are hidden so that a hidden count cannot be
-# recovered by subtracting the visible cells from a row or column total (**secondary suppression**,
-# Statistics Netherlands' usual rule). Statistics computed on few clients (means, proportions) are hidden
-# with their count. An example with the end reasons per programme:
+# recovered from the row and column totals (**secondary suppression**). A cell hidden only to protect
+# another is shown as `x`: it may be 5 or more, so `<5` would lie. The package checks the result the way
+# an attacker would: an integer program over every published relation must leave each hidden cell a range
+# of at least 2 possible values. Statistics computed on few clients (means, proportions) are hidden with
+# their count. An example with the end reasons per programme (this notebook is internal, so the exact
+# counts are shown first):
 
 # %%
 counts = pd.crosstab(h.clients["programme"], h.clients["end_reason"])
