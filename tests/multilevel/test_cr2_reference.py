@@ -1,26 +1,23 @@
 """CR2 / Satterthwaite / HTZ against clubSandwich 0.5.8 (expected_cr2.csv, every row).
 
-OLS rows (C1-C3, sleepstudy lm) are fitted here with patsy + least squares and must
-agree to 1e-6 relative.  Mixed-model rows (C4, C5, sleepstudy lmer) need the REML
-working covariance V of ``lmer(... + (1 + time | client))``.  Until the lme4-style
-engine (``effectstudy.multilevel.fit``) exists, the test builds V from a statsmodels
-``MixedLM`` REML fit (random intercept + slope per client), polished by a small
-profiled-REML optimisation on the same parameters, and passes it through a
-duck-typed adapter exposing exactly what the real fit object will expose
-(``X, y, beta, fixed_names, data, marginal_covariance(), vcov()``); 1e-4 relative.
+OLS rows (C1-C3, sleepstudy lm) are fitted by ``cluster_robust(formula, data)`` and
+must agree to 1e-6 relative.  Mixed-model rows (C4, C5, sleepstudy lmer) pass a real
+REML fit of :func:`effectstudy.multilevel.fit` to ``cluster_robust``: the model of
+the reference's ``r_call``, ``lmer(outcome ~ time * fidelity + age + (1 + time |
+client))`` (sleepstudy: ``Reaction ~ Days + (1 + Days | Subject)``), clustered on
+client (C4) or programme (C5); 1e-4 relative.
 """
 
 from __future__ import annotations
 
 import re
-import warnings
 from functools import cache
 
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import optimize
 
+from effectstudy.multilevel import MixedModelResults, fit
 from effectstudy.multilevel.robust import ClusterRobustResult, cluster_robust
 from refdata import REFERENCE
 
@@ -75,102 +72,6 @@ def _patsy_name(r_name: str) -> str:
 
 
 # ---------------------------------------------------------------------------
-# stand-in for the lmm engine: REML random intercept + slope per group
-# ---------------------------------------------------------------------------
-
-
-class _REMLRandomSlopeFit:
-    """Duck-typed mixed-model fit: ``y ~ X + (1 + slope | group)`` by REML.
-
-    Exposes the attributes the effectstudy lmm fit object will have:
-    ``X, y, beta, fixed_names, data, marginal_covariance(), vcov()``.
-    Starting values come from statsmodels ``MixedLM`` (REML, slope variable rescaled
-    for numerical stability); the relative covariance parameters are then polished
-    by minimising the profiled REML deviance (Bates et al. 2015, eq. 41) with tight
-    tolerances.
-    """
-
-    def __init__(self, formula: str, data: pd.DataFrame, group: str, slope: str) -> None:
-        import patsy
-        import statsmodels.formula.api as smf
-
-        yd, Xd = patsy.dmatrices(formula, data, return_type="dataframe")
-        self.data = data.loc[Xd.index].reset_index(drop=True)
-        self.X = Xd.to_numpy(dtype=float)
-        self.y = yd.to_numpy(dtype=float).ravel()
-        self.fixed_names = list(Xd.columns)
-        groups = self.data[group].to_numpy()
-        self._idx = list(pd.Series(np.arange(len(groups))).groupby(groups).indices.values())
-        t = self.data[slope].to_numpy(dtype=float)
-        # work on a rescaled slope variable (same model, better conditioned); V is unchanged
-        scale = max(float(np.abs(t).max()) / 5.0, 1.0)
-        self._Z = np.column_stack([np.ones_like(t), t / scale])
-        scaled = self.data.copy()
-        scaled[slope] = t / scale
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            sm = smf.mixedlm(formula, scaled, groups=scaled[group], re_formula=f"~{slope}").fit(
-                reml=True, method="lbfgs", gtol=1e-10, maxiter=5000
-            )
-        G = np.asarray(sm.cov_re, dtype=float) / sm.scale
-        L0 = np.linalg.cholesky(G + 1e-12 * np.eye(2))
-        x0 = np.array([L0[0, 0], L0[1, 0], L0[1, 1]])
-        opt = optimize.minimize(self._deviance, x0, method="BFGS", options={"gtol": 1e-9})
-        self.theta = opt.x
-        self.reml_deviance = float(opt.fun)
-        self.beta, self.sigma2, self._XtViX = self._gls(self.theta)
-
-    def _G(self, theta: np.ndarray) -> np.ndarray:
-        L = np.array([[theta[0], 0.0], [theta[1], theta[2]]])
-        return L @ L.T
-
-    def _pieces(self, theta: np.ndarray):
-        G = self._G(theta)
-        p = self.X.shape[1]
-        XtViX = np.zeros((p, p))
-        XtViy = np.zeros(p)
-        ytViy = 0.0
-        logdet = 0.0
-        for ix in self._idx:
-            Z = self._Z[ix]
-            V = Z @ G @ Z.T + np.eye(len(ix))
-            C = np.linalg.cholesky(V)
-            logdet += 2.0 * np.log(np.diag(C)).sum()
-            Xi = np.linalg.solve(C, self.X[ix])
-            yi = np.linalg.solve(C, self.y[ix])
-            XtViX += Xi.T @ Xi
-            XtViy += Xi.T @ yi
-            ytViy += yi @ yi
-        return XtViX, XtViy, ytViy, logdet
-
-    def _deviance(self, theta: np.ndarray) -> float:
-        XtViX, XtViy, ytViy, logdet = self._pieces(theta)
-        n, p = self.X.shape
-        beta = np.linalg.solve(XtViX, XtViy)
-        rss = ytViy - beta @ XtViy
-        return float(logdet + np.linalg.slogdet(XtViX)[1] + (n - p) * np.log(rss))
-
-    def _gls(self, theta: np.ndarray):
-        XtViX, XtViy, ytViy, _ = self._pieces(theta)
-        n, p = self.X.shape
-        beta = np.linalg.solve(XtViX, XtViy)
-        sigma2 = (ytViy - beta @ XtViy) / (n - p)
-        return beta, sigma2, XtViX
-
-    def marginal_covariance(self) -> np.ndarray:
-        G = self._G(self.theta) * self.sigma2
-        n = len(self.y)
-        V = np.zeros((n, n))
-        for ix in self._idx:
-            Z = self._Z[ix]
-            V[np.ix_(ix, ix)] = Z @ G @ Z.T + self.sigma2 * np.eye(len(ix))
-        return V
-
-    def vcov(self) -> np.ndarray:
-        return self.sigma2 * np.linalg.inv(self._XtViX)
-
-
-# ---------------------------------------------------------------------------
 # fitted-once cache
 # ---------------------------------------------------------------------------
 
@@ -181,11 +82,11 @@ def _data(dataset: str) -> pd.DataFrame:
 
 
 @cache
-def _lmm(dataset: str) -> _REMLRandomSlopeFit:
+def _lmm(dataset: str) -> MixedModelResults:
+    """The REML fit of the reference's lmer model (random intercept + slope)."""
     formula, _, _ = _spec(dataset, "C4")
-    group = "Subject" if dataset == "sleepstudy" else "client"
-    slope = "Days" if dataset == "sleepstudy" else "time"
-    return _REMLRandomSlopeFit(formula, _data(dataset), group, slope)
+    group, slope = ("Subject", "Days") if dataset == "sleepstudy" else ("client", "time")
+    return fit(f"{formula} + (1 + {slope} | {group})", _data(dataset))
 
 
 @cache

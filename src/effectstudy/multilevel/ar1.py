@@ -14,9 +14,12 @@ inner) and, within each innermost group, residual correlation
 ``corr(e_i, e_j) = phi^|s_i - s_j|``. For ``corAR1`` the covariate ``s`` is an
 integer index (gaps count, as in ``corAR1(form = ~ index | group)``); for
 ``corCAR1`` it is continuous time (Jones, 1993). The marginal covariance
-``V_b = sigma^2 W_b`` is built densely per outermost group (the groups are
-small), and the exact (restricted) likelihood is maximised with ``sigma^2``
-profiled out (Harville, 1977):
+``V_b = sigma^2 W_b`` is never formed for more than one client: the likelihood
+is accumulated per innermost group (client), with the random effects of outer
+levels added by the Woodbury identity (:mod:`effectstudy.multilevel.ar1_core`),
+so time and memory grow linearly in the number of clients.  The exact
+(restricted) likelihood is maximised with ``sigma^2`` profiled out (Harville,
+1977):
 
 .. math::
 
@@ -33,6 +36,14 @@ random-effect covariance parameters, ``phi`` and ``sigma``, and BIC uses
 
 Denominator degrees of freedom are nlme's "containment" (between/within)
 degrees of freedom (Pinheiro & Bates, 2000, sec. 2.4.2).
+
+A boundary fit (a random-effect variance of 0 or a correlation of +-1) is
+reported as lme4 and :func:`effectstudy.multilevel.fit` report it: ``is_singular``
+and the message ``boundary (singular) fit: see help('isSingular')`` (Bates,
+Maechler, Bolker & Walker, 2015, *J. Stat. Softw.* 67(1), sec. 3.2).
+
+:meth:`AR1LMEResult.expected_information` (used for single-case designs) forms
+one dense block per outermost group.
 
 References
 ----------
@@ -53,327 +64,25 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import stats
 
 from effectstudy._results import ResultMixin
 from effectstudy.errors import DataError, ModelError
+from effectstudy.multilevel.ar1_core import (
+    AR1Problem,
+    Block,
+    OuterLevels,
+    containment_df,
+    minimise,
+)
+from effectstudy.multilevel.design import design_matrices, formula_variables
 
-__all__ = ["AR1LMEResult", "fit_ar1"]
+__all__ = ["AR1LMEResult", "SINGULAR_MESSAGE", "SINGULAR_TOL", "fit_ar1"]
 
-_LOG2PI = math.log(2.0 * math.pi)
-
-
-# ---------------------------------------------------------------------------
-# problem set-up
-# ---------------------------------------------------------------------------
-
-
-@dataclass(eq=False)
-class _Block:
-    """Data of one outermost group."""
-
-    y: np.ndarray
-    X: np.ndarray
-    Z: list[np.ndarray]  # per level: (n_b, q_l * g_lb), expanded over the level's groups
-    n_re: list[int]  # per level: number of groups of that level in the block
-    absdiff: np.ndarray | None  # |s_i - s_j| within innermost groups (nan across groups)
-    same_inner: np.ndarray  # boolean (n_b, n_b): same innermost group
-
-
-@dataclass(eq=False)
-class _Problem:
-    blocks: list[_Block]
-    q: list[int]  # random-effect dimension per level
-    p: int
-    N: int
-    correlation: str | None  # "AR1", "CAR1" or None
-    _batches: Any = None
-
-    @property
-    def n_chol(self) -> list[int]:
-        return [qq * (qq + 1) // 2 for qq in self.q]
-
-    @property
-    def n_theta(self) -> int:
-        return sum(self.n_chol) + (1 if self.correlation else 0)
-
-    # -- parameter maps ----------------------------------------------------
-    def unpack(self, par: np.ndarray) -> tuple[list[np.ndarray], float]:
-        """Relative covariances Psi_l = T_l / sigma^2 and phi from unconstrained ``par``.
-
-        Psi_l = L L' with L lower triangular; its diagonal is stored on the log
-        scale (a log-Cholesky parameterisation, as nlme's pdLogChol).
-        ``phi = tanh(z)`` for AR(1); ``phi = 1 / (1 + exp(-z))`` for CAR(1).
-        """
-        out = []
-        k = 0
-        for qq in self.q:
-            L = np.zeros((qq, qq))
-            for i in range(qq):
-                L[i, i] = math.exp(min(max(par[k], -40.0), 40.0))
-                k += 1
-            for i in range(qq):
-                for j in range(i):
-                    L[i, j] = par[k]
-                    k += 1
-            out.append(L @ L.T)
-        phi = 0.0
-        if self.correlation == "AR1":
-            phi = math.tanh(par[k])
-        elif self.correlation == "CAR1":
-            phi = 1.0 / (1.0 + math.exp(-min(max(par[k], -700.0), 700.0)))
-        return out, phi
-
-    def corr(self, blk: _Block, phi: float) -> np.ndarray:
-        n = blk.y.shape[0]
-        if self.correlation is None or blk.absdiff is None:
-            return np.eye(n)
-        with np.errstate(invalid="ignore"):
-            R = np.where(
-                blk.same_inner, np.power(phi, np.where(blk.same_inner, blk.absdiff, 0.0)), 0.0
-            )
-        return R
-
-    def dcorr(self, blk: _Block, phi: float) -> np.ndarray:
-        """d R / d phi = |d| phi^(|d| - 1) within innermost groups (0 on the diagonal)."""
-        d = np.where(blk.same_inner, blk.absdiff, 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            val = d * np.power(phi, np.maximum(d - 1.0, 0.0))
-        val[d == 0] = 0.0
-        return val
-
-    def W(self, blk: _Block, psis: list[np.ndarray], phi: float) -> np.ndarray:
-        W = self.corr(blk, phi).copy()
-        for Zl, g, psi in zip(blk.Z, blk.n_re, psis, strict=True):
-            if g == 0:
-                continue
-            G = np.kron(np.eye(g), psi)
-            W += Zl @ G @ Zl.T
-        return W
-
-    # -- criterion -----------------------------------------------------------
-    def batches(self) -> list[dict[str, Any]]:
-        """Blocks of identical shape stacked for vectorised linear algebra."""
-        if self._batches is None:
-            groups: dict[tuple, list[_Block]] = {}
-            for blk in self.blocks:
-                key = (blk.y.shape[0], tuple(z.shape[1] for z in blk.Z), tuple(blk.n_re))
-                groups.setdefault(key, []).append(blk)
-            out = []
-            for (_n, _zc, nre), bl in groups.items():
-                out.append(
-                    {
-                        "y": np.stack([b.y for b in bl]),
-                        "X": np.stack([b.X for b in bl]),
-                        "Z": [np.stack([b.Z[k] for b in bl]) for k in range(len(nre))],
-                        "n_re": nre,
-                        "absdiff": np.stack([np.where(b.same_inner, b.absdiff, 0.0) for b in bl]),
-                        "same": np.stack([b.same_inner for b in bl]),
-                    }
-                )
-                out[-1]["ZZ"] = [z @ z.transpose(0, 2, 1) for z in out[-1]["Z"]]
-            self._batches = out
-        return self._batches
-
-    def accumulate(self, psis: list[np.ndarray], phi: float):
-        p = self.p
-        XtWX = np.zeros((p, p))
-        XtWy = np.zeros(p)
-        ytWy = 0.0
-        logdet = 0.0
-        for bt in self.batches():
-            if self.correlation is None:
-                W = np.broadcast_to(np.eye(bt["y"].shape[1]), bt["same"].shape).copy()
-            else:
-                W = np.where(bt["same"], np.power(phi, bt["absdiff"]), 0.0)
-            for lvl, (Zl, g, psi) in enumerate(zip(bt["Z"], bt["n_re"], psis, strict=True)):
-                if g == 0:
-                    continue
-                if psi.shape == (1, 1):
-                    W = W + psi[0, 0] * bt["ZZ"][lvl]
-                else:
-                    G = np.kron(np.eye(g), psi)
-                    W = W + Zl @ G @ Zl.transpose(0, 2, 1)
-            sign, ld = np.linalg.slogdet(W)
-            if np.any(sign <= 0):
-                return None
-            logdet += float(np.sum(ld))
-            rhs = np.concatenate([bt["X"], bt["y"][:, :, None]], axis=2)
-            sol = np.linalg.solve(W, rhs)
-            Xs = sol[:, :, :p]
-            ys = sol[:, :, p]
-            XtWX += np.einsum("bni,bnj->ij", bt["X"], Xs)
-            XtWy += np.einsum("bni,bn->i", bt["X"], ys)
-            ytWy += float(np.einsum("bn,bn->", bt["y"], ys))
-        XtWX = (XtWX + XtWX.T) / 2
-        return XtWX, XtWy, ytWy, logdet
-
-    def deviance(self, par: np.ndarray, reml: bool) -> float:
-        psis, phi = self.unpack(par)
-        acc = self.accumulate(psis, phi)
-        if acc is None:
-            return 1e300
-        XtWX, XtWy, ytWy, logdet = acc
-        try:
-            CX = np.linalg.cholesky(XtWX)
-        except np.linalg.LinAlgError:
-            return 1e300
-        z = _solve_lower(CX, XtWy)
-        rss = ytWy - float(z @ z)
-        dof = self.N - self.p if reml else self.N
-        if rss <= 0:
-            return 1e300
-        sigma2 = rss / dof
-        dev = dof * (1.0 + _LOG2PI + math.log(sigma2)) + logdet
-        if reml:
-            dev += 2.0 * float(np.sum(np.log(np.diag(CX))))
-        return dev
-
-    def solve(self, par: np.ndarray, reml: bool) -> dict[str, Any]:
-        psis, phi = self.unpack(par)
-        XtWX, XtWy, ytWy, logdet = self.accumulate(psis, phi)
-        beta = np.linalg.solve(XtWX, XtWy)
-        rss = ytWy - float(XtWy @ beta)
-        dof = self.N - self.p if reml else self.N
-        sigma2 = rss / dof
-        vcov = sigma2 * np.linalg.inv(XtWX)
-        return {
-            "beta": beta,
-            "sigma2": sigma2,
-            "vcov": (vcov + vcov.T) / 2,
-            "psis": psis,
-            "phi": phi,
-        }
-
-
-def _solve_lower(C: np.ndarray, B: np.ndarray) -> np.ndarray:
-    from scipy.linalg import solve_triangular
-
-    return solve_triangular(C, B, lower=True, check_finite=False)
-
-
-def _central_grad(f, x: np.ndarray, h: float = 1e-5) -> np.ndarray:
-    g = np.empty_like(x)
-    for i in range(x.size):
-        e = np.zeros_like(x)
-        e[i] = h * max(1.0, abs(x[i]))
-        g[i] = (f(x + e) - f(x - e)) / (2 * e[i])
-    return g
-
-
-def _minimise(f, x0: np.ndarray) -> tuple[np.ndarray, float, bool]:
-    """BFGS with central-difference gradients, then Newton steps on a numerical Hessian.
-
-    The Newton polish brings the optimum to ~1e-8 in the parameters, well inside
-    the agreement with nlme (whose own stopping rule is looser).
-    """
-    x = np.asarray(x0, float)
-    best = f(x)
-    for _ in range(3):
-        res = optimize.minimize(
-            f,
-            x,
-            jac=lambda v: _central_grad(f, v),
-            method="BFGS",
-            options={"gtol": 1e-6, "maxiter": 500},
-        )
-        gain = best - float(res.fun)
-        if res.fun <= best:
-            x, best = res.x, float(res.fun)
-        if res.success or gain < 1e-6:
-            break
-    converged = False
-    for _ in range(6):
-        g = _central_grad(f, x)
-        if np.max(np.abs(g)) < 1e-7:
-            converged = True
-            break
-        H = _num_hessian(f, x)
-        try:
-            step = np.linalg.solve(H, g)
-        except np.linalg.LinAlgError:
-            break
-        xn = x - step
-        fn = f(xn)
-        if fn <= best:
-            x, best = xn, fn
-            if np.max(np.abs(step)) < 1e-9:
-                converged = True
-                break
-        else:
-            converged = bool(np.max(np.abs(g)) < 1e-4)
-            break
-    return x, best, converged
-
-
-def _num_hessian(f, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
-    k = x.size
-    H = np.empty((k, k))
-    f0 = f(x)
-    hs = h * np.maximum(1.0, np.abs(x))
-    for i in range(k):
-        ei = np.zeros(k)
-        ei[i] = hs[i]
-        H[i, i] = (f(x + ei) - 2 * f0 + f(x - ei)) / hs[i] ** 2
-        for j in range(i):
-            ej = np.zeros(k)
-            ej[j] = hs[j]
-            H[i, j] = H[j, i] = (
-                f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)
-            ) / (4 * hs[i] * hs[j])
-    return H
-
-
-# ---------------------------------------------------------------------------
-# containment degrees of freedom (nlme)
-# ---------------------------------------------------------------------------
-
-
-def _containment_df(X: np.ndarray, group_codes: list[np.ndarray]) -> np.ndarray:
-    """nlme's between/within ("containment") df for each column of ``X``.
-
-    Strata are the grouping levels (outer to inner) plus the residual stratum.
-    Stratum ``k`` starts with ``n_k - n_{k-1}`` df (``N - n_Q`` for the
-    residual stratum); a column is estimated in the innermost stratum within
-    whose enclosing groups it still varies, and takes one df from it. An
-    intercept takes one df from the outermost stratum and gets the largest df.
-    """
-    N, p = X.shape
-    ngrps = [len(np.unique(c)) for c in group_codes]
-    dfX = np.array(ngrps + [N], float) - np.array([0] + ngrps, float)
-    constant = np.array([np.all(X[:, j] == X[0, j]) for j in range(p)])
-    levels = [np.zeros(N, int)] + list(group_codes)  # level 0 = whole data
-
-    strat = np.zeros(p, int)
-    for j in range(p):
-        if constant[j]:
-            continue
-        s = 0
-        for k, codes in enumerate(levels):
-            if _varies_within(X[:, j], codes):
-                s = k
-        strat[j] = s
-    for j in range(p):
-        if not constant[j]:
-            dfX[strat[j]] -= 1
-    if constant.any():
-        dfX[0] -= 1
-    else:
-        dfX[1:] += 1
-    out = np.empty(p)
-    for j in range(p):
-        out[j] = dfX.max() if constant[j] else dfX[strat[j]]
-    return out
-
-
-def _varies_within(x: np.ndarray, codes: np.ndarray) -> bool:
-    order = np.argsort(codes, kind="stable")
-    c = codes[order]
-    v = x[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(c)) + 1]
-    mins = np.minimum.reduceat(v, starts)
-    maxs = np.maximum.reduceat(v, starts)
-    return bool(np.any(maxs > mins))
+#: lme4's ``isSingular()`` tolerance on the diagonal of the relative Cholesky factor.
+SINGULAR_TOL = 1e-4
+#: The message lme4 (and :func:`effectstudy.multilevel.fit`) gives for a boundary fit.
+SINGULAR_MESSAGE = "boundary (singular) fit: see help('isSingular')"
 
 
 # ---------------------------------------------------------------------------
@@ -402,6 +111,15 @@ class AR1LMEResult(ResultMixin):
     lrt, lrt_p : float
         ``2 (logLik - logLik_independent)`` against the same model without the
         correlation structure (same method), and its chi-square(1) p-value.
+    is_singular : bool
+        ``True`` at a boundary fit: a diagonal element of a level's relative
+        Cholesky factor (lme4's ``theta``) is at or below 1e-4, e.g. a random
+        intercept-slope correlation of +-1 or a zero variance (lme4's
+        ``isSingular``).
+    messages : tuple of str
+        The boundary message (lme4's text) and which variance components are at
+        the boundary, and convergence notes; ``warnings`` holds these and the
+        data notes (dropped rows).
     """
 
     formula: str
@@ -422,6 +140,8 @@ class AR1LMEResult(ResultMixin):
     vcov: pd.DataFrame
     converged: bool
     warnings: tuple[str, ...] = ()
+    messages: tuple[str, ...] = ()
+    is_singular: bool = False
     _problem: Any = field(default=None, repr=False)
     _psis: Any = field(default=None, repr=False)
     _level_terms: Any = field(default=None, repr=False)
@@ -470,7 +190,7 @@ class AR1LMEResult(ResultMixin):
         under REML (``P = V^-1`` under ML), as ``lmeInfo::Fisher_info(type =
         "expected")`` (Pustejovsky, Hedges & Shadish, 2014, appendix).
         """
-        prob: _Problem = self._problem
+        prob: AR1Problem = self._problem
         psis = self._psis
         phi = self.phi if self.correlation else 0.0
         s2 = self.sigma2
@@ -481,7 +201,7 @@ class AR1LMEResult(ResultMixin):
         S = np.zeros((r, r, p, p))  # sum_b (dV_a V^-1 X)' V^-1 (dV_b V^-1 X)
         B = np.zeros((r, p, p))  # sum_b X' V^-1 dV_a V^-1 X
         XtVX = np.zeros((p, p))
-        for blk in prob.blocks:
+        for blk in prob.dense_blocks():
             V = s2 * prob.W(blk, psis, phi)
             Vi = np.linalg.inv(V)
             Vi = (Vi + Vi.T) / 2
@@ -648,8 +368,6 @@ def fit_ar1(
     Estimates agree with nlme 3.1-162 to about 1e-6 relative on the reference
     models (see ``tests/multilevel/test_nlme_ar1_reference.py``).
     """
-    from effectstudy.multilevel.design import design_matrices, formula_variables
-
     method = method.upper()
     if method not in ("REML", "ML"):
         raise ModelError(f"method must be 'REML' or 'ML', not {method!r}")
@@ -738,33 +456,94 @@ def fit_ar1(
         Zcols.append(np.column_stack(cols) if cols else np.zeros((N, 0)))
     q = [z.shape[1] for z in Zcols]
 
-    blocks = []
     outer = codes[0]
-    for b in range(n_groups[levels[0]]):
-        idx = np.flatnonzero(outer == b)
-        # order within block: by innermost group then index (stable)
-        idx = idx[np.lexsort((s[idx], inner[idx]))]
-        Zb, nre = [], []
-        for lvl, (Zl, qq) in enumerate(zip(Zcols, q, strict=True)):
-            gc = codes[lvl][idx]
-            ug = np.unique(gc)
-            mat = np.zeros((idx.size, qq * ug.size))
-            for k, g in enumerate(ug):
-                rows = gc == g
-                mat[rows, k * qq : (k + 1) * qq] = Zl[idx][rows]
-            Zb.append(mat)
-            nre.append(int(ug.size) if qq else 0)
-        ib = inner[idx]
-        same = ib[:, None] == ib[None, :]
+
+    def dense_blocks() -> list[Block]:
+        """One block per outermost group with every level's random effects."""
+        out = []
+        for b in range(n_groups[levels[0]]):
+            idx = np.flatnonzero(outer == b)
+            # order within block: by innermost group then index (stable)
+            idx = idx[np.lexsort((s[idx], inner[idx]))]
+            Zb, nre = [], []
+            for lvl, (Zl, qq) in enumerate(zip(Zcols, q, strict=True)):
+                gc = codes[lvl][idx]
+                ug = np.unique(gc)
+                mat = np.zeros((idx.size, qq * ug.size))
+                for k, g in enumerate(ug):
+                    rows = gc == g
+                    mat[rows, k * qq : (k + 1) * qq] = Zl[idx][rows]
+                Zb.append(mat)
+                nre.append(int(ug.size) if qq else 0)
+            ib = inner[idx]
+            same = ib[:, None] == ib[None, :]
+            sb = s[idx]
+            absdiff = np.abs(sb[:, None] - sb[None, :])
+            out.append(
+                Block(y=y[idx], X=X[idx], Z=Zb, n_re=nre, absdiff=absdiff, same_inner=same)
+            )
+        return out
+
+    # one block per innermost group (client), rows by index: the likelihood's unit
+    n_inner = int(inner.max() + 1)
+    order = np.lexsort((s, inner))
+    starts = np.searchsorted(inner[order], np.arange(n_inner + 1))
+    blocks = []
+    q_in = q[-1]
+    for c in range(n_inner):
+        idx = order[starts[c] : starts[c + 1]]
         sb = s[idx]
-        absdiff = np.abs(sb[:, None] - sb[None, :])
-        blocks.append(_Block(y=y[idx], X=X[idx], Z=Zb, n_re=nre, absdiff=absdiff, same_inner=same))
+        blocks.append(
+            Block(
+                y=y[idx],
+                X=X[idx],
+                Z=[Zcols[-1][idx]],
+                n_re=[1 if q_in else 0],
+                absdiff=np.abs(sb[:, None] - sb[None, :]),
+                same_inner=np.ones((idx.size, idx.size), dtype=bool),
+            )
+        )
+    outer_info: OuterLevels | None = None
+    outer_Z: list[np.ndarray] | None = None
+    if len(levels) > 1:
+        # outer levels: raw covariates per innermost group and their column positions
+        first = order[starts[:-1]]  # one row of each innermost group
+        block_of = outer[first]
+        n_blocks = n_groups[levels[0]]
+        width = np.zeros(n_blocks, dtype=int)
+        pos_cols, lpos = [], []
+        for lvl in range(len(levels) - 1):
+            qq = q[lvl]
+            gcode = codes[lvl][first]
+            # local index of each group of this level within its outermost group
+            pairs = pd.DataFrame({"b": block_of, "g": gcode}).drop_duplicates()
+            pairs = pairs.sort_values(["b", "g"])
+            pairs["k"] = pairs.groupby("b").cumcount()
+            local = pd.Series(pairs["k"].to_numpy(), index=pairs["g"].to_numpy())
+            start_of_group = width[pairs["b"].to_numpy()] + qq * pairs["k"].to_numpy()
+            lpos.append((pairs["b"].to_numpy(), start_of_group))
+            base = width[block_of] + qq * local.loc[gcode].to_numpy()
+            pos_cols += [base + j for j in range(qq)]
+            width = width + qq * pairs.groupby("b").size().reindex(range(n_blocks), fill_value=0).to_numpy()
+        r_raw = sum(q[:-1])
+        pos = np.column_stack(pos_cols) if pos_cols else np.zeros((n_inner, 0), dtype=int)
+        outer_info = OuterLevels(
+            block=block_of, pos=pos.astype(int), lpos=lpos, n_blocks=n_blocks,
+            r_max=max(int(width.max()), 1),
+        )
+        Zraw = np.column_stack([Zcols[lvl] for lvl in range(len(levels) - 1)]) if r_raw else (
+            np.zeros((N, 0)))
+        outer_Z = [Zraw[order[starts[c] : starts[c + 1]]] for c in range(n_inner)]
 
     reml = method == "REML"
     shared: dict[str, Any] = {}
 
     def fit_one(corr: str | None):
-        prob = _Problem(blocks=blocks, q=q, p=p, N=N, correlation=corr, _batches=shared.get("b"))
+        prob = AR1Problem(
+            blocks=blocks, q=q, p=p, N=N, correlation=corr, _batches=shared.get("b"),
+            outer=outer_info, outer_Z=outer_Z, dense_builder=dense_blocks,
+            _dense=shared.get("dense"),
+        )
         shared["b"] = prob.batches()
         # start: OLS residual variance split evenly; phi 0.2
         x0 = []
@@ -786,7 +565,7 @@ def fit_ar1(
                     x0[k + j] = -math.log(sd) - 1.0
             k += qq + qq * (qq - 1) // 2
         f = lambda v: prob.deviance(v, reml)  # noqa: E731
-        xopt, fopt, conv = _minimise(f, x0)
+        xopt, fopt, conv = minimise(f, x0)
         if not np.isfinite(fopt) or fopt >= 1e299:
             raise ModelError("the likelihood could not be evaluated at any parameter value")
         return prob, xopt, fopt, conv
@@ -807,7 +586,7 @@ def fit_ar1(
 
     beta = sol["beta"]
     se = np.sqrt(np.diag(sol["vcov"]))
-    dfs = _containment_df(X, codes)
+    dfs = containment_df(X, codes)
     tval = beta / se
     pval = 2 * stats.t.sf(np.abs(tval), dfs)
     fixed = pd.DataFrame(
@@ -832,8 +611,32 @@ def fit_ar1(
                     }
                 )
     random_df = pd.DataFrame(rrows, columns=["level", "term", "quantity", "value"])
-    if not conv:
-        notes.append("optimizer did not report convergence")
+    # boundary (singular) fit, as lme4's isSingular(): a relative Cholesky diagonal <= 1e-4
+    messages: list[str] = []
+    singular_levels = []
+    for lvl, (lv, diag) in enumerate(zip(levels, prob.chol_diagonals(xopt), strict=True)):
+        if diag.size and np.any(diag < SINGULAR_TOL):
+            singular_levels.append(lvl)
+            rows = random_df[random_df["level"] == lv]
+            what = [
+                f"SD of {r.term} is 0"
+                for r in rows.itertuples()
+                if r.quantity == "sd" and r.value < SINGULAR_TOL * sigma
+            ] + [
+                f"correlation of {r.term.replace(',', ' and ')} is {r.value:+.4f}"
+                for r in rows.itertuples()
+                if r.quantity == "cor" and abs(r.value) > 0.99
+            ]
+            detail = "; ".join(what) if what else "its covariance matrix is singular"
+            messages.append(f"random effects of {lv!r} are at the boundary: {detail}")
+    is_singular = bool(singular_levels)
+    if is_singular:
+        messages.insert(0, SINGULAR_MESSAGE)
+    if not conv and not is_singular:
+        # at a boundary the log-Cholesky parameters run off to -inf and the gradient
+        # test is not meaningful; lme4 reports such fits as singular, not unconverged
+        messages.append("optimizer did not report convergence")
+    notes = messages + notes
 
     return AR1LMEResult(
         formula=formula,
@@ -854,6 +657,8 @@ def fit_ar1(
         vcov=pd.DataFrame(sol["vcov"], index=names, columns=names),
         converged=conv,
         warnings=tuple(notes),
+        messages=tuple(messages),
+        is_singular=is_singular,
         _problem=prob,
         _psis=sol["psis"],
         _level_terms=level_terms,

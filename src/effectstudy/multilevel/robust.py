@@ -23,16 +23,23 @@ marginal covariance, ``Phi = V`` and ``W = V^{-1}`` (computed per cluster).
 * CR2 adjustment: ``A_j = D_j' B_j^{-1/2} D_j`` with ``D_j`` the upper Cholesky
   factor of ``Phi_j`` (``D_j' D_j = Phi_j``) and
   ``B_j = D_j (I - H)_j Phi (I - H)_j' D_j'``; ``B^{-1/2}`` is the symmetric
-  (pseudo-)inverse square root (eigenvalues <= 1e-12 are set to 0).
+  (pseudo-)inverse square root (eigenvalues <= 1e-12 are set to 0).  Because the
+  working model is inverse-variance (``W_j Phi_j = I``), the cluster's block is
+  ``(I - H)_j Phi (I - H)_j' = Phi_j - X_j M X_j'``: only cluster ``j``'s rows.
 * ``V^CR2 = M [sum_j X_j' W_j A_j e_j e_j' A_j W_j X_j] M``.
 * With ``g_j = (I - H)_j' A_j W_j X_j M c`` (an ``N``-vector) for a contrast ``c``:
   ``df = (sum_j g_j' Phi g_j)^2 / sum_j sum_k (g_j' Phi g_k)^2``.
+* With ``E_j = M X_j' W_j A_j``, ``U_j = E_j X_j`` and ``S_j = E_j Phi_j E_j'``
+  (``p x p`` each), ``G_j Phi G_k' = [j = k] S_j - U_j M U_k'``: the df and the
+  HTZ test are sums over these small matrices, so nothing of size ``N x N`` (or
+  ``m p x m p``) is ever formed.  Memory is ``O(N p + sum_j n_j^2)``.
 * HTZ for ``q`` constraints ``C beta = 0``: ``Q = (C b)' (C V^CR2 C')^{-1} (C b)``;
   ``Omega = sum_j G_j Phi G_j'`` (the expectation of ``C V^CR2 C'`` under the
   working model, ``G_j = C M X_j' W_j A_j (I - H)_j``) and, with
   ``P_jk = Omega^{-1/2} G_j Phi G_k' Omega^{-1/2}``,
   ``eta = q (q + 1) / sum_{s,t} sum_{j,k} (P_jk[s,t] P_jk[t,s] + P_jk[s,s] P_jk[t,t])``;
-  then ``delta = (eta - q + 1) / eta``, ``F = delta Q / q`` on
+  then ``delta = max((eta - q + 1) / eta, 0)`` (clamped at 0 as clubSandwich
+  does), ``F = delta Q / q`` on
   ``(q, eta - q + 1)`` degrees of freedom.
 
 References
@@ -62,6 +69,10 @@ from scipy import stats
 
 from effectstudy._results import ResultMixin
 from effectstudy.errors import DataError, ModelError
+from effectstudy.multilevel.cr2_core import CR2Pieces, cr2_core, hotelling
+from effectstudy.multilevel.design import design_matrices, design_matrix, formula_variables
+from effectstudy.multilevel.formula import parse_formula
+from effectstudy.multilevel.lmm import fit as fit_lmm
 
 __all__ = [
     "ClusterRobustResult",
@@ -69,33 +80,6 @@ __all__ = [
     "cluster_robust",
     "cr2_from_arrays",
 ]
-
-#: eigenvalues of B_j at or below this are treated as zero (clubSandwich uses 1e-12)
-_EIG_TOL = 1e-12
-
-
-# ---------------------------------------------------------------------------
-# linear algebra helpers
-# ---------------------------------------------------------------------------
-
-
-def _sym_power(a: np.ndarray, power: float, tol: float = _EIG_TOL) -> np.ndarray:
-    """Symmetric matrix power via the eigendecomposition; eigenvalues <= tol -> 0."""
-    a = (a + a.T) / 2.0
-    vals, vecs = np.linalg.eigh(a)
-    keep = vals > tol
-    powered = np.zeros_like(vals)
-    powered[keep] = vals[keep] ** power
-    return (vecs * powered) @ vecs.T
-
-
-def _upper_chol(a: np.ndarray) -> np.ndarray:
-    """Upper-triangular ``D`` with ``D' D = a`` (R's ``chol``)."""
-    try:
-        return np.linalg.cholesky(a).T
-    except np.linalg.LinAlgError as exc:  # pragma: no cover - defensive
-        raise ModelError("working covariance block is not positive definite") from exc
-
 
 # ---------------------------------------------------------------------------
 # results
@@ -115,9 +99,10 @@ class WaldTestResult(ResultMixin):
     F : float
         ``delta * Q / q``.
     delta : float
-        Hotelling scaling ``(eta - q + 1) / eta``.
+        Hotelling scaling ``max((eta - q + 1) / eta, 0)``: clamped at 0 as
+        clubSandwich does, so ``F`` is never negative.
     df_num, df_denom : float
-        ``q`` and ``eta - q + 1``.
+        ``q`` and ``eta - q + 1`` (``p_value`` is ``nan`` when ``df_denom <= 0``).
     p_value : float
         Upper tail of ``F(df_num, df_denom)`` at ``F``.
     eta : float
@@ -173,6 +158,9 @@ class ClusterRobustResult(ResultMixin):
         Number of observations used.
     model : str
         ``"OLS"`` or ``"LMM"`` (working covariance from a mixed model).
+    messages : tuple of str
+        What was changed on the way (e.g. factor levels without complete rows
+        that were dropped); also shown in ``warnings``.
     """
 
     terms: tuple[str, ...]
@@ -183,9 +171,9 @@ class ClusterRobustResult(ResultMixin):
     nobs: int
     model: str
     vcov_type: str = "CR2"
-    #: stacked (m*p x m*p) matrix of G_j Phi G_k' blocks, for df and HTZ
-    _GPG: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    _pieces: CR2Pieces = field(default=None, repr=False)  # type: ignore[assignment]
     warnings: tuple[str, ...] = ()
+    messages: tuple[str, ...] = ()
     _title = "Cluster-robust coefficients (CR2, Satterthwaite df)"
 
     # -- helpers ----------------------------------------------------------
@@ -193,12 +181,6 @@ class ClusterRobustResult(ResultMixin):
     def se(self) -> np.ndarray:
         """CR2 standard errors."""
         return np.sqrt(np.diag(self.vcov.to_numpy()))
-
-    def _blocks(self, C: np.ndarray) -> np.ndarray:
-        """Array ``[j, k, s, t]`` of ``C G_j Phi G_k' C'`` (``m x m x q x q``)."""
-        m, p = self.n_clusters, len(self.terms)
-        blocks = self._GPG.reshape(m, p, m, p)
-        return np.einsum("sa,jakb,tb->jkst", C, blocks, C, optimize=True)
 
     def _constraint_matrix(
         self, terms: Sequence[str] | str | np.ndarray
@@ -231,14 +213,9 @@ class ClusterRobustResult(ResultMixin):
         """
         if contrast is not None:
             c = np.asarray(contrast, dtype=float).reshape(1, -1)
-            P = self._blocks(c)[:, :, 0, 0]
-            return float(np.trace(P) ** 2 / np.sum(P**2))
+            return self._pieces.eta(c)
         p = len(self.terms)
-        P = self._blocks(np.eye(p))  # j, k, s, t
-        diag = np.einsum("jkss->jks", P)  # j, k, s
-        E = np.einsum("jjs->s", diag)
-        V = np.sum(diag**2, axis=(0, 1))
-        return E**2 / V
+        return np.array([self._pieces.eta(np.eye(p)[[s]]) for s in range(p)])
 
     def coefficients(self) -> pd.DataFrame:
         """Tidy frame: term, estimate, se, df, statistic, p_value (two-sided t on df)."""
@@ -261,10 +238,12 @@ class ClusterRobustResult(ResultMixin):
             }
         )
 
-    def conf_int(self, level: float = 0.95) -> pd.DataFrame:
+    def conf_int(self, confidence: float = 0.95) -> pd.DataFrame:
         """Coefficients with t intervals on the Satterthwaite df: adds ci_lower, ci_upper."""
+        if not 0.0 < confidence < 1.0:
+            raise ModelError(f"confidence must lie strictly between 0 and 1, not {confidence!r}")
         frame = self.coefficients()
-        crit = stats.t.ppf(1.0 - (1.0 - level) / 2.0, frame["df"].to_numpy())
+        crit = stats.t.ppf(1.0 - (1.0 - confidence) / 2.0, frame["df"].to_numpy())
         frame["ci_lower"] = frame["estimate"] - crit * frame["se"]
         frame["ci_upper"] = frame["estimate"] + crit * frame["se"]
         return frame
@@ -299,16 +278,8 @@ class ClusterRobustResult(ResultMixin):
             ) from exc
         z = np.linalg.solve(L, Cb)
         Q = float(z @ z)
-        P = self._blocks(C)  # j, k, s, t
-        omega = np.einsum("jjst->st", P)
-        omega_ns = _sym_power(omega, -0.5)
-        B = np.einsum("sa,jkab,tb->jkst", omega_ns, P, omega_ns, optimize=True)
-        var_mat = np.einsum("jkst,jkts->st", B, B) + np.einsum("jkss,jktt->st", B, B)
-        eta = q * (q + 1) / float(np.sum(var_mat))
-        delta = (eta - q + 1) / eta
-        df_denom = eta - q + 1
-        F = delta * Q / q
-        p = float(stats.f.sf(F, q, df_denom)) if df_denom > 0 else float("nan")
+        eta = self._pieces.eta(C)
+        F, delta, df_denom, p = hotelling(Q, q, eta)
         return WaldTestResult(
             terms=labels,
             Q=Q,
@@ -326,6 +297,44 @@ class ClusterRobustResult(ResultMixin):
 # ---------------------------------------------------------------------------
 
 
+def _cluster_codes(cluster: Any, N: int, cluster_name: str) -> tuple[np.ndarray, int]:
+    cl = pd.Series(np.asarray(cluster, dtype=object))
+    if len(cl) != N:
+        raise DataError(
+            f"cluster has {len(cl)} values but the model has {N} observations",
+            column=cluster_name,
+        )
+    if cl.isna().any():
+        raise DataError("cluster has missing values", column=cluster_name)
+    codes, levels = pd.factorize(cl, sort=True)
+    if len(levels) < 2:
+        raise DataError("cluster-robust inference needs at least two clusters", column=cluster_name)
+    return np.asarray(codes), len(levels)
+
+
+def _cluster_rows(codes: np.ndarray, m: int) -> list[np.ndarray]:
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(m + 1))
+    return [order[bounds[j] : bounds[j + 1]] for j in range(m)]
+
+
+def _blocks_of_full(V: np.ndarray, idx: list[np.ndarray]) -> list[np.ndarray]:
+    """Diagonal blocks of a full ``V`` after checking it has nothing between clusters."""
+    N = V.shape[0]
+    scale = float(np.abs(np.diagonal(V)).max()) if N else 0.0
+    blocks = []
+    for ix in idx:
+        rows = np.abs(V[ix])
+        rows[:, ix] = 0.0
+        if rows.size and rows.max() > 1e-10 * scale:
+            raise ModelError(
+                "the working covariance links observations in different clusters: the random "
+                "effects are not nested within the clustering variable"
+            )
+        blocks.append(V[np.ix_(ix, ix)])
+    return blocks
+
+
 def cr2_from_arrays(
     X: np.ndarray,
     y: np.ndarray,
@@ -333,8 +342,10 @@ def cr2_from_arrays(
     cluster: Sequence[Any] | np.ndarray,
     *,
     V: np.ndarray | None = None,
+    V_blocks: Sequence[np.ndarray] | None = None,
     terms: Sequence[str] | None = None,
     cluster_name: str = "cluster",
+    messages: Sequence[str] = (),
 ) -> ClusterRobustResult:
     """CR2 covariance with the arrays of a fitted linear model.
 
@@ -349,14 +360,21 @@ def cr2_from_arrays(
     cluster : array-like, length N
         Cluster labels.
     V : ndarray, shape (N, N), optional
-        Working marginal covariance (any positive scale).  ``None`` means OLS:
-        ``W = Phi = I``.  Otherwise ``Phi_j = V_jj`` and ``W_j = V_jj^{-1}`` per
-        cluster, as clubSandwich does for ``lmerMod`` fits; the random effects
-        must be nested within the clusters (no covariance between clusters).
+        Working marginal covariance (any positive scale).  ``None`` (and no
+        ``V_blocks``) means OLS: ``W = Phi = I``.  Otherwise ``Phi_j = V_jj`` and
+        ``W_j = V_jj^{-1}`` per cluster, as clubSandwich does for ``lmerMod``
+        fits; the random effects must be nested within the clusters (no
+        covariance between clusters).  Prefer ``V_blocks`` for large data.
+    V_blocks : sequence of ndarray, optional
+        The working covariance given per cluster instead of ``V``: one
+        ``n_j x n_j`` block per cluster, clusters in sorted label order, rows in
+        data order within the cluster.  Nothing of size ``N x N`` is formed.
     terms : sequence of str, optional
         Coefficient names.
     cluster_name : str
         Label of the clustering variable.
+    messages : sequence of str
+        Notes to carry into the result (e.g. dropped factor levels).
 
     Returns
     -------
@@ -368,64 +386,31 @@ def cr2_from_arrays(
     N, p = X.shape
     if y.shape[0] != N or beta.shape[0] != p:
         raise DataError("X, y and beta do not conform")
-    cl = pd.Series(np.asarray(cluster, dtype=object))
-    if len(cl) != N:
-        raise DataError(f"cluster has {len(cl)} values but the model has {N} observations")
-    if cl.isna().any():
-        raise DataError("cluster has missing values", column=cluster_name)
-    codes, levels = pd.factorize(cl, sort=True)
-    m = len(levels)
-    if m < 2:
-        raise DataError("cluster-robust inference needs at least two clusters", column=cluster_name)
+    codes, m = _cluster_codes(cluster, N, cluster_name)
     if terms is None:
         terms = [f"x{i}" for i in range(p)]
     terms = tuple(terms)
-
-    idx = [np.flatnonzero(codes == j) for j in range(m)]
-    warn: list[str] = []
-    if V is None:
-        Phi = np.eye(N)
-        W = np.eye(N)
-        model = "OLS"
-    else:
+    idx = _cluster_rows(codes, m)
+    if V is not None and V_blocks is not None:
+        raise ModelError("give V or V_blocks, not both")
+    blocks: Sequence[np.ndarray] | None = None
+    model = "OLS"
+    if V is not None:
         V = np.asarray(V, dtype=float)
         if V.shape != (N, N):
             raise DataError("V must be N x N")
-        same = codes[:, None] == codes[None, :]
-        off = np.abs(V[~same])
-        if off.size and off.max() > 1e-10 * np.abs(np.diag(V)).max():
-            raise ModelError(
-                "the working covariance links observations in different clusters: the random "
-                "effects are not nested within the clustering variable"
-            )
-        Phi = np.where(same, V, 0.0)
-        W = np.zeros_like(Phi)
-        for ix in idx:
-            W[np.ix_(ix, ix)] = np.linalg.inv(Phi[np.ix_(ix, ix)])
+        blocks = _blocks_of_full(V, idx)
         model = "LMM"
-
-    XtW = X.T @ W
-    try:
-        M = np.linalg.inv(XtW @ X)
-    except np.linalg.LinAlgError as exc:
-        raise ModelError("the design matrix is rank deficient") from exc
-    e = y - X @ beta
-    IH = np.eye(N) - X @ M @ XtW  # (I - H)
-    IHPhi = IH @ Phi
-
-    meat_vecs = np.empty((p, m))
-    G_all = np.empty((m * p, N))
-    for j, ix in enumerate(idx):
-        Phi_j = Phi[np.ix_(ix, ix)]
-        D = _upper_chol(Phi_j)
-        Bj = D @ (IHPhi[ix] @ IH[ix].T) @ D.T
-        A = D.T @ _sym_power(Bj, -0.5) @ D
-        E = M @ XtW[:, ix] @ A  # p x n_j
-        meat_vecs[:, j] = E @ e[ix]
-        G_all[j * p : (j + 1) * p] = E @ IH[ix]
-    vc = meat_vecs @ meat_vecs.T
-    GPG = G_all @ Phi @ G_all.T
+    elif V_blocks is not None:
+        blocks = list(V_blocks)
+        if len(blocks) != m or any(
+            np.shape(b) != (ix.size, ix.size) for b, ix in zip(blocks, idx, strict=True)
+        ):
+            raise DataError("V_blocks must hold one n_j x n_j block per cluster (sorted labels)")
+        model = "LMM"
+    vc, pieces = cr2_core(X, y, beta, idx, blocks)
     vcov = pd.DataFrame(vc, index=list(terms), columns=list(terms))
+    notes = tuple(messages)
     return ClusterRobustResult(
         terms=terms,
         estimate=beta,
@@ -434,8 +419,9 @@ def cr2_from_arrays(
         n_clusters=m,
         nobs=N,
         model=model,
-        _GPG=GPG,
-        warnings=tuple(warn),
+        _pieces=pieces,
+        warnings=notes,
+        messages=notes,
     )
 
 
@@ -445,53 +431,180 @@ def cr2_from_arrays(
 
 
 def _cluster_values(
-    cluster: Any, data: pd.DataFrame | None, index: pd.Index | None
+    cluster: Any, data: pd.DataFrame | None, rows: np.ndarray | None
 ) -> tuple[np.ndarray, str]:
+    """Cluster labels of the rows used (``rows``: positions in ``data``)."""
     if isinstance(cluster, str):
         if data is None or cluster not in data.columns:
             raise DataError(f"cluster column {cluster!r} not in the data", column=cluster)
-        col = data[cluster]
-        if index is not None:
-            col = col.loc[index]
-        return col.to_numpy(dtype=object), cluster
+        col = data[cluster].to_numpy(dtype=object)
+        return (col if rows is None else col[rows]), cluster
     values = (
         cluster if isinstance(cluster, pd.Series) else pd.Series(np.asarray(cluster, dtype=object))
     )
     name = str(values.name) if values.name is not None else "cluster"
     arr = values.to_numpy(dtype=object)
-    if index is not None and data is not None and len(arr) == len(data) and len(index) != len(data):
+    if rows is not None and data is not None and len(arr) == len(data) and len(rows) != len(data):
         # the formula dropped incomplete rows: keep the cluster labels of the rows used
-        arr = arr[data.index.get_indexer(index)]
+        arr = arr[rows]
     return arr, name
 
 
-def _fit_ols(
-    formula: str, data: pd.DataFrame
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], pd.Index]:
-    from effectstudy.multilevel.design import design_matrices
+#: a factor with more levels than this may be an identifier: its dropped levels are
+#: counted, not named (no client identifier ever goes into a message)
+_NAME_LEVELS_UP_TO = 20
 
+
+def _drop_empty_levels(
+    formula: str, data: pd.DataFrame, cluster: Any = None
+) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    """Complete rows of the formula's variables, factors without their unused levels.
+
+    A factor level with no complete row (a programme whose outcomes are all
+    missing, an unused category of a ``Categorical``) would give an all-zero
+    dummy column; R's ``lm`` drops such levels with the incomplete rows
+    (``droplevels``), and so does this.  Returns the rows and one message per
+    factor that lost levels (and the positions of the rows); the levels are named only for a factor with at most
+    20 levels that is not the clustering column (a programme, not a client id).
+    """
+    used = [c for c in formula_variables(formula) if c in data.columns]
+    complete = np.flatnonzero(data[used].notna().all(axis=1).to_numpy())
+    frame = data.iloc[complete]
+    notes: list[str] = []
+    for col in used:
+        s = data[col]
+        if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+            continue
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            all_levels = list(s.cat.categories)
+        else:
+            all_levels = sorted(pd.unique(s.dropna().astype(object)), key=str)
+        present = set(pd.unique(frame[col].astype(object)))
+        gone = [lv for lv in all_levels if lv not in present]
+        if not gone:
+            continue
+        kept = [lv for lv in all_levels if lv in present]
+        frame = frame.assign(**{col: pd.Categorical(frame[col].astype(object), categories=kept)})
+        if len(all_levels) <= _NAME_LEVELS_UP_TO and not (
+            isinstance(cluster, str) and cluster == col
+        ):
+            which = f"level(s) {', '.join(map(str, gone))}"
+        else:
+            which = f"{len(gone)} level(s)"
+        notes.append(f"factor {col!r}: {which} without complete rows dropped")
+    return frame, complete, notes
+
+
+def _fit_ols(
+    formula: str, data: pd.DataFrame, cluster: Any = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], np.ndarray, list[str]]:
     if not isinstance(data, pd.DataFrame):
         raise DataError("data must be a pandas DataFrame")
     # parsed by the package's own formula grammar, never evaluated as code
-    yv, _, Xd = design_matrices(formula, data, NA_action="drop")
+    frame, complete, notes = _drop_empty_levels(formula, data, cluster)
+    yv, _, Xd = design_matrices(formula, frame, NA_action="drop")
     X = np.asarray(Xd.matrix, dtype=float)
     y = np.asarray(yv, dtype=float).ravel()
     if np.linalg.matrix_rank(X) < X.shape[1]:
         raise ModelError(f"the design of {formula!r} is rank deficient")
     beta, *_ = np.linalg.lstsq(X, y, rcond=None)
-    return X, y, beta, list(Xd.column_names), data.index[Xd.rows]
+    return X, y, beta, list(Xd.column_names), complete[np.asarray(Xd.rows)], notes
+
+
+# -- working covariance of a mixed-model fit, per cluster -------------------
+
+
+def _r_coef(name: str) -> str:
+    return "(Intercept)" if name == "Intercept" else name
+
+
+def _term_covariance(
+    vc: pd.DataFrame, group: str, coefs: list[str], taken: set[str]
+) -> tuple[str, np.ndarray]:
+    """The covariance matrix of one random term from ``variance_components()``.
+
+    The term's label is its grouping factor, made unique as R's ``make.unique``
+    does for repeated factors (``programme``, ``programme.1``); the first free
+    label whose rows name exactly these coefficients is the term's.
+    """
+    var = dict(zip(vc["component"], vc["variance"], strict=True))
+    for k in range(len(vc) + 1):
+        label = group if k == 0 else f"{group}.{k}"
+        if label in taken or f"{label}:{coefs[0]}" not in var:
+            continue
+        if not all(f"{label}:{c}" in var for c in coefs):
+            continue
+        S = np.empty((len(coefs), len(coefs)))
+        for i, ci in enumerate(coefs):
+            S[i, i] = var[f"{label}:{ci}"]
+            for j in range(i):
+                S[i, j] = S[j, i] = var[f"{label}:{coefs[j]},{ci}"]
+        taken.add(label)
+        return label, S
+    raise ModelError(f"the fit reports no variance components for ({' + '.join(coefs)} | {group})")
+
+
+def _fit_blocks(fit: Any, idx: list[np.ndarray], codes: np.ndarray) -> list[np.ndarray]:
+    """``V_jj = sigma^2 I + sum_t Z_tj T_t Z_tj'`` per cluster from the fit's public results.
+
+    Uses only ``fit.formula``, ``fit.data`` (rows used), ``fit.sigma`` and
+    ``fit.variance_components()``; nothing of size ``N x N`` is formed.
+    """
+    parsed = parse_formula(fit.formula)
+    frame = fit.data
+    vc = fit.variance_components()
+    sigma2 = float(fit.sigma) ** 2
+    N = len(frame)
+    taken: set[str] = set()
+    parts = []
+    for term in parsed.random:
+        cols = [c for c in formula_variables(f"~ {term.expr}") if c in frame.columns]
+        sub = frame[cols].copy()
+        for c in cols:
+            if not (pd.api.types.is_numeric_dtype(sub[c]) or pd.api.types.is_bool_dtype(sub[c])):
+                if not isinstance(sub[c].dtype, pd.CategoricalDtype):
+                    cats = sorted(pd.unique(sub[c].astype(object)), key=str)
+                    sub[c] = pd.Categorical(sub[c].astype(object), categories=cats)
+        dm = design_matrix(term.expr, sub if cols else pd.DataFrame(index=frame.index),
+                           NA_action="raise")
+        Zt = np.asarray(dm.matrix, dtype=float)
+        if Zt.shape[0] != N:  # an intercept-only term on a frame without columns
+            Zt = np.ones((N, 1))
+        coefs = [_r_coef(c) for c in dm.column_names]
+        _, S = _term_covariance(vc, term.group, coefs, taken)
+        keys = frame[term.group_variables[0]].astype(str).to_numpy(dtype=object)
+        for v in term.group_variables[1:]:
+            keys = keys + ":" + frame[v].astype(str).to_numpy(dtype=object)
+        lev = pd.factorize(pd.Series(keys))[0]
+        if np.abs(S).max(initial=0.0) > 1e-10 * max(sigma2, 1e-300):
+            spans = pd.Series(codes).groupby(lev).nunique().to_numpy()
+            if spans.max(initial=1) > 1:
+                raise ModelError(
+                    "the working covariance links observations in different clusters: the "
+                    f"random effects of {term.group!r} are not nested within the clustering "
+                    "variable"
+                )
+        parts.append((Zt, S, lev))
+    blocks = []
+    for ix in idx:
+        Vj = sigma2 * np.eye(ix.size)
+        for Zt, S, lev in parts:
+            Zj = Zt[ix]
+            lj = lev[ix]
+            Vj += (Zj @ S @ Zj.T) * (lj[:, None] == lj[None, :])
+        blocks.append(Vj)
+    return blocks
 
 
 def _from_fit(fit: Any, cluster: Any, data: pd.DataFrame | None) -> ClusterRobustResult:
-    """Adapter for a mixed-model fit exposing ``X, y, beta, fixed_names, data, marginal_covariance()``."""
-    missing = [a for a in ("X", "y", "beta", "marginal_covariance") if not hasattr(fit, a)]
+    """CR2 for a fitted mixed model (:func:`effectstudy.multilevel.fit` or duck-typed)."""
+    missing = [a for a in ("X", "y", "beta") if not hasattr(fit, a)]
     if missing:
         raise ModelError(f"fit object lacks {missing}; expected an effectstudy.multilevel fit")
     X = np.asarray(fit.X, dtype=float)
     y = np.asarray(fit.y, dtype=float).ravel()
     beta = np.asarray(fit.beta, dtype=float).ravel()
     names = list(getattr(fit, "fixed_names", None) or [f"x{i}" for i in range(X.shape[1])])
-    V = np.asarray(fit.marginal_covariance(), dtype=float)
     fdata = getattr(fit, "data", None)
     if isinstance(cluster, str):
         source = fdata if fdata is not None and cluster in getattr(fdata, "columns", ()) else data
@@ -505,7 +618,17 @@ def _from_fit(fit: Any, cluster: Any, data: pd.DataFrame | None) -> ClusterRobus
         raise DataError(
             f"cluster has {len(cl)} values but the fit has {X.shape[0]} rows", column=name
         )
-    return cr2_from_arrays(X, y, beta, cl, V=V, terms=names, cluster_name=name)
+    codes, m = _cluster_codes(cl, X.shape[0], name)
+    idx = _cluster_rows(codes, m)
+    blockwise = all(hasattr(fit, a) for a in ("formula", "data", "sigma", "variance_components"))
+    if blockwise:
+        blocks = _fit_blocks(fit, idx, codes)
+    elif hasattr(fit, "marginal_covariance"):
+        # a duck-typed fit that only offers its full marginal covariance
+        blocks = _blocks_of_full(np.asarray(fit.marginal_covariance(), dtype=float), idx)
+    else:
+        raise ModelError("fit object lacks variance_components() and marginal_covariance()")
+    return cr2_from_arrays(X, y, beta, cl, V_blocks=blocks, terms=names, cluster_name=name)
 
 
 def cluster_robust(
@@ -519,19 +642,22 @@ def cluster_robust(
 
     Reproduces clubSandwich 0.5.8: ``vcovCR(fit, cluster, type = "CR2")``,
     ``coef_test(..., test = "Satterthwaite")`` and ``Wald_test(..., test = "HTZ")``
-    (Bell & McCaffrey 2002; Pustejovsky & Tipton 2018).
+    (Bell & McCaffrey 2002; Pustejovsky & Tipton 2018).  Works one cluster at a
+    time: memory grows with ``N`` and the largest cluster, never with ``N^2``.
 
     Parameters
     ----------
     fit_or_formula : str or fit object
         A formula without random effects (grammar of
         :mod:`effectstudy.multilevel.design`; fitted by OLS; coefficients are
-        named as patsy names them, e.g. ``Intercept``, ``programme[T.P2]``), or a
-        fitted linear mixed model with attributes ``X`` (N x p), ``y``, ``beta``,
-        ``fixed_names``, ``data`` (row-aligned with ``X``) and a method
-        ``marginal_covariance()`` returning the N x N marginal covariance ``V``.
-        For mixed models the working model is ``Phi = V``, ``W = V^{-1}``.
-        A formula with ``|`` is passed to :func:`effectstudy.multilevel.fit` (REML).
+        named as patsy names them, e.g. ``Intercept``, ``programme[T.P2]``);
+        factor levels without complete rows are dropped (see ``messages``), as
+        R's ``lm`` does.  Or a fit of :func:`effectstudy.multilevel.fit`: the
+        working model is its marginal covariance, ``Phi = V`` and
+        ``W = V^{-1}``, built per cluster from ``variance_components()``.  A
+        duck-typed fit with ``X``, ``y``, ``beta``, ``fixed_names``, ``data``
+        and ``marginal_covariance()`` (N x N) is accepted too.  A formula with
+        ``|`` is passed to :func:`effectstudy.multilevel.fit` (REML).
     data : DataFrame, optional
         The data (required for a formula).
     cluster : str or array-like
@@ -543,7 +669,15 @@ def cluster_robust(
     Returns
     -------
     ClusterRobustResult
-        ``.coefficients()``, ``.wald_test(terms)``, ``.vcov``.
+        ``.coefficients()``, ``.wald_test(terms)``, ``.vcov``, ``.messages``.
+
+    Raises
+    ------
+    DataError
+        No data, a missing cluster column, missing cluster labels, fewer than two
+        clusters.
+    ModelError
+        A rank-deficient design, random effects not nested in the clusters.
     """
     if vcov != "CR2":
         raise ModelError(f"vcov={vcov!r} is not supported; use 'CR2'")
@@ -551,14 +685,10 @@ def cluster_robust(
         if data is None:
             raise DataError("a formula needs data")
         if "|" in fit_or_formula:
-            try:
-                from effectstudy.multilevel.lmm import fit as lmm_fit
-            except ImportError as exc:  # pragma: no cover - depends on the lmm engine
-                raise ModelError(
-                    "mixed-model formulas need effectstudy.multilevel.lmm.fit"
-                ) from exc
-            return _from_fit(lmm_fit(fit_or_formula, data), cluster, data)
-        X, y, beta, names, index = _fit_ols(fit_or_formula, data)
-        cl, name = _cluster_values(cluster, data, index)
-        return cr2_from_arrays(X, y, beta, cl, V=None, terms=names, cluster_name=name)
+            return _from_fit(fit_lmm(fit_or_formula, data), cluster, data)
+        X, y, beta, names, rows, notes = _fit_ols(fit_or_formula, data, cluster)
+        cl, name = _cluster_values(cluster, data, rows)
+        return cr2_from_arrays(
+            X, y, beta, cl, V=None, terms=names, cluster_name=name, messages=notes
+        )
     return _from_fit(fit_or_formula, cluster, data)
