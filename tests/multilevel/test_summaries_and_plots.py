@@ -390,7 +390,7 @@ def test_convergence_report_singular_fit():
 # ---------------------------------------------------------------------------
 def test_spaghetti_plot_lines_and_no_client_labels(growth, fit_m1):
     fig = spaghetti_plot(fit_m1, time="time", outcome="outcome", client="client",
-                         group="programme", band=True)
+                         by="programme", band=True)
     try:
         ax = fig.axes[0]
         n_clients = growth["client"].nunique()
@@ -428,3 +428,82 @@ def test_caterpillar_plot_one_point_per_group(fit_m1, fit_s1):
         plt.close(fig)
     with pytest.raises(ModelError):
         caterpillar_plot(fit_s1, term="Hours", group="Subject")
+
+
+def test_spaghetti_plot_draws_on_given_axes_and_forwards_kwargs(growth, fit_m1):
+    fig, ax = plt.subplots()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", FutureWarning)
+            out = spaghetti_plot(fit_m1, time="time", outcome="outcome", client="client",
+                                 by="programme", ax=ax, lw=0.3)
+        assert out is fig and fig.axes == [ax]
+        n_clients = growth["client"].nunique()
+        client_lines = [ln for ln in ax.lines if ln.get_label() == "_nolegend_"]
+        assert len(client_lines) == n_clients
+        assert {ln.get_linewidth() for ln in client_lines} == {0.3}
+    finally:
+        plt.close(fig)
+    # the old keyword keeps working for one release, with a FutureWarning
+    with pytest.warns(FutureWarning, match="group= is deprecated.*by="):
+        fig = spaghetti_plot(growth, time="time", outcome="outcome", client="client",
+                             group="programme")
+    plt.close(fig)
+
+
+def test_caterpillar_plot_draws_in_given_figure_and_forwards_kwargs(fit_s1):
+    fig = plt.figure()
+    try:
+        out = caterpillar_plot(fit_s1, term=None, group="Subject", fig=fig, ms=7)
+        assert out is fig and len(fig.axes) == 2
+        for ax in fig.axes:
+            pts = [ln for ln in ax.lines if ln.get_gid() == "blups"]
+            assert len(pts) == 1 and pts[0].get_markersize() == 7
+    finally:
+        plt.close(fig)
+    from effectstudy.errors import SpecError
+
+    with pytest.raises(SpecError, match="confidence"):
+        caterpillar_plot(fit_s1, group="Subject", confidence=95)
+
+
+def test_generic_result_plot_draws_only_estimates_with_intervals():
+    """ResultMixin.plot(): coefficients with CIs only, never AIC/logLik rows beside them."""
+    from dataclasses import dataclass
+
+    from effectstudy._results import ResultMixin
+
+    @dataclass(frozen=True)
+    class Table(ResultMixin):
+        frame: pd.DataFrame
+
+        def to_frame(self) -> pd.DataFrame:
+            return self.frame
+
+    frame = pd.DataFrame({
+        "term": ["(Intercept)", "time", "AIC", "logLik", "sigma"],
+        "estimate": [50.0, -0.2, 812.4, -401.2, 4.0],
+        "ci_lower": [48.0, -0.3, np.nan, np.nan, 3.5],
+        "ci_upper": [52.0, -0.1, np.nan, np.nan, 4.6],
+    })
+    fig = Table(frame).plot(capsize=5)
+    try:
+        ax = fig.axes[0]
+        assert [t.get_text() for t in ax.get_yticklabels()] == ["(Intercept)", "time", "sigma"]
+        (container,) = ax.containers
+        np.testing.assert_allclose(container.lines[0].get_xdata(), [50.0, -0.2, 4.0])
+    finally:
+        plt.close(fig)
+    # a fit statistic is left out even when a table gives it interval columns
+    bad = frame.assign(ci_lower=[48.0, -0.3, 800.0, -410.0, 3.5],
+                       ci_upper=[52.0, -0.1, 820.0, -390.0, 4.6])
+    fig = Table(bad).plot()
+    try:
+        labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+        assert labels == ["(Intercept)", "time", "sigma"]
+    finally:
+        plt.close(fig)
+    with pytest.raises(NotImplementedError, match="no estimates with confidence intervals"):
+        Table(frame[["term", "estimate"]]).plot()
+    text = Table(frame).summary()
+    assert text.splitlines()[0] == "Table" and "logLik" in text

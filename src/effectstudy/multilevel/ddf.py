@@ -12,7 +12,9 @@ deviance ``-2 l_R(phi)`` (beta profiled out), the df of a contrast ``l'beta`` is
     nu = 2 (l' C l)^2 / (g' A g),    g_i = l' (dC/dphi_i) l.
 
 lmerTest differentiates numerically (Richardson extrapolation); here the
-derivatives are analytic::
+derivatives are analytic and computed by the engine
+(:meth:`effectstudy.multilevel._engine.PLSModel.derivatives` and
+``vcov_jacobian``) from the sparse structure of the model::
 
     dC/dphi_i = C X' V^-1 V_i V^-1 X C
     d(-2 l_R)/dphi_i = tr(P V_i) - y'P V_i P y
@@ -47,24 +49,30 @@ For a hypothesis ``L beta = 0`` of rank ``q``, ``Theta = L'(L Phi L')^-1 L``,
 ``A1 = sum W_rs tr(Theta Phi P_r Phi) tr(Theta Phi P_s Phi)``,
 ``A2 = sum W_rs tr(Theta Phi P_r Phi Theta Phi P_s Phi)`` and the ``m`` (df) and
 ``lambda`` (F scaling) formulas of Kenward & Roger (1997, sec. 4) give the
-denominator df and the scaled F statistic.
+denominator df and the scaled F statistic. The engine computes ``P_r``,
+``Q_rs`` and the traces (``PLSModel.kenward_roger_terms``); this module only
+combines arrays, so that both mixed-model engines can use it.
+
+Method names
+------------
+:data:`DDF_METHODS` lists the denominator-df methods of the package and
+:func:`ddf_method` turns an accepted spelling into one of them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import linalg, stats
+from scipy import stats
 
-from .._kenward_roger import kr_moment_terms
-
-if TYPE_CHECKING:  # pragma: no cover
-    from effectstudy.multilevel.lmm import LinearMixedModel, MixedModelResults
+from effectstudy._kenward_roger import kr_moment_terms
+from effectstudy.errors import ModelError
 
 __all__ = [
-    "deviance_derivatives",
+    "DDF_METHODS",
+    "DDF_ALIASES",
+    "ddf_method",
     "satterthwaite_info",
     "SatterthwaiteInfo",
     "kenward_roger_info",
@@ -73,87 +81,27 @@ __all__ = [
     "kr_test",
 ]
 
-
-# ---------------------------------------------------------------------------
-# derivatives of V in the (theta, sigma) parameterisation
-# ---------------------------------------------------------------------------
-def _v_derivatives(model: LinearMixedModel, theta: np.ndarray, sigma: float
-                   ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray], np.ndarray]:
-    """V, its first derivatives, and the factors ``D_k = Z Lambda_k`` and ``B = Z Lambda``."""
-    Z = model.Z
-    lam = model.lam(theta)
-    B = Z @ lam
-    n = model.n
-    s2 = sigma**2
-    base = B @ B.T + np.eye(n)
-    V = s2 * base
-    D = []
-    for k in range(model.n_theta):
-        r, c = model._lam_pos[k]
-        Dk = np.zeros_like(B)
-        Dk[:, c] = Z[:, r]
-        D.append(Dk)
-    dV = []
-    for Dk in D:
-        DB = Dk @ B.T
-        dV.append(s2 * (DB + DB.T))
-    dV.append(2.0 * sigma * base)
-    return V, dV, D, B
+#: The denominator-df methods: lmerTest's Satterthwaite, pbkrtest's Kenward-Roger
+#: and the residual df ``n - p`` (lme4's t-table has none).
+DDF_METHODS: tuple[str, ...] = ("satterthwaite", "kenward-roger", "residual")
+#: Accepted spellings of :data:`DDF_METHODS`.
+DDF_ALIASES: dict[str, str] = {
+    "satterthwaite": "satterthwaite",
+    "kenward-roger": "kenward-roger",
+    "kenward_roger": "kenward-roger",
+    "kenwardroger": "kenward-roger",
+    "kr": "kenward-roger",
+    "residual": "residual",
+    "lme4": "residual",
+}
 
 
-def _gls_pieces(model: LinearMixedModel, V: np.ndarray) -> dict[str, np.ndarray]:
-    cf = linalg.cho_factor(V, lower=True, check_finite=False)
-    Vinv = linalg.cho_solve(cf, np.eye(model.n), check_finite=False)
-    VinvX = Vinv @ model.X
-    C = np.linalg.inv(model.X.T @ VinvX)
-    C = 0.5 * (C + C.T)
-    P = Vinv - VinvX @ C @ VinvX.T
-    return dict(Vinv=Vinv, VinvX=VinvX, C=C, P=P)
-
-
-def deviance_derivatives(model: LinearMixedModel, theta: np.ndarray, sigma: float,
-                         reml: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Gradient and Hessian of ``-2 log L`` (REML or ML, beta profiled) in ``(theta, sigma)``.
-
-    Returns
-    -------
-    grad : ndarray (m + 1,)
-    hess : ndarray (m + 1, m + 1)
-    """
-    V, dV, D, B = _v_derivatives(model, theta, sigma)
-    g = _gls_pieces(model, V)
-    P = g["P"]
-    T = P if reml else g["Vinv"]  # matrix inside the trace terms
-    Py = P @ model.y
-    m = len(D)
-    k = m + 1
-    s2 = sigma**2
-    TB = T @ B
-    TD = [T @ Dk for Dk in D]
-    # T V_i, using V_k = s2 (D_k B' + B D_k') and V_sigma = 2 V / sigma
-    TV = [s2 * (TD[i] @ B.T + TB @ D[i].T) for i in range(m)]
-    TV.append(T @ dV[m])
-    ViPy = [Vi @ Py for Vi in dV]
-    DPy = [Dk.T @ Py for Dk in D]
-    trTV = np.array([np.trace(M) for M in TV])
-    grad = np.array([trTV[i] - Py @ ViPy[i] for i in range(k)])
-    hess = np.empty((k, k))
-    for i in range(k):
-        PViPy = P @ ViPy[i]
-        for j in range(i, k):
-            # tr(T V_ij) and y'P V_ij P y for the second derivatives of V
-            if j < m:
-                trTVij = 2.0 * s2 * np.sum(TD[i] * D[j])
-                qVij = 2.0 * s2 * (DPy[i] @ DPy[j])
-            elif i < m:
-                trTVij = (2.0 / sigma) * trTV[i]
-                qVij = (2.0 / sigma) * (Py @ ViPy[i])
-            else:
-                trTVij = (2.0 / s2) * np.sum(T * V)
-                qVij = (2.0 / s2) * (Py @ V @ Py)
-            h = trTVij - np.sum(TV[i] * TV[j].T) + 2.0 * ViPy[j] @ PViPy - qVij
-            hess[i, j] = hess[j, i] = h
-    return grad, hess
+def ddf_method(ddf: str, allowed: tuple[str, ...] = DDF_METHODS) -> str:
+    """The canonical name of a ddf method (one of ``allowed``), or :class:`ModelError`."""
+    key = DDF_ALIASES.get(str(ddf).lower(), str(ddf).lower())
+    if key not in allowed:
+        raise ModelError(f"unknown ddf method {ddf!r}: use one of {', '.join(allowed)}")
+    return key
 
 
 # ---------------------------------------------------------------------------
@@ -208,22 +156,15 @@ def _fstat_ddf(nu: np.ndarray, tol: float = 1e-8) -> float:
     return float(2.0 * E / (E - len(nu)))
 
 
-def satterthwaite_info(fit: MixedModelResults) -> SatterthwaiteInfo:
-    """Hessian-based covariance of ``(theta, sigma)`` and the Jacobian of ``vcov(beta)``."""
-    model = fit.model
-    V, dV, _, _ = _v_derivatives(model, fit.theta, fit.sigma)
-    g = _gls_pieces(model, V)
-    C, VinvX = g["C"], g["VinvX"]
-    jac = []
-    for Vi in dV:
-        J = C @ (VinvX.T @ Vi @ VinvX) @ C
-        jac.append(0.5 * (J + J.T))
-    _, H = deviance_derivatives(model, fit.theta, fit.sigma, fit.reml)
+def satterthwaite_info(C: np.ndarray, jac: list[np.ndarray], hessian: np.ndarray
+                       ) -> SatterthwaiteInfo:
+    """Satterthwaite pieces from ``vcov(beta)``, its Jacobian in ``(theta, sigma)`` and
+    the Hessian of the (RE)ML deviance: ``A = 2 H^-1`` (pseudo-inverse if singular)."""
     try:
-        A = 2.0 * np.linalg.inv(H)
+        A = 2.0 * np.linalg.inv(hessian)
     except np.linalg.LinAlgError:  # e.g. a degenerate boundary fit
-        A = 2.0 * np.linalg.pinv(H)
-    return SatterthwaiteInfo(C=C, A=A, jac=jac, hessian=H)
+        A = 2.0 * np.linalg.pinv(hessian)
+    return SatterthwaiteInfo(C=C, A=A, jac=list(jac), hessian=hessian)
 
 
 # ---------------------------------------------------------------------------
@@ -240,65 +181,41 @@ class KenwardRogerInfo:
     condi: float
 
 
-def _sigma_g(fit: MixedModelResults) -> tuple[np.ndarray, list[np.ndarray]]:
-    """pbkrtest ``get_SigmaG``: V and the G_r matrices (covariance elements, then I)."""
-    model = fit.model
-    G = []
-    for t in model.terms:
-        same = (t.index[:, None] == t.index[None, :]).astype(float)
-        for i, j in t.tri_index():
-            xi, xj = t.Xt[:, i], t.Xt[:, j]
-            if i == j:
-                G.append(same * np.outer(xi, xi))
-            else:
-                G.append(same * (np.outer(xi, xj) + np.outer(xj, xi)))
-    G.append(np.eye(model.n))
-    ggamma = []
-    for S, t in zip(model.term_covariances(fit.theta, fit.sigma), model.terms, strict=True):
-        ggamma += [S[i, j] for i, j in t.tri_index()]
-    ggamma.append(fit.sigma2)
-    V = sum(gm * Gr for gm, Gr in zip(ggamma, G, strict=True))
-    return V, G
+def kenward_roger_info(Phi: np.ndarray, P: list[np.ndarray],
+                       Q: dict[tuple[int, int], np.ndarray], ktrace: np.ndarray
+                       ) -> KenwardRogerInfo:
+    """Kenward-Roger adjusted covariance (pbkrtest ``vcovAdj``) from its pieces.
 
-
-def kenward_roger_info(fit: MixedModelResults) -> KenwardRogerInfo:
-    """Kenward-Roger adjusted covariance of the fixed effects (pbkrtest ``vcovAdj``)."""
-    X = fit.X
-    Phi = fit.vcov()
-    Sigma, G = _sigma_g(fit)
-    cf = linalg.cho_factor(Sigma, lower=True, check_finite=False)
-    Sinv = linalg.cho_solve(cf, np.eye(len(Sigma)), check_finite=False)
-    SinvX = Sinv @ X
-    SinvG = [Sinv @ Gr for Gr in G]
-    ng = len(G)
-    OO = [Gr @ SinvX for Gr in G]
-    PP = [-(OO[r].T @ SinvX) for r in range(ng)]
-    QQ: dict[tuple[int, int], np.ndarray] = {}
-    for r in range(ng):
-        for s in range(r, ng):
-            QQ[(r, s)] = OO[r].T @ (SinvG[s] @ SinvX)
+    Parameters
+    ----------
+    Phi:
+        ``vcov(beta) = (X'V^-1X)^-1``.
+    P, Q:
+        ``P_r = -X'V^-1 G_r V^-1 X`` and ``Q_rs = X'V^-1 G_r V^-1 G_s V^-1 X`` (``r <= s``).
+    ktrace:
+        ``tr(V^-1 G_r V^-1 G_s)``.
+    """
+    ng = len(P)
     IE2 = np.empty((ng, ng))
     for r in range(ng):
-        PhiPr = Phi @ PP[r]
+        PhiPr = Phi @ P[r]
         for s in range(r, ng):
-            # tr(V^-1 G_r V^-1 G_s)
-            ktrace = np.sum(SinvG[r] * SinvG[s].T)
-            IE2[r, s] = IE2[s, r] = (ktrace - 2.0 * np.sum(Phi * QQ[(r, s)])
-                                     + np.sum(PhiPr * (PP[s] @ Phi)))
+            IE2[r, s] = IE2[s, r] = (ktrace[r, s] - 2.0 * np.sum(Phi * Q[(r, s)])
+                                     + np.sum(PhiPr * (P[s] @ Phi)))
     eig = np.linalg.eigvalsh(IE2)
     condi = float(np.min(np.abs(eig)))
     W = 2.0 * (np.linalg.inv(IE2) if condi > 1e-10 else np.linalg.pinv(IE2))
     W = 0.5 * (W + W.T)
-    p = X.shape[1]
+    p = Phi.shape[0]
     UU = np.zeros((p, p))
     for r in range(ng - 1):
         for s in range(r + 1, ng):
-            UU += W[r, s] * (QQ[(r, s)] - PP[r] @ Phi @ PP[s])
+            UU += W[r, s] * (Q[(r, s)] - P[r] @ Phi @ P[s])
     UU = UU + UU.T
     for r in range(ng):
-        UU += W[r, r] * (QQ[(r, r)] - PP[r] @ Phi @ PP[r])
+        UU += W[r, r] * (Q[(r, r)] - P[r] @ Phi @ P[r])
     PhiA = Phi + 2.0 * Phi @ UU @ Phi
-    return KenwardRogerInfo(Phi=Phi, vcov_adj=PhiA, P=PP, W=W, condi=condi)
+    return KenwardRogerInfo(Phi=Phi, vcov_adj=PhiA, P=list(P), W=W, condi=condi)
 
 
 def _kr_adjust(info: KenwardRogerInfo, L: np.ndarray, q: int) -> tuple[float, float]:

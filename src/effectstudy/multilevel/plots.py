@@ -5,6 +5,13 @@ Client identifiers are never written on a spaghetti plot; a caterpillar plot
 shows the group labels as the data hold them (pseudonyms) only when asked or
 when there are few groups.
 
+Conventions of every effectstudy plot: a one-panel plot takes ``ax=None`` (draw
+on these axes, else on a new figure), a multi-panel plot ``fig=None`` (draw its
+panels in this figure, else in a new one); extra keyword arguments are forwarded
+to the main artist; the :class:`~matplotlib.figure.Figure` is always returned.
+:mod:`matplotlib.pyplot` is imported only when a plot is drawn, so importing
+:mod:`effectstudy.multilevel` does not load it.
+
 References
 ----------
 Bates, D., Maechler, M., Bolker, B. & Walker, S. (2015). Fitting linear
@@ -18,17 +25,22 @@ Oxford University Press. (Ch. 2: empirical growth plots / spaghetti plots.)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.colors import to_rgb
-from matplotlib.figure import Figure
 
+from effectstudy._compat import renamed_keywords
+from effectstudy._validate import check_confidence
 from effectstudy.errors import ModelError
 from effectstudy.multilevel.lmm import MixedModelResults
-from effectstudy.multilevel.summaries import _fixed_variables, blup_intervals, predicted_means
+from effectstudy.multilevel.summaries import blup_intervals, predicted_means
 from effectstudy.style import GREY, PALETTE, color, label_axes, use_style
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["caterpillar_plot", "spaghetti_plot"]
 
@@ -47,11 +59,17 @@ def _group_colour(i: int) -> str:
     return c if c in PALETTE else PALETTE[i % len(PALETTE)]
 
 
+def _fixed_columns(fit: MixedModelResults) -> list[str]:
+    """Data columns used by the fixed part of the model (the response excluded)."""
+    used = set(fit.model.design_info.variables)
+    return [c for c in fit.data.columns if c in used and c != fit.model.parsed.response]
+
+
 def _typical_newdata(fit: MixedModelResults, time: str, group: str | None, g: object,
                      grid: np.ndarray) -> pd.DataFrame:
     """Prediction grid over ``time``; other covariates at their mean / reference level."""
     nd = pd.DataFrame({time: grid})
-    for col in _fixed_variables(fit):
+    for col in _fixed_columns(fit):
         if col == time:
             continue
         if group is not None and col == group:
@@ -65,10 +83,12 @@ def _typical_newdata(fit: MixedModelResults, time: str, group: str | None, g: ob
     return nd
 
 
+@renamed_keywords("spaghetti_plot", {"group": "by"})
 def spaghetti_plot(fit_or_data: MixedModelResults | pd.DataFrame, *, time: str, outcome: str,
-                   client: str, group: str | None = "programme", fitted: bool = True,
+                   client: str, by: str | None = "programme", fitted: bool = True,
                    data: pd.DataFrame | None = None, ddf: str = "kenward-roger",
-                   band: bool = False, ax=None, title: str | None = None) -> Figure:
+                   band: bool = False, ax: Axes | None = None, title: str | None = None,
+                   **kwargs: Any) -> Figure:
     """Individual trajectories with the fitted mean trajectory per group.
 
     Each client is a thin line in a greyish tint of the group's colour; with a
@@ -83,8 +103,12 @@ def spaghetti_plot(fit_or_data: MixedModelResults | pd.DataFrame, *, time: str, 
         long DataFrame (raw trajectories only).
     time, outcome, client:
         Column names. Client labels are never drawn on the plot.
-    group:
-        Grouping column for colours and fitted lines (``None``: one group).
+    by:
+        Column whose groups get their own colour and fitted line, e.g.
+        ``"programme"`` (``None``: one group). Called ``group=`` before (accepted
+        for one release with a :class:`FutureWarning`): in
+        :func:`caterpillar_plot` ``group`` is the grouping factor of a random
+        effect, here it is only a colouring.
     fitted:
         Draw the fitted mean line per group (needs a fit).
     data:
@@ -99,6 +123,9 @@ def spaghetti_plot(fit_or_data: MixedModelResults | pd.DataFrame, *, time: str, 
         Axes to draw on; a new figure otherwise.
     title:
         Optional title.
+    **kwargs:
+        Forwarded to :meth:`matplotlib.axes.Axes.plot` for the client lines
+        (e.g. ``lw``, ``alpha``).
 
     Returns
     -------
@@ -111,6 +138,9 @@ def spaghetti_plot(fit_or_data: MixedModelResults | pd.DataFrame, *, time: str, 
     held at their sample mean (numeric) or reference level (factor), so the
     fitted line is the trajectory of a typical client of that group.
     """
+    import matplotlib.pyplot as plt
+
+    group = by
     fit = fit_or_data if isinstance(fit_or_data, MixedModelResults) else None
     if fit is None and not isinstance(fit_or_data, pd.DataFrame):
         raise ModelError("fit_or_data must be a fitted mixed model or a DataFrame")
@@ -135,8 +165,8 @@ def spaghetti_plot(fit_or_data: MixedModelResults | pd.DataFrame, *, time: str, 
             for _, cd in sub.groupby(client, sort=True, observed=True):
                 cd = cd.sort_values(time)
                 ax.plot(cd[time].to_numpy(float), cd[outcome].to_numpy(float),
-                        color=_greyish(col), lw=0.8, alpha=0.8, marker="o", ms=2.2,
-                        label="_nolegend_", zorder=1)
+                        **{"color": _greyish(col), "lw": 0.8, "alpha": 0.8, "marker": "o",
+                           "ms": 2.2, "zorder": 1, **kwargs, "label": "_nolegend_"})
             if fit is not None and fitted:
                 lo, hi = float(sub[time].min()), float(sub[time].max())
                 grid = np.linspace(lo, hi, 60) if hi > lo else np.array([lo])
@@ -156,7 +186,8 @@ def spaghetti_plot(fit_or_data: MixedModelResults | pd.DataFrame, *, time: str, 
 
 def caterpillar_plot(fit: MixedModelResults, term: str | Sequence[str] | None = "(Intercept)",
                      group: str = "client", *, confidence: float = 0.95,
-                     show_labels: bool | None = None) -> Figure:
+                     show_labels: bool | None = None, fig: Figure | None = None,
+                     **kwargs: Any) -> Figure:
     """Caterpillar plot: sorted BLUPs with approximate intervals, one panel per term.
 
     Parameters
@@ -174,6 +205,11 @@ def caterpillar_plot(fit: MixedModelResults, term: str | Sequence[str] | None = 
     show_labels:
         Write the group labels (as the data hold them, i.e. pseudonyms) on the
         y axis. Default: only when there are at most 30 groups.
+    fig:
+        Figure to draw the panels in (a new figure otherwise).
+    **kwargs:
+        Forwarded to :meth:`matplotlib.axes.Axes.plot` for the BLUP points
+        (e.g. ``ms``, ``color``).
 
     Returns
     -------
@@ -187,6 +223,9 @@ def caterpillar_plot(fit: MixedModelResults, term: str | Sequence[str] | None = 
     (Bates et al. 2015), computed from the fit's ``Z`` and ``Lambda(theta)``; they
     ignore the uncertainty of beta and theta, hence "approximate".
     """
+    import matplotlib.pyplot as plt
+
+    confidence = check_confidence(confidence)
     tab = blup_intervals(fit, group, confidence=confidence)
     available = list(dict.fromkeys(tab["term"]))
     if term is None:
@@ -204,8 +243,10 @@ def caterpillar_plot(fit: MixedModelResults, term: str | Sequence[str] | None = 
     if show_labels is None:
         show_labels = n <= 30
     with use_style():
-        fig, axes = plt.subplots(1, len(terms), sharey=True, squeeze=False, layout="constrained",
-                                 figsize=(3.2 * len(terms) + 1.2, max(3.0, min(0.18 * n + 1.2, 12))))
+        if fig is None:
+            fig = plt.figure(layout="constrained", figsize=(
+                3.2 * len(terms) + 1.2, max(3.0, min(0.18 * n + 1.2, 12))))
+        axes = fig.subplots(1, len(terms), sharey=True, squeeze=False)
         for ax, tm in zip(axes[0], terms, strict=True):
             sub = tab[tab["term"] == tm].copy()
             sub["y"] = sub["level"].map(pos)
@@ -213,8 +254,9 @@ def caterpillar_plot(fit: MixedModelResults, term: str | Sequence[str] | None = 
             ax.axvline(0.0, color=GREY, lw=0.8, ls="--", zorder=1)
             ax.hlines(sub["y"], sub["ci_lower"], sub["ci_upper"], color=color(0), lw=1.0,
                       alpha=0.7, zorder=2)
-            ax.plot(sub["estimate"], sub["y"], ls="none", marker="o", ms=3.5, color=color(0),
-                    zorder=3, gid="blups")
+            ax.plot(sub["estimate"], sub["y"], **{"ls": "none", "marker": "o", "ms": 3.5,
+                                                  "color": color(0), "zorder": 3, **kwargs,
+                                                  "gid": "blups"})
             label_axes(ax, x=f"{tm} (BLUP)", title=f"{group}: {tm}")
         ax0 = axes[0][0]
         if show_labels:

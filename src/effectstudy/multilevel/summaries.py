@@ -52,11 +52,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import linalg, stats
+from scipy import stats
 
 from effectstudy._results import ResultMixin
 from effectstudy.errors import ModelError
-from effectstudy.multilevel.lmm import SINGULAR_TOL, MixedModelResults
+from effectstudy.multilevel._engine import SINGULAR_TOL
+from effectstudy.multilevel.common import (
+    check_fit,
+    fixed_model_matrix,
+    vcov_and_df,
+)
+from effectstudy.multilevel.ddf import ddf_method
+from effectstudy.multilevel.results import MixedModelResults
 
 __all__ = [
     "GrowthD",
@@ -68,8 +75,6 @@ __all__ = [
     "variance_explained",
 ]
 
-_DDF = {"kenward-roger": "kenward-roger", "kenward_roger": "kenward-roger", "kr": "kenward-roger",
-        "satterthwaite": "satterthwaite", "residual": "residual", "lme4": "residual"}
 
 #: lme4's default tolerance of the absolute gradient check (``check.conv.grad``).
 GRADIENT_TOL = 2e-3
@@ -80,19 +85,6 @@ COR_BOUNDARY = 1e-6
 # ---------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------
-def _check_fit(fit: Any) -> MixedModelResults:
-    if not isinstance(fit, MixedModelResults):
-        raise ModelError("expected a fitted mixed model from effectstudy.multilevel.fit()")
-    return fit
-
-
-def _ddf_method(ddf: str) -> str:
-    key = str(ddf).lower()
-    if key not in _DDF:
-        raise ModelError(f"unknown ddf {ddf!r}: use 'kenward-roger', 'satterthwaite' or 'residual'")
-    return _DDF[key]
-
-
 def _r_style(name: str) -> str:
     """Coefficient ``programme[T.P2]`` -> R's ``programmeP2``; ``Intercept`` -> ``(Intercept)``."""
     if name == "Intercept":
@@ -120,46 +112,6 @@ def _resolve_term(fit: MixedModelResults, term: str) -> str:
     raise ModelError(f"unknown fixed effect {term!r}; the model has {names}")
 
 
-def _fixed_variables(fit: MixedModelResults) -> list[str]:
-    """Data columns used by the fixed-effects part of the formula."""
-    used = set(fit.model.design_info.variables)
-    return [c for c in fit.data.columns if c in used and c != fit.model.parsed.response]
-
-
-def _fixed_model_matrix(fit: MixedModelResults, newdata: pd.DataFrame) -> np.ndarray:
-    """Fixed-effects model matrix of ``newdata`` with the fit's coding (its design info)."""
-    info = fit.model.design_info
-    needed = _fixed_variables(fit)
-    missing = [c for c in needed if c not in newdata.columns]
-    if missing:
-        raise ModelError(f"newdata lacks column(s) {missing} used by the fixed effects",
-                         column=missing[0])
-    nd = newdata.loc[:, needed].copy()
-    if nd.isna().any().any():
-        raise ModelError("newdata has missing values in the model variables")
-    for col in needed:
-        src = fit.data[col]
-        if isinstance(src.dtype, pd.CategoricalDtype):
-            cats = list(src.cat.categories)
-            vals = nd[col].astype(object)
-            unknown = sorted({str(v) for v in vals if v not in set(cats)})
-            if unknown:
-                raise ModelError(f"newdata column {col!r} has level(s) {unknown} not in the "
-                                 f"fitted data ({[str(c) for c in cats]})", column=col)
-            nd[col] = pd.Categorical(vals, categories=cats)
-        elif pd.api.types.is_numeric_dtype(src) and not pd.api.types.is_bool_dtype(src):
-            try:
-                nd[col] = pd.to_numeric(nd[col]).astype(float)
-            except (TypeError, ValueError) as exc:
-                raise ModelError(f"newdata column {col!r} must be numeric", column=col) from exc
-    try:
-        mat, _ = info.build(nd, NA_action="raise")
-    except ModelError as exc:
-        raise ModelError(f"cannot build the model matrix of newdata: {exc.message}",
-                         column=exc.column) from exc
-    return np.asarray(mat, dtype=float)
-
-
 def _expand_grid(newdata: Mapping[str, Any]) -> pd.DataFrame:
     keys = list(newdata)
     values = [np.atleast_1d(np.asarray(newdata[k], dtype=object)).tolist() for k in keys]
@@ -171,26 +123,6 @@ def _expand_grid(newdata: Mapping[str, Any]) -> pd.DataFrame:
         except (TypeError, ValueError):
             pass
     return frame
-
-
-def _vcov_and_df(fit: MixedModelResults, method: str):
-    """The covariance of beta and a function giving the df of one contrast row."""
-    if method == "kenward-roger":
-        if not fit.reml:
-            raise ModelError("Kenward-Roger needs a REML fit; use ddf='satterthwaite' for ML fits")
-        V = fit.vcov_kr()
-    else:
-        V = fit.vcov()
-
-    def df_of(x0: np.ndarray) -> float:
-        if method == "residual":
-            return float(fit.nobs - len(fit.beta))
-        if not np.any(x0 != 0):
-            return np.nan
-        tab = fit.contrast(x0[None, :], ddf=method)
-        return float(tab["den_df"].iloc[0])
-
-    return V, df_of
 
 
 # ---------------------------------------------------------------------------
@@ -305,8 +237,8 @@ def growth_d(fit: MixedModelResults, term: str, *, duration: float,
     Feingold (2009), Psychological Methods 14(1), 43-53; Feingold (2015),
     Journal of Consulting and Clinical Psychology 83(1), 157-168.
     """
-    fit = _check_fit(fit)
-    method = _ddf_method(ddf)
+    fit = check_fit(fit)
+    method = ddf_method(ddf)
     if not (0 < confidence < 1):
         raise ModelError("confidence must lie in (0, 1)")
     duration = float(duration)
@@ -381,8 +313,8 @@ def predicted_means(fit: MixedModelResults, newdata: pd.DataFrame | Mapping[str,
     population-average trajectory (random effects at zero), as
     ``predict(fit, re.form = NA)`` in lme4; they are not client predictions.
     """
-    fit = _check_fit(fit)
-    method = _ddf_method(ddf)
+    fit = check_fit(fit)
+    method = ddf_method(ddf)
     if not (0 < confidence < 1):
         raise ModelError("confidence must lie in (0, 1)")
     if isinstance(newdata, pd.DataFrame):
@@ -393,8 +325,8 @@ def predicted_means(fit: MixedModelResults, newdata: pd.DataFrame | Mapping[str,
         raise ModelError("newdata must be a DataFrame or a mapping of column -> values")
     if len(frame) == 0:
         raise ModelError("newdata has no rows")
-    X0 = _fixed_model_matrix(fit, frame)
-    V, df_of = _vcov_and_df(fit, method)
+    X0 = fixed_model_matrix(fit, frame)
+    V, df_of = vcov_and_df(fit, method)
     est = X0 @ fit.beta
     var = np.einsum("ij,jk,ik->i", X0, V, X0)
     se = np.sqrt(np.maximum(var, 0.0))
@@ -519,7 +451,7 @@ def variance_explained(fit: MixedModelResults, *, null_fit: MixedModelResults | 
     Nakagawa & Schielzeth (2013), Methods Ecol Evol 4, 133-142; Johnson (2014),
     Methods Ecol Evol 5, 944-946; Raudenbush & Bryk (2002), ch. 4.
     """
-    fit = _check_fit(fit)
+    fit = check_fit(fit)
     fitted_fixed = fit.X @ fit.beta
     var_f = float(np.var(fitted_fixed, ddof=ddof)) if len(fitted_fixed) > ddof else 0.0
     by_term = _random_variance_by_term(fit)
@@ -531,7 +463,7 @@ def variance_explained(fit: MixedModelResults, *, null_fit: MixedModelResults | 
         notes.append("singular fit: a variance component is estimated at (or near) zero")
     reduction = None
     if null_fit is not None:
-        null_fit = _check_fit(null_fit)
+        null_fit = check_fit(null_fit)
         if null_fit.nobs != fit.nobs or not np.allclose(null_fit.y, fit.y):
             raise ModelError("null_fit was not fitted to the same observations")
         vc_m = fit.variance_components()
@@ -568,16 +500,11 @@ def _conditional_variances(fit: MixedModelResults) -> np.ndarray:
 
     This is lme4's ``condVar`` (Bates et al. 2015, sec. 3-5): the conditional
     covariance of the spherical effects is ``sigma^2 (L L')^-1`` with
-    ``L L' = Lambda'Z'Z Lambda + I``, mapped back by ``b = Lambda u``. It equals
-    ``sigma^2 (Z'Z + Lambda^-T Lambda^-1)^-1`` when Lambda is invertible and is
-    also defined for singular fits. Like lme4 it treats beta and theta as known.
+    ``L L' = Lambda'Z'Z Lambda + I``, mapped back by ``b = Lambda u``. It is
+    also defined for singular fits. Like lme4 it treats beta and theta as
+    known. Computed from the block-sparse factor of the engine.
     """
-    model = fit.model
-    lam = model.lam(fit.theta)
-    M = lam.T @ model.ZtZ @ lam + np.eye(model.q)
-    cf = linalg.cho_factor(M, lower=True, check_finite=False)
-    S = linalg.cho_solve(cf, lam.T, check_finite=False)  # M^-1 Lambda'
-    return fit.sigma2 * np.einsum("ij,ji->i", lam, S)
+    return fit.conditional_variances()
 
 
 def blup_intervals(fit: MixedModelResults, group: str | None = None, *,
@@ -605,7 +532,7 @@ def blup_intervals(fit: MixedModelResults, group: str | None = None, *,
     the variance parameters, so intervals are approximate (and narrow when there
     are few groups); see :func:`_conditional_variances`.
     """
-    fit = _check_fit(fit)
+    fit = check_fit(fit)
     if not (0 < confidence < 1):
         raise ModelError("confidence must lie in (0, 1)")
     cv = _conditional_variances(fit)
@@ -663,9 +590,7 @@ def convergence_report(fit: MixedModelResults) -> pd.DataFrame:
     -------
     DataFrame with ``check, status, value, detail``.
     """
-    from effectstudy.multilevel import ddf as _ddf  # derivatives of the deviance
-
-    fit = _check_fit(fit)
+    fit = check_fit(fit)
     rows: list[tuple[str, str, float, str]] = []
     model = fit.model
     singular_msgs = [m for m in fit.messages if m.startswith("boundary (singular)")]
@@ -692,7 +617,7 @@ def convergence_report(fit: MixedModelResults) -> pd.DataFrame:
             rows.append((f"boundary: {r.component}", "boundary" if at else "ok", float(r.estimate),
                          "correlation at +-1 (or undefined)" if at else "correlation inside (-1, 1)"))
     try:
-        grad, hess = _ddf.deviance_derivatives(model, fit.theta, fit.sigma, fit.reml)
+        grad, hess = fit.deviance_derivatives()
         free = ~(fin & (fit.theta <= model.lower + 1e-7))
         idx = np.r_[np.flatnonzero(free), model.n_theta]
         g = np.asarray(grad)[idx]

@@ -32,18 +32,20 @@ import pandas as pd
 from scipy import stats
 
 from effectstudy.errors import ModelError
-from effectstudy.multilevel.lmm import MixedModelResults
-from effectstudy.multilevel.summaries import (
-    _check_fit,
-    _fixed_model_matrix,
-    _fixed_variables,
-    _vcov_and_df,
+from effectstudy.multilevel.common import (
+    check_fit,
+    fixed_model_matrix,
+    fixed_variables,
+    vcov_and_df,
 )
+from effectstudy.multilevel.ddf import ddf_method
+from effectstudy.multilevel.results import MixedModelResults
 
 __all__ = ["slopes"]
 
 #: The df methods :func:`slopes` accepts.
-DDF_METHODS = ("kenward-roger", "satterthwaite")
+#: The ddf methods :func:`slopes` accepts (of :data:`effectstudy.multilevel.ddf.DDF_METHODS`).
+SLOPE_DDF_METHODS = ("kenward-roger", "satterthwaite")
 #: The contrasts :func:`slopes` accepts (``None``: the slopes themselves).
 CONTRASTS = (None, "vs_mean")
 
@@ -61,7 +63,7 @@ def _is_numeric(s: pd.Series) -> bool:
 def _levels(s: pd.Series) -> list[Any]:
     """Levels of a factor column in the order the fit codes them.
 
-    Mirrors :func:`effectstudy.multilevel.lmm._prepare_data`: a categorical
+    Mirrors the engine's data preparation: a categorical
     column keeps its categories, any other column gets its sorted values.
     """
     if isinstance(s.dtype, pd.CategoricalDtype):
@@ -79,7 +81,7 @@ def _grid(fit: MixedModelResults, var: str, by: str
     used by the fit, ``var`` too; every other factor takes each of its levels
     (the slope is then averaged over them with equal weights).
     """
-    used = _fixed_variables(fit)
+    used = fixed_variables(fit)
     data = fit.data
     if var not in used:
         raise ModelError(f"var {var!r} is not a variable of the fixed effects "
@@ -119,7 +121,7 @@ def _design_at(fit: MixedModelResults, grid: pd.DataFrame, var: str, value: floa
     g = grid.copy()
     g[var] = float(value)
     try:
-        X = _fixed_model_matrix(fit, g)
+        X = fixed_model_matrix(fit, g)
     except ModelError as exc:
         raise ModelError(f"cannot evaluate the fixed effects at {var} = {value:g} ({var!r} "
                          f"may enter the model non-linearly or as a factor): {exc.message}",
@@ -238,10 +240,8 @@ def slopes(fit: MixedModelResults, *, var: str = "time", by: str = "programme",
     110-114; Searle, Speed & Milliken (1980), The American Statistician 34,
     216-221 (equal-weight marginal means).
     """
-    fit = _check_fit(fit)
-    method = str(ddf).lower()
-    if method not in DDF_METHODS:
-        raise ModelError(f"unknown ddf {ddf!r}: use one of {', '.join(DDF_METHODS)}")
+    fit = check_fit(fit)
+    method = ddf_method(ddf, allowed=SLOPE_DDF_METHODS)
     if contrast not in CONTRASTS:
         raise ModelError(f"unknown contrast {contrast!r}: use None (the slopes) or 'vs_mean'")
     if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) \
@@ -253,7 +253,7 @@ def slopes(fit: MixedModelResults, *, var: str = "time", by: str = "programme",
             raise ModelError(f"contrast 'vs_mean' needs at least two levels of {by!r}",
                              column=by)
         L = L - L.mean(axis=0, keepdims=True)
-    V, df_of = _vcov_and_df(fit, method)
+    V, df_of = vcov_and_df(fit, method)
     est = L @ fit.beta
     se = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", L, V, L), 0.0))
     dfs = np.array([df_of(row) for row in L], dtype=float)
