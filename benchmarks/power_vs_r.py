@@ -68,9 +68,9 @@ def main() -> None:
     layout = pd.read_csv(REF / "data" / "power_design_A.csv")
     design = reference_design("A", layout)
     # warm-up: imports and (for n_jobs != 1) the reusable loky worker pool
-    simulate(design, nsim=8, seed=0, n_jobs=args.n_jobs, progress=False)
+    simulate(design, nsim=8, rng=0, n_jobs=args.n_jobs, progress=False)
     t0 = time.perf_counter()
-    res = simulate(design, nsim=args.nsim, seed=args.seed, n_jobs=args.n_jobs, progress=True)
+    res = simulate(design, nsim=args.nsim, rng=args.seed, n_jobs=args.n_jobs, progress=True)
     wall = time.perf_counter() - t0
     cpu = res.extra["cpu_seconds"]
     load = os.getloadavg()[0]

@@ -132,7 +132,7 @@ mfe.coefficients(ddf="kenward-roger").round(3)
 # with programme as a fixed factor the lines differ in level and share the slope:
 
 # %%
-fig = spaghetti_plot(mfe, time="week", outcome="z", client="client", group="programme")
+fig = spaghetti_plot(mfe, time="week", outcome="z", client="client", by="programme")
 
 # %% [markdown]
 # ## 4. Cluster-robust (CR2) inference on programmes

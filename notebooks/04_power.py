@@ -40,14 +40,14 @@ pd.set_option("display.max_columns", 30)
 #
 # `GrowthDesign.planned(...)` builds the measurement layout: programmes, clients per programme, the planned
 # weeks, and dropout (here a quarter of the clients leave early, each from a random occasion on; the
-# pattern is drawn once with `seed`). The model is the growth model of notebook 03:
+# pattern is drawn once with `rng`, an int seed). The model is the growth model of notebook 03:
 # `y ~ time + (1 | programme) + (1 + time | client)`, with the true values you expect: the fixed effects and
 # the SDs of the random effects (on the raw scale, e.g. T-scores). The test is the t-test of the time slope
 # with Satterthwaite df.
 
 # %%
 design = GrowthDesign.planned(
-    programmes=6, clients_per_programme=8, weeks=[0, 8, 16, 24, 32], dropout=0.25, seed=1,
+    programmes=6, clients_per_programme=8, weeks=[0, 8, 16, 24, 32], dropout=0.25, rng=1,
     formula="y ~ time", fixed={"Intercept": 50, "time": -0.10},
     sd_programme=2.0, sd_intercept=6.0, sd_slope=0.15, cor_intercept_slope=-0.3, sd_residual=5.0,
     test_term="time", ddf="satterthwaite", name="6 x 8 clients")
@@ -61,7 +61,8 @@ pd.Series(design.describe())
 design.layout.groupby("time")["client"].nunique().rename("clients observed")
 
 # %%
-res = simulate(design, nsim=100, seed=1, progress=False)
+res = simulate(design, nsim=100, rng=1, progress=False)
+print(res.summary())
 res.to_frame().T
 
 # %% [markdown]
@@ -81,7 +82,7 @@ fig = res.plot()
 # curve is smooth.
 
 # %%
-curve = power_curve(design, {"clients_per_programme": [4, 8, 12, 16]}, nsim=50, seed=1, progress=False)
+curve = power_curve(design, {"clients_per_programme": [4, 8, 12, 16]}, nsim=50, rng=1, progress=False)
 curve.to_frame()[["clients_per_programme", "power", "ci_lower", "ci_upper", "n_singular"]]
 
 # %%
@@ -99,11 +100,11 @@ fig = curve.plot()
 sc = SingleCaseDesign(n_cases=6, series_length=20, start_window=(6, 15), level_shift=-1.0, ar=0.3,
                       statistic="mean_difference", alternative="less", name="MB, 6 cases")
 print(f"possible assignments: {sc.n_assignments:,}; test: {sc.test_description()}")
-sc_res = simulate(sc, nsim=200, seed=1, progress=False)
+sc_res = simulate(sc, nsim=200, rng=1, progress=False)
 sc_res.to_frame()[["design", "power", "ci_lower", "ci_upper", "nsim"]]
 
 # %%
-sc_curve = power_curve(sc, {"n_cases": [3, 4, 6]}, nsim=200, seed=1, progress=False)
+sc_curve = power_curve(sc, {"n_cases": [3, 4, 6]}, nsim=200, rng=1, progress=False)
 fig = sc_curve.plot()
 
 # %% [markdown]
@@ -130,7 +131,7 @@ resp.analytic().round(3)
 # programmes it is ample. The simulation agrees with the exact calculation:
 
 # %%
-simulate(resp, nsim=200, seed=1, progress=False).to_frame()[["design", "power", "ci_lower", "ci_upper"]]
+simulate(resp, nsim=200, rng=1, progress=False).to_frame()[["design", "power", "ci_lower", "ci_upper"]]
 
 # %% [markdown]
 # ## 4. The classic formulas

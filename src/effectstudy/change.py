@@ -31,15 +31,20 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from effectstudy._stats import clopper_pearson
+from effectstudy._validate import check_choice, check_confidence
 from effectstudy.dictionary import Dictionary, load_dictionary
-from effectstudy.errors import DataError
+from effectstudy.errors import DataError, SpecError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 CATEGORIES = ("recovered", "improved", "unchanged", "deteriorated")
 RCI_METHODS = ("jacobson-truax", "maassen", "hageman-arrindell")
@@ -57,13 +62,33 @@ def standard_error_difference(sd: float, reliability: float) -> float:
     """Standard error of the difference of two scores (Christensen & Mendoza 1986).
 
     ``S_diff = sqrt(2 * SE^2)`` with ``SE = sd * sqrt(1 - reliability)``
-    (Jacobson & Truax 1991, eq. 2 and the text below it).
+    (Jacobson & Truax 1991, eq. 2 and the text below it). The one implementation
+    in the package: reliable change here and the responder power design of
+    :mod:`effectstudy.power` both use it.
+
+    Parameters
+    ----------
+    sd:
+        SD of the scores (normative or baseline), ``> 0``.
+    reliability:
+        Reliability of the instrument in ``[0, 1)``. ``0`` is allowed (an
+        instrument without reliability: ``S_diff = sd * sqrt(2)``); ``1`` is not,
+        as it makes every change reliable (``S_diff = 0``).
+
+    Raises
+    ------
+    DataError
+        ``reliability`` outside ``[0, 1)`` or ``sd`` not positive (or not finite).
     """
-    if not 0 < reliability < 1:
-        raise DataError(f"reliability must lie strictly between 0 and 1, got {reliability}")
-    if not sd > 0:
+    try:
+        r, s = float(reliability), float(sd)
+    except (TypeError, ValueError):
+        raise DataError("reliability and SD must be numbers") from None
+    if not 0 <= r < 1:
+        raise DataError(f"reliability must lie in [0, 1), got {reliability}")
+    if not (s > 0 and np.isfinite(s)):
         raise DataError(f"the SD must be positive, got {sd}")
-    return float(np.sqrt(2.0) * sd * np.sqrt(1.0 - reliability))
+    return float(np.sqrt(2.0) * s * np.sqrt(1.0 - r))
 
 
 def reliable_change_index(pre, post, *, sd: float, reliability: float) -> np.ndarray:
@@ -275,10 +300,8 @@ def reliable_change(
     (the output names which). Reliability must have a published source; otherwise
     the row is 'not assessable' and ``note`` says why.
     """
-    if method not in RCI_METHODS:
-        raise DataError(f"method must be one of {RCI_METHODS}, got {method!r}")
-    if sd not in ("norm", "sample"):
-        raise DataError(f"sd must be 'norm' or 'sample', got {sd!r}")
+    method = check_choice("method", method, RCI_METHODS)  # type: ignore[assignment]
+    sd = check_choice("sd", sd, ("norm", "sample"))  # type: ignore[assignment]
     dd = dictionary if dictionary is not None else load_dictionary()
     pairs = _pairs(data, pre, post, constructs)
     out = []
@@ -427,7 +450,7 @@ def _cutoff(sc, norm, pre: np.ndarray, better: str):
 # --------------------------------------------------------------------------- #
 def proportion_ci(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Exact (Clopper-Pearson 1934) confidence interval for a proportion."""
-    return clopper_pearson(int(successes), int(n), confidence)
+    return clopper_pearson(int(successes), int(n), check_confidence(confidence))
 
 
 def summary(rc_table: pd.DataFrame, by: str | Sequence[str] = "programme",
@@ -437,6 +460,7 @@ def summary(rc_table: pd.DataFrame, by: str | Sequence[str] = "programme",
     Proportions are of the clients that could be assessed; the 'not assessable'
     rows are counted separately so nothing disappears.
     """
+    check_confidence(confidence)
     by = [by] if isinstance(by, str) else list(by)
     keys = by + ["construct"] if "construct" not in by else by
     rows = []
@@ -479,6 +503,7 @@ def prepost(
     where the Wilcoxon test cannot reach p < .05 at all (n < 6) or the t-test has less
     than 50% power for a large effect (d_z = 0.8).
     """
+    confidence = check_confidence(confidence)  # type: ignore[assignment]
     import pingouin as pg
 
     by = list(by)
@@ -581,12 +606,33 @@ def _nct_ci(t_obs: float, df: float, alpha: float) -> tuple[float, float]:
 # --------------------------------------------------------------------------- #
 # Plot
 # --------------------------------------------------------------------------- #
-def jacobson_plot(rc_table: pd.DataFrame, construct: str, *, ax=None):
+def jacobson_plot(rc_table: pd.DataFrame, construct: str, *, fig: Figure | None = None,
+                  ax: Axes | Sequence[Axes] | None = None, **kwargs: Any) -> Figure:
     """Pre versus post scatter with the reliable-change band and the cut-off lines.
 
-    One panel per instrument scale measuring the construct. Points below/above the
-    diagonal band have changed reliably; the cut-off lines divide functional from
-    dysfunctional. Clients are not labelled.
+    One panel per instrument scale measuring the construct (Jacobson & Truax
+    1991, fig. 1). Points below/above the diagonal band have changed reliably;
+    the cut-off lines divide functional from dysfunctional. Clients are not
+    labelled.
+
+    Parameters
+    ----------
+    rc_table:
+        Output of :func:`reliable_change`.
+    construct:
+        The construct to draw.
+    fig:
+        Figure to draw the panels in (a new figure otherwise).
+    ax:
+        Instead of ``fig``: one Axes per panel (a single Axes when the construct
+        has one scale). Fewer axes than panels is an error, never a silently
+        shortened plot.
+    **kwargs:
+        Forwarded to :meth:`matplotlib.axes.Axes.scatter` for the points.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     import matplotlib.pyplot as plt
 
@@ -600,14 +646,22 @@ def jacobson_plot(rc_table: pd.DataFrame, construct: str, *, ax=None):
     colours = {"recovered": OKABE_ITO["bluish_green"], "improved": OKABE_ITO["sky_blue"],
                "unchanged": GREY, "deteriorated": OKABE_ITO["vermillion"],
                "not assessable": "white"}
+    if fig is not None and ax is not None:
+        raise SpecError("jacobson_plot(): give fig= or ax=, not both")
+    given_axes = ax is not None
+    if given_axes:
+        axes = list(ax) if isinstance(ax, Sequence | np.ndarray) else [ax]
+        if len(axes) != len(groups):
+            raise SpecError(f"jacobson_plot(): construct {construct!r} has {len(groups)} "
+                            f"panel(s) (one per scale) but {len(axes)} axes were given; pass "
+                            "one Axes per panel or fig=")
+        fig = axes[0].figure
     with use_style():
-        if ax is None:
-            fig, axes = plt.subplots(1, len(groups), figsize=(3.5 * len(groups), 3.9),
-                                     squeeze=False)
-            axes = axes[0]
-        else:
-            fig, axes = ax.figure, [ax]
-        for axis, ((inst, scale_id), g) in zip(axes, groups, strict=False):
+        if not given_axes:
+            if fig is None:
+                fig = plt.figure(figsize=(3.5 * len(groups), 3.9))
+            axes = list(fig.subplots(1, len(groups), squeeze=False)[0])
+        for axis, ((inst, scale_id), g) in zip(axes, groups, strict=True):
             lo = float(min(g["pre"].min(), g["post"].min()))
             hi = float(max(g["pre"].max(), g["post"].max()))
             pad = 0.08 * (hi - lo or 1)
@@ -628,9 +682,10 @@ def jacobson_plot(rc_table: pd.DataFrame, construct: str, *, ax=None):
             for cat in [c for c in (*CATEGORIES, "not assessable") if c in present] + sorted(
                     present - set(CATEGORIES) - {"not assessable"}):
                 gg = g[g["category"] == cat]
-                axis.scatter(gg["pre"], gg["post"], s=30, color=colours.get(cat, "black"),
-                             label=cat, edgecolor=GREY if cat == "not assessable" else "white",
-                             linewidth=0.8 if cat == "not assessable" else 0.5, zorder=3)
+                axis.scatter(gg["pre"], gg["post"], **{
+                    "s": 30, "edgecolor": GREY if cat == "not assessable" else "white",
+                    "linewidth": 0.8 if cat == "not assessable" else 0.5, "zorder": 3,
+                    **kwargs, "color": colours.get(cat, "black"), "label": cat})
             axis.set_xlim(lims)
             axis.set_ylim(lims)
             axis.set_aspect("equal", adjustable="box")
@@ -647,11 +702,12 @@ def jacobson_plot(rc_table: pd.DataFrame, construct: str, *, ax=None):
         for axis in axes:
             for h, lab in zip(*axis.get_legend_handles_labels(), strict=True):
                 handles.setdefault(lab, h)
-        if ax is None:
+        if not given_axes:
             fig.suptitle(construct.replace("_", " "), fontsize=12)
             fig.tight_layout()
             fig.legend(list(handles.values()), list(handles.keys()), loc="upper center",
                        bbox_to_anchor=(0.5, 0.0), ncols=min(3, len(handles)), frameon=False)
         else:
-            ax.legend(list(handles.values()), list(handles.keys()), fontsize=8, loc="best")
+            axes[-1].legend(list(handles.values()), list(handles.keys()), fontsize=8,
+                            loc="best")
     return fig

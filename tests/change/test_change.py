@@ -251,3 +251,53 @@ def test_hedges_g_is_undefined_for_two_pairs():
     with pytest.warns(change.SmallSampleWarning):
         res = change.prepost(_table(rows)).iloc[0]
     assert np.isfinite(res["d_av"]) and np.isnan(res["g_av"])
+
+
+def _two_panel_table(dd) -> pd.DataFrame:
+    rows = [("p", f"c{i}", "YSR", "internalising_t", "internalising", "lower", 60 + i, 50 + 2 * i)
+            for i in range(8)]
+    rc = change.reliable_change(_table(rows), dictionary=dd)
+    return pd.concat([rc, rc.assign(scale="second_t")], ignore_index=True)
+
+
+def test_jacobson_plot_draws_every_panel_into_given_figure_or_axes(dd):
+    import matplotlib.pyplot as plt
+
+    from effectstudy.errors import SpecError
+
+    rc = _two_panel_table(dd)
+    fig = plt.figure()
+    try:
+        assert change.jacobson_plot(rc, construct="internalising", fig=fig) is fig
+        assert len(fig.axes) == 2
+        assert all(len(ax.collections) >= 2 for ax in fig.axes)  # band + points in each panel
+    finally:
+        plt.close(fig)
+    fig, axes = plt.subplots(1, 2)
+    try:
+        out = change.jacobson_plot(rc, construct="internalising", ax=axes, marker="s")
+        assert out is fig
+        for ax in axes:
+            points = [c for c in ax.collections if c.get_label() in change.CATEGORIES]
+            assert points and all(len(c.get_offsets()) > 0 for c in points)
+        # one Axes for two panels: an error, never a silently shortened plot
+        with pytest.raises(SpecError, match="2 panel"):
+            change.jacobson_plot(rc, construct="internalising", ax=axes[0])
+        with pytest.raises(SpecError, match="not both"):
+            change.jacobson_plot(rc, construct="internalising", ax=axes, fig=fig)
+    finally:
+        plt.close(fig)
+
+
+def test_bad_choices_and_confidence_are_spec_errors(dd):
+    from effectstudy.errors import SpecError
+
+    rows = [("p", "c1", "YSR", "internalising_t", "internalising", "lower", 60, 50)]
+    with pytest.raises(SpecError, match="method"):
+        change.reliable_change(_table(rows), dictionary=dd, method="jt")
+    with pytest.raises(SpecError, match="sd must be one of"):
+        change.reliable_change(_table(rows), dictionary=dd, sd="pooled")
+    for bad in (0, 1, 95, -0.5):
+        with pytest.raises(SpecError, match="confidence"):
+            change.proportion_ci(3, 10, confidence=bad)
+    assert isinstance(SpecError("x"), ValueError)

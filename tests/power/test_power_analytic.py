@@ -81,7 +81,7 @@ def test_simulated_t_test_power_matches_analytic(rid):
             n2=int(row["n2"]),
             alternative=row["alternative"],
             nsim=nsim,
-            seed=11,
+            rng=11,
         )
     else:
         sim = simulate_t_test_power(
@@ -90,7 +90,7 @@ def test_simulated_t_test_power_matches_analytic(rid):
             row["type"].replace(".", "-"),
             alternative=row["alternative"],
             nsim=nsim,
-            seed=11,
+            rng=11,
         )
     p = row["value"]
     se = np.sqrt(p * (1 - p) / nsim)
@@ -112,3 +112,15 @@ def test_bad_arguments():
         t_test_power(0.5, 10, alpha=1.5)
     with pytest.raises(SpecError):
         solve_n(0.5, power=1.2)
+    # one validation helper: the message names the parameter and the allowed words
+    with pytest.raises(SpecError, match=r"alternative must be one of \['greater', 'less', 'two-sided'\]"):
+        t_test_power(0.5, 10, alternative="both")
+    with pytest.raises(SpecError, match="alpha must lie strictly between 0 and 1"):
+        t_test_power(0.5, 10, alpha=0)
+    # pwr's spelling of the alternative is an alias of the same test
+    assert t_test_power(0.5, 10, alternative="two.sided") == t_test_power(0.5, 10)
+    with pytest.raises(SpecError, match="rng"):
+        simulate_t_test_power(0.5, 10, rng="seven")
+    with pytest.warns(FutureWarning, match="seed= is deprecated"):
+        old = simulate_t_test_power(0.5, 10, nsim=200, seed=3)
+    assert old == simulate_t_test_power(0.5, 10, nsim=200, rng=3)

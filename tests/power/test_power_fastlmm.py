@@ -1,5 +1,5 @@
-"""The fast REML engine of effectstudy.power against lme4/lmerTest/pbkrtest,
-finite differences and statsmodels."""
+"""The fast REML engine (effectstudy.multilevel.fastlmm, used by power) against
+lme4/lmerTest/pbkrtest, finite differences, statsmodels and the general engine."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pandas as pd
 import patsy
 import pytest
 
-from effectstudy.power._fastlmm import FastLMM, RandomTerm
+from effectstudy.multilevel.fastlmm import FastLMM, RandomTerm
 from refdata import REFERENCE
 
 ML = REFERENCE / "multilevel"
@@ -19,6 +19,17 @@ LMER = ML / "expected_lmer.csv"
 
 
 def build(df: pd.DataFrame, rhs: str, spec) -> tuple[FastLMM, list[str]]:
+    """The engine from the lme4 formula ``y ~ rhs + (cols | group)...`` (the fit() grammar)."""
+    random = [
+        "(" + " + ".join("1" if c == "(Intercept)" else c for c in cols) + f" | {grp})"
+        for grp, cols in spec
+    ]
+    m = FastLMM.from_formula(f"y ~ {rhs} + " + " + ".join(random), df)
+    return m, m.fixed_names
+
+
+def build_by_hand(df: pd.DataFrame, rhs: str, spec) -> tuple[FastLMM, list[str]]:
+    """The same engine from matrices built independently (patsy, pandas)."""
     X = patsy.dmatrix(rhs, df, return_type="dataframe")
     terms = []
     for grp, cols in spec:
@@ -93,6 +104,34 @@ def test_engine_matches_lmer_reference(case, lmer_ref):
         assert res["df_kr"] == pytest.approx(r["df_kr"], rel=1e-3)
         checked += 1
     assert checked >= 1
+
+
+def test_formula_design_equals_hand_built_design():
+    """from_formula (the fit() grammar) builds the matrices patsy and pandas build by hand."""
+    df = pd.read_csv(ML / "data" / "growth_a.csv")
+    m, names = build(df, "time * fidelity + age", THREE)
+    h, hnames = build_by_hand(df, "time * fidelity + age", THREE)
+    assert names == hnames == ["(Intercept)", "time", "fidelity", "time:fidelity", "age"]
+    np.testing.assert_array_equal(m.X, h.X)
+    np.testing.assert_array_equal(m.Z, h.Z)
+    assert m.theta_names == h.theta_names
+    assert m.formula == "y ~ time * fidelity + age + (1 | programme) + (1 + time | client)"
+    y = df["outcome"].to_numpy(float)
+    fm, fh = m.fit(m.stats(y), tol=1e-12), h.fit(h.stats(y), tol=1e-12)
+    assert fm.deviance == pytest.approx(fh.deviance, rel=1e-12)
+
+
+def test_formula_errors_are_model_errors():
+    from effectstudy.errors import ModelError
+
+    df = _toy()
+    with pytest.raises(ModelError, match="no random-effect term"):
+        FastLMM.from_formula("y ~ time", df)
+    with pytest.raises(ModelError, match="grouping factor not found") as err:
+        FastLMM.from_formula("y ~ time + (1 | site)", df)
+    assert err.value.column == "site"
+    with pytest.raises(ModelError, match="rank deficient"):
+        FastLMM.from_formula("y ~ time + I(2 * time) + (1 | client)", df)
 
 
 def _toy(seed=3, n_prog=5, n_cl=6, weeks=(0, 6, 12, 24)):
@@ -196,7 +235,7 @@ def _general_fit():
 @pytest.mark.parametrize("which", ["A", "C"])
 def test_agrees_with_general_multilevel_engine(which):
     """Fast power engine vs effectstudy.multilevel.fit on simulated data sets."""
-    from effectstudy.power.growth import _GrowthEngine, reference_design
+    from effectstudy.power.growth import reference_design
 
     lay = pd.read_csv(ML / "data" / f"power_design_{which}.csv")
     d = reference_design(which, lay)
@@ -204,7 +243,7 @@ def test_agrees_with_general_multilevel_engine(which):
         formula, ddf = "y ~ time + (1 | programme) + (1 + time | client)", "satterthwaite"
     else:
         formula, ddf = "y ~ time + (1 | programme) + (1 | client)", "kenward-roger"
-    eng = _GrowthEngine(d)
+    eng = d.simulation_engine()
     fit_general = _general_fit()
     compared = 0
     for seed in range(40):
@@ -246,10 +285,10 @@ def test_boundary_fits_match_lmertest_and_pbkrtest():
     R's values are stored in tests/power/data/boundary_reference/, written by
     benchmarks/r/fastlmm_boundary_reference.py (R is never called from the tests).
     """
-    from effectstudy.power.growth import GrowthDesign, _GrowthEngine
+    from effectstudy.power.growth import GrowthDesign
 
     lay = pd.read_csv(ML / "data" / "power_design_A.csv")
-    eng = _GrowthEngine(GrowthDesign(layout=lay))
+    eng = GrowthDesign(layout=lay).simulation_engine()
     ref = pd.read_csv(BOUNDARY_REF / "r_reference.csv", comment="#").set_index("file")
     assert len(ref) == 4
     ours = {}

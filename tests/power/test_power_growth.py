@@ -67,7 +67,7 @@ def simr_value(which: str, quantity: str) -> float:
 @pytest.mark.parametrize("which", ["A", "B", "C"])
 def test_power_matches_simr_within_mc_error(which):
     nsim = 1000
-    res = simulate(design(which), nsim=nsim, seed=20 + ord(which), n_jobs=2, progress=False)
+    res = simulate(design(which), nsim=nsim, rng=20 + ord(which), n_jobs=2, progress=False)
     p_r, n_r = simr_value(which, "power"), simr_value(which, "nsim")
     se = np.sqrt(p_r * (1 - p_r) / n_r + res.power * (1 - res.power) / nsim)
     assert abs(res.power - p_r) < 3 * se, (res.power, p_r, se)
@@ -86,7 +86,7 @@ def test_power_matches_simr_within_mc_error(which):
 def test_type_one_error_within_mc_error(which):
     nsim = 1000
     res = simulate(
-        design(which, **{"fixed:time": 0.0}), nsim=nsim, seed=7, n_jobs=2, progress=False
+        design(which, **{"fixed:time": 0.0}), nsim=nsim, rng=7, n_jobs=2, progress=False
     )
     se = np.sqrt(0.05 * 0.95 / nsim)
     assert abs(res.power - 0.05) < 3 * se
@@ -99,29 +99,63 @@ def test_type_one_error_within_mc_error(which):
 
 def test_same_seed_same_result_whatever_n_jobs():
     d = design("A")
-    r1 = simulate(d, nsim=24, seed=5, n_jobs=1, progress=False)
-    r2 = simulate(d, nsim=24, seed=5, n_jobs=2, progress=False, chunk_size=5)
-    r3 = simulate(d, nsim=24, seed=5, n_jobs=1, progress=False, chunk_size=7)
+    r1 = simulate(d, nsim=24, rng=5, n_jobs=1, progress=False)
+    r2 = simulate(d, nsim=24, rng=5, n_jobs=2, progress=False, chunk_size=5)
+    r3 = simulate(d, nsim=24, rng=5, n_jobs=1, progress=False, chunk_size=7)
     pd.testing.assert_frame_equal(r1.replicates, r2.replicates)
     pd.testing.assert_frame_equal(r1.replicates, r3.replicates)
-    r4 = simulate(d, nsim=24, seed=6, n_jobs=1, progress=False)
+    r4 = simulate(d, nsim=24, rng=6, n_jobs=1, progress=False)
     assert not np.allclose(r1.replicates["estimate"], r4.replicates["estimate"])
+
+
+def test_rng_vocabulary_and_deprecated_seed():
+    """rng= takes an int, a Generator or None; seed= works for one release with a warning."""
+    import warnings
+
+    d = design("C")
+    by_int = simulate(d, nsim=6, rng=5, progress=False)
+    assert by_int.extra["seed"] == 5
+    with pytest.warns(FutureWarning, match="seed= is deprecated"):
+        by_seed = simulate(d, nsim=6, seed=5, progress=False)
+    pd.testing.assert_frame_equal(by_int.replicates, by_seed.replicates)
+    with pytest.raises(SpecError, match="not both"):
+        simulate(d, nsim=6, seed=5, rng=5, progress=False)
+    # a Generator: the root seed drawn from it is recorded and repeats the run
+    by_gen = simulate(d, nsim=6, rng=np.random.default_rng(11), progress=False)
+    again = simulate(d, nsim=6, rng=by_gen.extra["seed"], progress=False)
+    pd.testing.assert_frame_equal(by_gen.replicates, again.replicates)
+    fresh = simulate(d, nsim=6, progress=False)
+    assert fresh.extra["seed"] != by_gen.extra["seed"]
+    for bad in (1.5, "1", -3, True):
+        with pytest.raises(SpecError, match="rng"):
+            simulate(d, nsim=6, rng=bad, progress=False)
+    with pytest.warns(FutureWarning, match="seed= is deprecated"):
+        old = GrowthDesign.planned(programmes=3, clients_per_programme=3, seed=4, **RAND)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        new = GrowthDesign.planned(programmes=3, clients_per_programme=3, rng=4, **RAND)
+        assert new.plan["rng"] == 4
+        pd.testing.assert_frame_equal(old.layout, new.layout)
+        again = new.replace(clients_per_programme=3)
+    pd.testing.assert_frame_equal(again.layout, new.layout)
+    text = simulate(d, nsim=6, rng=5, progress=False).summary()
+    assert "repeat with rng=5" in text and "alpha = 0.05" in text
 
 
 @pytest.mark.parametrize("processes", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_dask_cluster_gives_the_local_result(processes):
     distributed = pytest.importorskip("distributed")
     d = design("C")
-    local = simulate(d, nsim=20, seed=3, progress=False)
+    local = simulate(d, nsim=20, rng=3, progress=False)
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=processes, dashboard_address=None
     ) as cluster:
         with distributed.Client(cluster) as client:
             via_client = simulate(
-                d, nsim=20, seed=3, scheduler=client, progress=False, chunk_size=6
+                d, nsim=20, rng=3, scheduler=client, progress=False, chunk_size=6
             )
         via_address = simulate(
-            d, nsim=20, seed=3, scheduler=cluster.scheduler_address, progress=False
+            d, nsim=20, rng=3, scheduler=cluster.scheduler_address, progress=False
         )
     pd.testing.assert_frame_equal(local.replicates, via_client.replicates)
     pd.testing.assert_frame_equal(local.replicates, via_address.replicates)
@@ -133,7 +167,7 @@ def test_planned_design_and_standardised_effect():
         clients_per_programme=8,
         weeks=[0, 8, 16, 24, 32],
         dropout=0.25,
-        seed=1001,
+        rng=1001,
         **RAND,
     )
     assert d.layout["client"].nunique() == 48
@@ -154,7 +188,7 @@ def test_planned_design_and_standardised_effect():
         hazard=0.2,
         mcar=0.1,
         treat_programmes=[1],
-        seed=2,
+        rng=2,
         formula="y ~ time * treat",
         fixed={"Intercept": 1},
         test_term="time:treat",
@@ -181,10 +215,10 @@ def test_power_curve_and_plot():
     import matplotlib.figure
 
     d = GrowthDesign.planned(
-        programmes=4, clients_per_programme=4, weeks=[0, 8, 16], dropout=0.2, seed=1, **RAND
+        programmes=4, clients_per_programme=4, weeks=[0, 8, 16], dropout=0.2, rng=1, **RAND
     )
     curve = power_curve(
-        d, vary={"clients_per_programme": range(4, 9, 4)}, nsim=12, seed=1, progress=False
+        d, vary={"clients_per_programme": range(4, 9, 4)}, nsim=12, rng=1, progress=False
     )
     f = curve.to_frame()
     assert list(f["clients_per_programme"]) == [4, 8]
@@ -192,6 +226,21 @@ def test_power_curve_and_plot():
     fig = curve.plot()
     assert isinstance(fig, matplotlib.figure.Figure)
     assert isinstance(curve.results[0].plot(), matplotlib.figure.Figure)
+    # given axes are used, keyword arguments reach the main artist, the Figure comes back
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2)
+    try:
+        assert curve.plot(ax=ax1, color="C2", lw=3) is fig
+        (line,) = [ln for ln in ax1.lines if ln.get_label() == "simulated power"]
+        assert line.get_linewidth() == 3 and line.get_color() == "C2"
+        assert curve.results[0].plot(ax=ax2, bins=5) is fig
+        assert len(ax2.patches) == 5
+    finally:
+        plt.close("all")
+    text = curve.summary()
+    assert text.splitlines()[0] == "Simulated power by clients_per_programme (target 0.8)"
+    assert len(text.splitlines()) == 3
 
 
 def test_yaml_example_and_run_from_yaml(tmp_path):
@@ -207,8 +256,8 @@ def test_yaml_example_and_run_from_yaml(tmp_path):
     )
     p = tmp_path / "a.yaml"
     p.write_text(text)
-    r_yaml = run_from_yaml(p, nsim=8, seed=4, n_jobs=1, progress=False)
-    r_api = simulate(design("A"), nsim=8, seed=4, progress=False)
+    r_yaml = run_from_yaml(p, nsim=8, rng=4, n_jobs=1, progress=False)
+    r_api = simulate(design("A"), nsim=8, rng=4, progress=False)
     pd.testing.assert_frame_equal(r_yaml.replicates, r_api.replicates)
     bad = tmp_path / "bad.yaml"
     bad.write_text("type: growth\nlayout: {file: nope.csv}\n")

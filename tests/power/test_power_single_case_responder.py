@@ -61,10 +61,10 @@ def test_single_case_size_and_power(statistic):
         statistic=statistic,
     )
     nsim = 600
-    r0 = simulate(d0, nsim=nsim, seed=3, progress=False)
+    r0 = simulate(d0, nsim=nsim, rng=3, progress=False)
     # a randomization test is exact: size <= alpha up to MC error (discreteness)
     assert r0.power < 0.05 + 3 * np.sqrt(0.05 * 0.95 / nsim)
-    r1 = simulate(d0.replace(level_shift=1.5), nsim=200, seed=3, progress=False)
+    r1 = simulate(d0.replace(level_shift=1.5), nsim=200, rng=3, progress=False)
     assert r1.power > 0.5
     assert "exact" in r1.test
 
@@ -79,8 +79,8 @@ def test_single_case_monte_carlo_and_invariance():
         n_perm=199,
     )
     assert d.n_assignments > d.max_exact
-    a = simulate(d, nsim=30, seed=1, progress=False)
-    b = simulate(d, nsim=30, seed=1, n_jobs=2, progress=False, chunk_size=7)
+    a = simulate(d, nsim=30, rng=1, progress=False)
+    b = simulate(d, nsim=30, rng=1, n_jobs=2, progress=False, chunk_size=7)
     pd.testing.assert_frame_equal(a.replicates, b.replicates)
     assert "Monte Carlo" in a.test
     with pytest.raises(SpecError):
@@ -98,7 +98,7 @@ def test_responder_power_is_exact_binomial():
         sd_true_change=5.0,
         null_proportion=0.2,
     )
-    sdiff = reliable_change_sdiff(10.0, 0.85)
+    sdiff = rd.s_diff
     assert sdiff == pytest.approx(10 * np.sqrt(0.3))
     pi = stats.norm.cdf((8 - 1.96 * sdiff) / np.hypot(5, sdiff))
     assert rd.responder_probability == pytest.approx(pi)
@@ -110,11 +110,28 @@ def test_responder_power_is_exact_binomial():
         assert row["power"] == pytest.approx(stats.binom.sf(k - 1, n, pi))
     # simulation of the pooled test agrees with the exact power
     nsim = 2000
-    res = simulate(rd, nsim=nsim, seed=9, progress=False)
+    res = simulate(rd, nsim=nsim, rng=9, progress=False)
     p = float(tab.loc[tab.programme == "pooled", "power"].iloc[0])
     assert abs(res.power - p) < 4 * np.sqrt(p * (1 - p) / nsim)
     with pytest.raises(SpecError):
         ResponderDesign(reliability=1.2)
+
+
+def test_one_standard_error_difference_for_change_and_power():
+    """power's responder design uses change.standard_error_difference (one set of bounds)."""
+    from effectstudy.change import standard_error_difference
+    from effectstudy.errors import DataError
+
+    assert standard_error_difference(10.0, 0.0) == pytest.approx(10 * np.sqrt(2))
+    for sd, r in [(10.0, 1.0), (10.0, -0.1), (0.0, 0.8), (10.0, float("nan"))]:
+        with pytest.raises(DataError):
+            standard_error_difference(sd, r)
+        with pytest.raises(SpecError):
+            ResponderDesign(sd=sd, reliability=r)
+    assert ResponderDesign(sd=8.0, reliability=0.0).s_diff == pytest.approx(8 * np.sqrt(2))
+    with pytest.warns(FutureWarning, match="standard_error_difference"):
+        old = reliable_change_sdiff(10.0, 0.85)
+    assert old == pytest.approx(10 * np.sqrt(0.3))
 
 
 def test_yaml_single_case_and_responder(tmp_path):

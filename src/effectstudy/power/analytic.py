@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
+from .._validate import check_choice, check_significance
 from ..errors import SpecError
 
 __all__ = [
@@ -34,10 +35,12 @@ _KINDS = {
 }
 
 
+_ALTERNATIVES = {"two-sided": "two-sided", "two.sided": "two-sided", "greater": "greater",
+                 "less": "less"}
+
+
 def _df_ncp(d: float, n: float, kind: str, n2: float | None) -> tuple[float, float]:
-    k = _KINDS.get(kind)
-    if k is None:
-        raise SpecError(f"unknown t-test kind {kind!r}; use 'one-sample', 'two-sample' or 'paired'")
+    k = check_choice("kind", kind, _KINDS, normalise=False)
     if k == "one":
         if n2 is not None:
             raise SpecError("n2 is only meaningful for kind='two-sample'")
@@ -69,7 +72,8 @@ def t_test_power(
         Size of group 2 (two-sample only); defaults to ``n`` (equal groups,
         ``pwr.t.test``); otherwise as ``pwr.t2n.test``.
     alpha : float
-        Significance level.
+        Significance level of the test (not a confidence level; the name is
+        pwr's ``sig.level``).
     alternative : {"two-sided", "greater", "less"}
 
     Returns
@@ -84,20 +88,18 @@ def t_test_power(
     ``n1 + n2 - 2`` and noncentrality ``d sqrt(n)`` or ``d sqrt(n1 n2/(n1+n2))``
     (Cohen 1988).
     """
-    if not 0 < alpha < 1:
-        raise SpecError("alpha must lie in (0, 1)")
+    alpha = check_significance(alpha)
+    alternative = check_choice("alternative", alternative, _ALTERNATIVES,  # type: ignore[assignment]
+                               normalise=False)
     df, ncp = _df_ncp(float(d), float(n), kind, n2)
     if df <= 0:
         raise SpecError("sample size too small for a t-test")
-    alternative = {"two.sided": "two-sided"}.get(alternative, alternative)
     if alternative == "two-sided":
         q = stats.t.isf(alpha / 2, df)
         return float(stats.nct.sf(q, df, ncp) + stats.nct.cdf(-q, df, ncp))
     if alternative == "greater":
         return float(stats.nct.sf(stats.t.isf(alpha, df), df, ncp))
-    if alternative == "less":
-        return float(stats.nct.cdf(stats.t.ppf(alpha, df), df, ncp))
-    raise SpecError(f"unknown alternative {alternative!r}")
+    return float(stats.nct.cdf(stats.t.ppf(alpha, df), df, ncp))
 
 
 def _r_zeroin(f, ax: float, bx: float, tol: float, maxit: int = 1000) -> float:

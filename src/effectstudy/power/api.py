@@ -4,11 +4,11 @@ Example
 -------
 >>> from effectstudy.power.api import GrowthDesign, simulate, power_curve
 >>> design = GrowthDesign.planned(programmes=6, clients_per_programme=8,
-...     weeks=[0, 8, 16, 24, 32], dropout=0.25, seed=1001,
+...     weeks=[0, 8, 16, 24, 32], dropout=0.25, rng=1001,
 ...     formula="y ~ time", fixed={"Intercept": 50, "time": -0.10},
 ...     sd_programme=2.0, sd_intercept=6.0, sd_slope=0.15, cor_intercept_slope=-0.3,
 ...     sd_residual=5.0, test_term="time", ddf="satterthwaite")
->>> res = simulate(design, nsim=1000, seed=1, n_jobs=-1)            # doctest: +SKIP
+>>> res = simulate(design, nsim=1000, rng=1, n_jobs=-1)             # doctest: +SKIP
 >>> res.power, res.ci_lower, res.ci_upper, res.n_failed, res.n_singular  # doctest: +SKIP
 >>> curve = power_curve(design, vary={"clients_per_programme": range(4, 26, 2)})  # doctest: +SKIP
 >>> curve.plot()                                                     # doctest: +SKIP

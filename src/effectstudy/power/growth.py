@@ -14,12 +14,15 @@ with programme intercepts ``v_i ~ N(0, sd_programme^2)``, client effects
 and residuals ``e ~ N(0, sd_residual^2)``.  The analysis model is
 ``formula + (1 | programme) + (1 + time | client)`` (the programme term only if
 ``sd_programme > 0``, the slope only if ``sd_slope > 0``), fitted by REML with
-the fast engine in :mod:`effectstudy.power._fastlmm`.
+the fast engine :class:`effectstudy.multilevel.fastlmm.FastLMM`, built from the
+same lme4 formula that :func:`effectstudy.multilevel.fit` takes
+(:meth:`GrowthDesign.analysis_formula`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -28,10 +31,23 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._validate import RNGLike, check_rng
 from ..errors import ModelError, SpecError
-from ._fastlmm import FastLMM, RandomTerm
+from ..multilevel.ddf import DDF_ALIASES, DDF_METHODS
+from ..multilevel.design import design_matrix
+from ..multilevel.fastlmm import FastLMM, RandomTerm
 
 __all__ = ["GrowthDesign", "reference_design"]
+
+
+def _plan_seed(rng: RNGLike) -> int:
+    """The int seed of a plan's attrition draw (kept so that the plan can be redrawn)."""
+    if isinstance(rng, np.random.Generator):
+        return int(rng.integers(0, 2**63))
+    if rng is None:
+        return int(np.random.SeedSequence().entropy % 2**63)
+    check_rng(rng)  # an int seed >= 0 (raises SpecError otherwise)
+    return int(rng)
 
 
 def _fixed_key(name: str) -> str:
@@ -108,12 +124,8 @@ class GrowthDesign:
         if not -1 < self.cor_intercept_slope < 1:
             raise SpecError("cor_intercept_slope must lie in (-1, 1)")
         ddf = str(self.ddf).lower().replace("_", "-")
-        ddf = {
-            "kr": "kenward-roger",
-            "kenwardroger": "kenward-roger",
-            "satterthwaite": "satterthwaite",
-        }.get(ddf, ddf)
-        if ddf not in ("satterthwaite", "kenward-roger"):
+        ddf = DDF_ALIASES.get(ddf, ddf)
+        if ddf not in DDF_METHODS or ddf == "residual":
             raise SpecError(f"ddf must be 'satterthwaite' or 'kenward-roger', not {self.ddf!r}")
         object.__setattr__(self, "ddf", ddf)
         object.__setattr__(
@@ -137,7 +149,7 @@ class GrowthDesign:
         hazard: float | Sequence[float] | None = None,
         mcar: float = 0.0,
         treat_programmes: Sequence[int] | None = None,
-        seed: int | None = 0,
+        rng: RNGLike = None,
         **design: Any,
     ) -> GrowthDesign:
         """Build a design from a balanced plan with attrition drawn once.
@@ -164,12 +176,24 @@ class GrowthDesign:
         treat_programmes : sequence of int, optional
             1-based indices of the programmes in the new arm; adds a 0/1
             ``treat`` column.
-        seed : int, optional
-            Seed of the attrition draw. The pattern is fixed across simulation
-            replicates (as in the reference simr designs).
+        rng : int, numpy.random.Generator or None
+            Randomness of the attrition draw: an int seed, a Generator (an int
+            seed is drawn from it) or ``None`` (fresh). The seed used is kept in
+            ``plan["rng"]``, so :meth:`replace` and :func:`power_curve` redraw
+            the same pattern. The pattern is fixed across simulation
+            replicates (as in the reference simr designs). ``seed=`` is
+            accepted for one release with a :class:`FutureWarning`.
         **design
             Remaining :class:`GrowthDesign` fields (formula, fixed, SDs, ...).
         """
+        if "seed" in design:
+            design = dict(design)
+            if rng is not None:
+                raise SpecError("GrowthDesign.planned(): give seed= or rng=, not both")
+            warnings.warn("GrowthDesign.planned(): seed= is deprecated and will be removed in "
+                          "the next release; use rng=", FutureWarning, stacklevel=2)
+            rng = design.pop("seed")
+        seed = _plan_seed(rng)
         rng = np.random.default_rng(seed)
         weeks = [float(w) for w in weeks]
         K = len(weeks)
@@ -226,7 +250,7 @@ class GrowthDesign:
             else (float(hazard) if np.isscalar(hazard) else list(hazard)),
             mcar=mcar,
             treat_programmes=None if treat_programmes is None else list(treat_programmes),
-            seed=seed,
+            rng=seed,
         )
         return cls(layout=pd.DataFrame(rows), plan=plan, **design)
 
@@ -238,6 +262,10 @@ class GrowthDesign:
         plan_ch = {
             k: v for k, v in changes.items() if k not in fields and not k.startswith("fixed:")
         }
+        if "seed" in plan_ch:
+            warnings.warn("GrowthDesign.replace(): seed= is deprecated and will be removed in "
+                          "the next release; use rng=", FutureWarning, stacklevel=2)
+            plan_ch["rng"] = plan_ch.pop("seed")
         if fixed_ch:
             direct["fixed"] = {**self.fixed, **{_fixed_key(k): v for k, v in fixed_ch.items()}}
         if plan_ch:
@@ -259,8 +287,6 @@ class GrowthDesign:
         The formula is parsed by :mod:`effectstudy.multilevel.design` (never
         evaluated as code); coefficient names are patsy's.
         """
-        from ..multilevel.design import design_matrix
-
         rhs = self.formula.split("~", 1)[-1] if isinstance(self.formula, str) else self.formula
         try:
             X = design_matrix(rhs, self.layout, NA_action="raise")
@@ -272,24 +298,32 @@ class GrowthDesign:
     def fixed_names(self) -> list[str]:
         return self.fixed_matrix()[1]
 
-    def random_terms(self) -> list[RandomTerm]:
-        lay = self.layout
-        n = len(lay)
-        terms = []
+    def analysis_formula(self) -> str:
+        """The lme4 formula of the analysis model (as :func:`effectstudy.multilevel.fit` takes).
+
+        ``formula`` plus ``(1 | programme)`` (if ``sd_programme > 0``) and
+        ``(1 + time | client)`` (``(1 | client)`` if ``sd_slope == 0``).
+        """
+        lhs, _, rhs = self.formula.rpartition("~")
+        response = lhs.strip() or "y"
+        parts = [rhs.strip()]
         if self.sd_programme > 0:
-            g = pd.factorize(lay[self.programme], sort=True)[0]
-            terms.append(RandomTerm(self.programme, g, np.ones((n, 1)), ("(Intercept)",)))
-        g = pd.factorize(lay[self.client], sort=True)[0]
-        t = lay[self.time].to_numpy(float)
-        if self.sd_slope > 0:
-            terms.append(
-                RandomTerm(
-                    self.client, g, np.column_stack([np.ones(n), t]), ("(Intercept)", self.time)
-                )
-            )
-        else:
-            terms.append(RandomTerm(self.client, g, np.ones((n, 1)), ("(Intercept)",)))
-        return terms
+            parts.append(f"(1 | {self.programme})")
+        slope = f"1 + {self.time}" if self.sd_slope > 0 else "1"
+        parts.append(f"({slope} | {self.client})")
+        return f"{response} ~ " + " + ".join(parts)
+
+    def model(self) -> FastLMM:
+        """The fast REML engine for :meth:`analysis_formula` on the layout."""
+        try:
+            return FastLMM.from_formula(self.analysis_formula(), self.layout)
+        except ModelError as exc:
+            raise SpecError(f"cannot build the analysis model: {exc.message}",
+                            column=exc.column) from exc
+
+    def random_terms(self) -> list[RandomTerm]:
+        """The random-effect terms of the analysis model (built from its formula)."""
+        return self.model().terms
 
     def true_covariances(self) -> list[np.ndarray]:
         covs = []
@@ -328,6 +362,10 @@ class GrowthDesign:
         name = _fixed_key(term or self.test_term)
         beta = float(d) * self.sd_total / self.duration
         return self.replace(**{f"fixed:{name}": beta})
+
+    def simulation_engine(self) -> _GrowthEngine:
+        """The machinery :func:`~effectstudy.power.simulate` runs (built in each worker)."""
+        return _GrowthEngine(self)
 
     def test_description(self) -> str:
         ddf = "Satterthwaite" if self.ddf == "satterthwaite" else "Kenward-Roger"
@@ -410,11 +448,10 @@ class _GrowthEngine:
 
     def __init__(self, design: GrowthDesign) -> None:
         self.design = design
-        X, names = design.fixed_matrix()
-        self.X = X
-        self.names = names
-        self.terms = design.random_terms()
-        self.model = FastLMM(X, self.terms)
+        self.model = design.model()
+        self.X = X = self.model.X
+        self.names = names = [_fixed_key(c) for c in self.model.fixed_names or []]
+        self.terms = self.model.terms
         self.beta = np.array([design.fixed.get(nm, 0.0) for nm in names])
         self.mu = X @ self.beta
         self.covs = design.true_covariances()

@@ -26,18 +26,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import SpecError
+from .._compat import deprecated_alias
+from .._validate import check_significance
+from ..change import standard_error_difference
+from ..errors import DataError, SpecError
 
 __all__ = ["ResponderDesign", "reliable_change_sdiff"]
 
-
-def reliable_change_sdiff(sd: float, reliability: float) -> float:
-    """Jacobson & Truax (1991) standard error of a difference, ``SD sqrt(2 (1 - r))``."""
-    if not 0 <= reliability < 1:
-        raise SpecError("reliability must lie in [0, 1)")
-    if sd <= 0:
-        raise SpecError("sd must be > 0")
-    return float(sd * np.sqrt(2 * (1 - reliability)))
+#: Deprecated name of :func:`effectstudy.change.standard_error_difference` (one release).
+reliable_change_sdiff = deprecated_alias("reliable_change_sdiff", standard_error_difference)
 
 
 def _critical(n: int, pi0: float, alpha: float) -> int:
@@ -70,7 +67,8 @@ class ResponderDesign:
     lower_is_better : bool
         Whether a decrease is an improvement.
     alpha : float
-        One-sided level of the exact binomial test.
+        One-sided significance level of the exact binomial test (not a
+        confidence level).
     name : str
     """
 
@@ -85,7 +83,11 @@ class ResponderDesign:
     name: str = "responder"
 
     def __post_init__(self) -> None:
-        reliable_change_sdiff(self.sd, self.reliability)
+        try:
+            standard_error_difference(self.sd, self.reliability)
+        except DataError as exc:  # a planned design: the same check, reported as a spec error
+            raise SpecError(exc.message) from exc
+        check_significance(self.alpha)
         if not 0 < self.null_proportion < 1:
             raise SpecError("null_proportion must lie in (0, 1)")
         if min(self.ns) < 1:
@@ -98,7 +100,7 @@ class ResponderDesign:
 
     @property
     def s_diff(self) -> float:
-        return reliable_change_sdiff(self.sd, self.reliability)
+        return standard_error_difference(self.sd, self.reliability)
 
     @property
     def responder_probability(self) -> float:
@@ -132,7 +134,8 @@ class ResponderDesign:
             )
         return pd.DataFrame(rows)
 
-    def _engine(self) -> _ResponderEngine:
+    def simulation_engine(self) -> _ResponderEngine:
+        """The machinery :func:`~effectstudy.power.simulate` runs (built in each worker)."""
         return _ResponderEngine(self)
 
 

@@ -2,10 +2,21 @@
 
 Reproducibility
 ---------------
-Replicate ``i`` always uses the generator
-``numpy.random.default_rng(SeedSequence(seed).spawn(nsim)[i])``, whatever the
-chunking, ``n_jobs`` or scheduler; results are therefore identical across
-back-ends for the same seed.
+Randomness is ``rng=``: an int seed, a :class:`numpy.random.Generator` or
+``None`` (fresh entropy). Replicate ``i`` always uses the generator
+``numpy.random.default_rng(SeedSequence(root).spawn(nsim)[i])``, whatever the
+chunking, ``n_jobs`` or scheduler, with ``root`` the int seed (or, for a
+Generator or ``None``, an integer drawn from it / from the operating system);
+``root`` is recorded in ``PowerResult.extra["seed"]`` so that any run can be
+repeated with ``rng=root``. Results are identical across back-ends for the
+same seed. ``seed=`` is the deprecated spelling of ``rng=`` (one release).
+
+Significance versus confidence
+------------------------------
+``alpha`` here is the significance level of the simulated test (power is the
+proportion of replicates with ``p < alpha``); it is not a confidence level, so
+it keeps its name. The Monte Carlo interval of the power is a 95%
+Clopper-Pearson interval (``ci_lower``, ``ci_upper``).
 """
 
 from __future__ import annotations
@@ -13,15 +24,21 @@ from __future__ import annotations
 import time as _time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from effectstudy._stats import clopper_pearson
+from effectstudy._compat import renamed_keywords, seed_to_rng
+from effectstudy._stats import clopper_pearson as _clopper_pearson
+from effectstudy._validate import RNGLike, check_confidence, check_significance
 
 from .._results import ResultMixin
 from ..errors import SpecError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["PowerResult", "PowerCurve", "simulate", "power_curve", "clopper_pearson"]
 
@@ -92,14 +109,33 @@ class PowerResult(ResultMixin):
         # cpu_seconds: CPU time summed over workers (single-threaded BLAS per worker)
         return pd.DataFrame([row])
 
-    def plot(self, ax=None):
-        """Histogram of the replicate p-values with alpha marked."""
+    def summary(self) -> str:
+        """Plain-text summary: power, its Monte Carlo interval, failures and the test."""
+        lines = [
+            f"Simulated power of {self.design}: {self.power:.3f} "
+            f"(95% Clopper-Pearson {self.ci_lower:.3f} to {self.ci_upper:.3f}; "
+            f"MC SE {self.mc_se:.3f})",
+            f"  test: {self.test}, alpha = {self.alpha:g} (significance level)",
+            f"  replicates: {self.nsim}, rejections: {self.successes}, failed fits: "
+            f"{self.n_failed}, singular fits: {self.n_singular}",
+        ]
+        if "seed" in self.extra:
+            lines.append(f"  repeat with rng={self.extra['seed']}")
+        lines += [f"  note: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+    def plot(self, ax: Axes | None = None, **kwargs: Any) -> Figure:
+        """Histogram of the replicate p-values with alpha marked.
+
+        ``ax``: axes to draw on (a new figure otherwise); ``kwargs`` go to
+        :meth:`matplotlib.axes.Axes.hist`. Returns the Figure.
+        """
         import matplotlib.pyplot as plt
 
         if ax is None:
             _, ax = plt.subplots(figsize=(5, 3))
         p = self.replicates["p"].dropna()
-        ax.hist(p, bins=np.linspace(0, 1, 41), color="0.6")
+        ax.hist(p, **{"bins": np.linspace(0, 1, 41), "color": "0.6", **kwargs})
         ax.axvline(self.alpha, color="C3", ls="--", label=f"alpha = {self.alpha:g}")
         ax.set_xlabel("p-value")
         ax.set_ylabel("replicates")
@@ -127,8 +163,20 @@ class PowerCurve(ResultMixin):
             frames.append(f)
         return pd.concat(frames, ignore_index=True)
 
-    def plot(self, ax=None):
-        """Power vs the varied parameter with Clopper-Pearson bands and the target line."""
+    def summary(self) -> str:
+        """Plain-text table: power and its Monte Carlo interval at every value."""
+        lines = [f"Simulated power by {self.parameter} (target {self.target:g})"]
+        for v, r in zip(self.values, self.results, strict=True):
+            lines.append(f"  {self.parameter} = {v}: {r.power:.3f} "
+                         f"[{r.ci_lower:.3f}, {r.ci_upper:.3f}] (nsim {r.nsim})")
+        return "\n".join(lines)
+
+    def plot(self, ax: Axes | None = None, **kwargs: Any) -> Figure:
+        """Power vs the varied parameter with Clopper-Pearson bands and the target line.
+
+        ``ax``: axes to draw on (a new figure otherwise); ``kwargs`` go to the
+        power line (:meth:`matplotlib.axes.Axes.plot`). Returns the Figure.
+        """
         import matplotlib.pyplot as plt
 
         if ax is None:
@@ -146,7 +194,8 @@ class PowerCurve(ResultMixin):
             color="C0",
             label="95% MC interval (Clopper-Pearson)",
         )
-        ax.plot(x, f["power"], "o-", color="C0", label="simulated power")
+        ax.plot(x, f["power"], **{"marker": "o", "ls": "-", "color": "C0",
+                                  "label": "simulated power", **kwargs})
         ax.axhline(self.target, color="C3", ls="--", lw=1, label=f"power = {self.target:g}")
         ax.set_ylim(0, 1)
         ax.set_xlabel(self.parameter)
@@ -157,17 +206,11 @@ class PowerCurve(ResultMixin):
 
 # ----------------------------------------------------------------------
 def _engine_for(design: Any):
-    from .growth import GrowthDesign, _GrowthEngine
-    from .responder import ResponderDesign
-    from .single_case import SingleCaseDesign, _SingleCaseEngine
-
-    if isinstance(design, GrowthDesign):
-        return _GrowthEngine(design)
-    if isinstance(design, SingleCaseDesign):
-        return _SingleCaseEngine(design)
-    if isinstance(design, ResponderDesign):
-        return design._engine()
-    raise SpecError(f"cannot simulate a {type(design).__name__}")
+    """The design's simulation engine (``design.simulation_engine()``)."""
+    make = getattr(design, "simulation_engine", None)
+    if not callable(make):
+        raise SpecError(f"cannot simulate a {type(design).__name__}")
+    return make()
 
 
 def _run_chunk(design: Any, seeds: Sequence[np.random.SeedSequence], alpha: float) -> pd.DataFrame:
@@ -211,10 +254,32 @@ def _progress(total: int, enabled: bool, label: str):
     return prog
 
 
+def clopper_pearson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper & Pearson 1934) confidence interval of a binomial proportion.
+
+    Clopper, C. J. & Pearson, E. S. (1934). The use of confidence or fiducial
+    limits illustrated in the case of the binomial. *Biometrika* 26, 404-413.
+    ``(nan, nan)`` when ``n == 0``.
+    """
+    return _clopper_pearson(int(successes), int(n), check_confidence(confidence))
+
+
+def _root_seed(rng: RNGLike) -> int:
+    """The int root of the replicate seeds: ``rng`` itself, or drawn from it / fresh."""
+    if isinstance(rng, np.random.Generator):
+        return int(rng.integers(0, 2**63))
+    if rng is None:
+        return int(np.random.SeedSequence().entropy % 2**63)
+    if isinstance(rng, bool) or not isinstance(rng, int | np.integer) or int(rng) < 0:
+        raise SpecError(f"rng must be an int seed >= 0, a numpy Generator or None, got {rng!r}")
+    return int(rng)
+
+
+@renamed_keywords("simulate", {"seed": seed_to_rng})
 def simulate(
     design: Any,
     nsim: int = 1000,
-    seed: int | None = 1,
+    rng: RNGLike = None,
     n_jobs: int = 1,
     alpha: float = 0.05,
     scheduler: Any = None,
@@ -229,13 +294,17 @@ def simulate(
     design : GrowthDesign, SingleCaseDesign or ResponderDesign
     nsim : int
         Number of replicates.
-    seed : int
-        Root seed; replicate i uses ``SeedSequence(seed).spawn(nsim)[i]``.
+    rng : int, numpy.random.Generator or None
+        Randomness: an int root seed (replicate i uses
+        ``SeedSequence(rng).spawn(nsim)[i]``), a Generator (an int root is drawn
+        from it) or ``None`` (fresh entropy). The root is recorded in
+        ``extra["seed"]``. ``seed=`` is accepted for one release with a
+        :class:`FutureWarning`.
     n_jobs : int
         Local processes (joblib/loky); ``-1`` for all cores. Ignored when
         ``scheduler`` is given.
     alpha : float
-        Significance level of the per-replicate test.
+        Significance level of the per-replicate test (not a confidence level).
     scheduler : str or dask.distributed.Client, optional
         ``"tcp://host:port"`` of a Dask scheduler or a Client: replicate chunks
         are run on its workers. Same results as local runs with the same seed.
@@ -248,12 +317,12 @@ def simulate(
     -------
     PowerResult
     """
-    if nsim < 1:
-        raise SpecError("nsim must be >= 1")
-    if not 0 < alpha < 1:
-        raise SpecError("alpha must lie in (0, 1)")
+    if isinstance(nsim, bool) or not isinstance(nsim, int | np.integer) or nsim < 1:
+        raise SpecError(f"nsim must be an integer >= 1, got {nsim!r}")
+    alpha = check_significance(alpha)
+    root = _root_seed(rng)
     t0 = _time.perf_counter()
-    seeds = np.random.SeedSequence(seed).spawn(nsim)
+    seeds = np.random.SeedSequence(root).spawn(int(nsim))
     _engine_for(design)  # validate early in the calling process
     if scheduler is not None:
         frames = _run_dask(design, seeds, alpha, scheduler, progress, chunk_size)
@@ -265,6 +334,7 @@ def simulate(
     elapsed = _time.perf_counter() - t0
     res = _summarise(design, reps, alpha, elapsed)
     res.extra["cpu_seconds"] = cpu
+    res.extra["seed"] = root
     return res
 
 
@@ -389,11 +459,12 @@ def _run_dask(design, seeds, alpha, scheduler, progress, chunk_size) -> list[pd.
             client.close()
 
 
+@renamed_keywords("power_curve", {"seed": seed_to_rng})
 def power_curve(
     design: Any,
     vary: Mapping[str, Iterable[Any]],
     nsim: int = 1000,
-    seed: int | None = 1,
+    rng: RNGLike = None,
     n_jobs: int = 1,
     alpha: float = 0.05,
     scheduler: Any = None,
@@ -410,9 +481,10 @@ def power_curve(
         Parameter name and its values. A design field (``sd_slope``...), a
         ``fixed:<coef>`` effect, or (for designs built with ``planned``) a plan
         argument such as ``clients_per_programme`` or ``programmes``.
-    nsim, seed, n_jobs, alpha, scheduler, progress
-        As in :func:`simulate`; the same seed is used at every value (common
-        random numbers make the curve smoother).
+    nsim, rng, n_jobs, alpha, scheduler, progress
+        As in :func:`simulate`; the same root seed is used at every value
+        (common random numbers make the curve smoother). ``seed=`` is accepted
+        for one release with a :class:`FutureWarning`.
     target : float
         Power drawn as a reference line by :meth:`PowerCurve.plot`.
     """
@@ -420,6 +492,7 @@ def power_curve(
         raise SpecError("vary must name exactly one parameter")
     ((param, values),) = vary.items()
     values = tuple(values)
+    root = _root_seed(rng)
     results = []
     for v in values:
         d = design.replace(**{param: v})
@@ -427,7 +500,7 @@ def power_curve(
             simulate(
                 d,
                 nsim=nsim,
-                seed=seed,
+                rng=root,
                 n_jobs=n_jobs,
                 alpha=alpha,
                 scheduler=scheduler,

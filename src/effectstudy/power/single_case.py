@@ -36,8 +36,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from .._validate import check_choice, check_rng
 from ..errors import SpecError
-from ..sced._compat import as_generator
 from ..sced._null import aggregate, draw_indices, exact_null, p_value, sampled_null
 
 __all__ = ["SingleCaseDesign", "mb_randomization_test"]
@@ -89,10 +89,9 @@ class SingleCaseDesign:
             raise SpecError("need n_cases >= 1 and series_length >= 3")
         if not -1 < self.ar < 1:
             raise SpecError("ar must lie in (-1, 1)")
-        if self.statistic not in ("mean_difference", "nap"):
-            raise SpecError(f"unknown statistic {self.statistic!r}")
-        if self.alternative not in ("greater", "less", "two-sided"):
-            raise SpecError(f"unknown alternative {self.alternative!r}")
+        check_choice("statistic", self.statistic, ("mean_difference", "nap"), normalise=False)
+        check_choice("alternative", self.alternative, ("greater", "less", "two-sided"),
+                     normalise=False)
         w = self.windows()
         for lo, hi in w:
             if not 2 <= lo <= hi <= self.series_length:
@@ -115,6 +114,10 @@ class SingleCaseDesign:
 
     def replace(self, **changes: Any) -> SingleCaseDesign:
         return dataclasses.replace(self, **changes)
+
+    def simulation_engine(self) -> _SingleCaseEngine:
+        """The machinery :func:`~effectstudy.power.simulate` runs (built in each worker)."""
+        return _SingleCaseEngine(self)
 
     def test_description(self) -> str:
         kind = "exact" if self.n_assignments <= self.max_exact else f"Monte Carlo ({self.n_perm})"
@@ -188,7 +191,7 @@ def mb_randomization_test(
         alternative,
         n_perm,
         max_exact,
-        [as_generator(rng)[0]],
+        [check_rng(rng)],
     )
     return float(stat[0]), float(p[0])
 

@@ -15,7 +15,7 @@ Schema (keys not listed are an error)::
         hazard: null                     # or per-occasion dropout hazard(s)
         mcar: 0.0                        # intermittent missing occasions
         treat_programmes: null           # e.g. [1, 3, 5] adds a 0/1 column `treat`
-        seed: 1001                       # attrition pattern is drawn once
+        seed: 1001                       # attrition pattern is drawn once (rng= of planned)
     formula: y ~ time                    # fixed part (parsed, never evaluated)
     fixed: {Intercept: 50, time: -0.10}
     random:
@@ -28,6 +28,10 @@ Schema (keys not listed are an error)::
     # ---- single-case: the SingleCaseDesign fields under `design:` ------
     # ---- responder:   the ResponderDesign fields under `design:` -------
     simulation: {nsim: 1000, seed: 1, alpha: 0.05}   # defaults for run_from_yaml
+
+In a file a seed is an integer, so the key is ``seed``; it is passed on as
+``rng=`` (the keyword of :func:`simulate` and :meth:`GrowthDesign.planned`).
+``alpha`` is the significance level of the simulated test.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from typing import Any
 
 import pandas as pd
 
+from .._compat import renamed_keywords, seed_to_rng
+from .._validate import RNGLike
 from .._yaml_io import read_yaml, unknown_keys_text
 from ..errors import SpecError
 from .growth import GrowthDesign
@@ -94,7 +100,13 @@ def design_from_dict(spec: dict, base: Path | None = None, file: Any = None):
                 if not p.exists():
                     raise SpecError(f"layout file {p} not found", file=file, key="layout.file")
                 return GrowthDesign(layout=pd.read_csv(p), **kw)
-            return GrowthDesign.planned(**dict(lay["planned"]), **kw)
+            planned = dict(lay["planned"])
+            if "seed" in planned:
+                if "rng" in planned:
+                    raise SpecError("give seed or rng, not both", file=file,
+                                    key="layout.planned")
+                planned["rng"] = planned.pop("seed")
+            return GrowthDesign.planned(**planned, **kw)
         if kind in ("single-case", "singlecase", "sced"):
             d = dict(spec.get("design") or {})
             if (
@@ -124,10 +136,11 @@ def load_design(path: str | Path):
     return design_from_dict(_read(path), base=path.parent, file=path)
 
 
+@renamed_keywords("run_from_yaml", {"seed": seed_to_rng})
 def run_from_yaml(
     path: str | Path,
     nsim: int | None = None,
-    seed: int | None = None,
+    rng: RNGLike = None,
     n_jobs: int = 1,
     *,
     alpha: float | None = None,
@@ -136,8 +149,9 @@ def run_from_yaml(
 ) -> PowerResult:
     """Load a YAML design and simulate its power (entry point for the CLI).
 
-    ``nsim``, ``seed`` and ``alpha`` default to the file's ``simulation``
-    section, else 1000, 1 and 0.05.
+    ``nsim``, ``rng`` and ``alpha`` default to the file's ``simulation``
+    section (``nsim``, ``seed``, ``alpha``), else 1000, 1 and 0.05. ``seed=``
+    is accepted for one release with a :class:`FutureWarning`.
     """
     spec = _read(path)
     sim = dict(spec.get("simulation") or {})
@@ -147,7 +161,7 @@ def run_from_yaml(
     return simulate(
         design,
         nsim=int(nsim if nsim is not None else sim.get("nsim", 1000)),
-        seed=seed if seed is not None else sim.get("seed", 1),
+        rng=rng if rng is not None else sim.get("seed", 1),
         n_jobs=n_jobs,
         alpha=float(alpha if alpha is not None else sim.get("alpha", 0.05)),
         scheduler=scheduler,

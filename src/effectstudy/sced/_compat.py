@@ -11,21 +11,18 @@ release with a :class:`FutureWarning` naming the new spelling.
 
 from __future__ import annotations
 
-import functools
 import warnings
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
-import numpy as np
-
-from effectstudy.errors import SpecError
+# the generic helpers live in effectstudy._compat / effectstudy._validate (shared by
+# every package); they are re-exported here so that sced's modules keep importing them
+from effectstudy._compat import confidence_from_alpha, renamed_keywords
+from effectstudy._validate import as_generator, check_confidence
 
 __all__ = [
     "REQUIRED", "as_generator", "check_confidence", "columns", "confidence_from_alpha",
     "renamed_keywords",
 ]
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class _Required:
@@ -65,64 +62,3 @@ def columns(function: str, *, stacklevel: int = 3, **given: Any) -> tuple[str, .
             FutureWarning, stacklevel=stacklevel,
         )
     return tuple(role if value is REQUIRED else value for role, value in given.items())
-
-
-def renamed_keywords(
-    function: str, mapping: Mapping[str, str | Callable[[Any], dict[str, Any]]]
-) -> Callable[[F], F]:
-    """Accept old keyword names for one release, with a :class:`FutureWarning`.
-
-    ``mapping`` maps an old keyword to its new name, or to a function turning
-    the old value into new keyword arguments (for example ``alpha`` into
-    ``confidence = 1 - alpha``). Giving both the old and the new name raises
-    :class:`~effectstudy.errors.SpecError`.
-    """
-
-    def decorate(func: F) -> F:
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            for old, new in mapping.items():
-                if old not in kwargs:
-                    continue
-                value = kwargs.pop(old)
-                new_kwargs = {new: value} if isinstance(new, str) else new(value)
-                names = ", ".join(f"{k}=" for k in new_kwargs)
-                clash = [k for k in new_kwargs if k in kwargs]
-                if clash:
-                    raise SpecError(f"{function}(): give {old}= or {names}, not both")
-                warnings.warn(
-                    f"{function}(): {old}= is deprecated and will be removed in the next "
-                    f"release; use {names}",
-                    FutureWarning, stacklevel=2,
-                )
-                kwargs.update(new_kwargs)
-            return func(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
-
-
-def confidence_from_alpha(alpha: Any) -> dict[str, Any]:
-    """``alpha=`` (significance level) as ``confidence = 1 - alpha``."""
-    return {"confidence": 1.0 - float(alpha)}
-
-
-def as_generator(rng: int | np.random.Generator | None) -> tuple[np.random.Generator, int | None]:
-    """A Generator from ``rng`` (int seed, Generator or None) and the seed to record (or None)."""
-    if isinstance(rng, np.random.Generator):
-        return rng, None
-    if rng is None:
-        return np.random.default_rng(), None
-    if isinstance(rng, bool) or not isinstance(rng, int | np.integer):
-        raise SpecError(f"rng must be an int seed, a numpy Generator or None, got "
-                        f"{type(rng).__name__}")
-    return np.random.default_rng(int(rng)), int(rng)
-
-
-def check_confidence(confidence: float | None, allow_none: bool = False) -> None:
-    """``confidence`` must lie strictly between 0 and 1."""
-    if confidence is None and allow_none:
-        return
-    if confidence is None or not 0 < float(confidence) < 1:
-        raise SpecError(f"confidence must lie strictly between 0 and 1, got {confidence!r}")
