@@ -192,3 +192,136 @@ def test_vocabulary_and_id_format_errors(tmp_path, file, edit, key_part):
         load_dictionary(dd)
     assert err.value.key == key_part
     assert Path(file).name in str(err.value)
+
+
+def test_one_dictionary_everywhere_resolver(tmp_path, monkeypatch):
+    from effectstudy.dictionary import ENV_DICTIONARY, default_path, resolve_dictionary
+
+    monkeypatch.delenv(ENV_DICTIONARY, raising=False)
+    assert resolve_dictionary(None) == default_path()
+    dd = _copy(tmp_path)
+    _edit(dd / "programmes.yaml",
+          lambda d: d["programmes"]["hoenderloo"].update(name="Hoenderloo (eigen kopie)"))
+    monkeypatch.setenv(ENV_DICTIONARY, str(dd))
+    assert resolve_dictionary(None) == dd
+    assert load_dictionary().programmes["hoenderloo"].name == "Hoenderloo (eigen kopie)"
+    # an explicit folder wins over the environment
+    assert resolve_dictionary(ROOT / "data_dictionary") == ROOT / "data_dictionary"
+    assert load_dictionary(ROOT / "data_dictionary").programmes["hoenderloo"].name != (
+        "Hoenderloo (eigen kopie)")
+    monkeypatch.setenv(ENV_DICTIONARY, str(tmp_path / "nowhere"))
+    with pytest.raises(DictionaryError, match=ENV_DICTIONARY):
+        load_dictionary()
+
+
+def test_new_source_and_programme_keys(tmp_path, dictionary):
+    assert {p.sex for p in dictionary.programmes.values()} == {"female"}
+    dd = _copy(tmp_path)
+    _edit(dd / "sources/intermetzo.yaml", lambda d: d["files"][0].update(
+        header_row=3, missing_values=["n.v.t.", " - "], sex_column="Geslacht",
+        labels={**d["files"][0]["labels"], "sex": {"V": "female", "M": "male"}}))
+    _edit(dd / "programmes.yaml", lambda d: d["programmes"]["intermetzo"].update(sex="mixed"))
+    d = load_dictionary(dd)
+    sf = d.sources["intermetzo"].files[0]
+    assert (sf.header_row, sf.missing_values, sf.sex_column) == (3, ("n.v.t.", "-"), "Geslacht")
+    assert d.programmes["intermetzo"].sex == "mixed"
+    assert sf.labels["sex"] == {"V": "female", "M": "male"}
+
+
+@pytest.mark.parametrize(
+    ("file", "edit", "key_part", "words"),
+    [
+        ("sources/intermetzo.yaml", lambda d: d["files"][0].update(header_row=0),
+         "files[0].header_row", ">= 1"),
+        ("sources/intermetzo.yaml", lambda d: d["files"][0].update(header_row="2"),
+         "files[0].header_row", "whole number"),
+        ("sources/veilig_lima.yaml", lambda d: d["files"][0].update(header_row=2),
+         "files[0].header_row", "SPSS"),
+        ("sources/intermetzo.yaml", lambda d: d["files"][0].update(missing_values="n.v.t."),
+         "files[0].missing_values", "list of texts"),
+        ("sources/intermetzo.yaml", lambda d: d["files"][0].update(sex_column="Geslacht"),
+         "files[0].labels.sex", "labels: sex:"),
+        ("sources/intermetzo.yaml", lambda d: d["files"][0]["labels"].update(sex={"V": "f"}),
+         "files[0].labels.sex.V", "female"),
+        ("sources/intermetzo.yaml",
+         lambda d: d["files"][0]["labels"]["end_reason"].update(Onbekend="unkown"),
+         "files[0].labels.end_reason.Onbekend", "did you mean 'unknown'"),
+        ("programmes.yaml", lambda d: d["programmes"]["intermetzo"].update(sex="girls"),
+         "programmes.intermetzo.sex", "mixed"),
+    ],
+)
+def test_new_key_errors_name_file_and_key(tmp_path, file, edit, key_part, words):
+    dd = _copy(tmp_path)
+    _edit(dd / file, edit)
+    with pytest.raises(DictionaryError) as err:
+        load_dictionary(dd)
+    assert err.value.key == key_part and words in str(err.value)
+    assert Path(file).name in str(err.value)
+
+
+# --------------------------------------------------------------------------- #
+# programme integrity: components (programmes.yaml) and fidelity.yaml (issue 12)
+# --------------------------------------------------------------------------- #
+def test_components_and_fidelity_instruments_load():
+    from effectstudy.dictionary import load_integrity
+
+    integ = load_integrity()
+    d = integ.dictionary
+    assert set(integ.components) == set(d.programmes)
+    for pid, comps in integ.components.items():
+        assert comps, f"{pid} lists no components"
+        phases = {"all"} | {p.id for p in d.programmes[pid].phases}
+        ivs = {iv.id for iv in d.programmes[pid].interventions}
+        for c in comps:
+            assert c.phase in phases and set(c.interventions) <= ivs
+            assert c.dose.source == UNVERIFIED or c.dose.source in d.references
+    # the themes the descriptions name
+    assert integ.component("veilig_lima", "trauma_treatment").interventions == ("emdr", "trauma_treatment")
+    assert integ.component("hoenderloo", "relationships_sexuality").delivery == "universal"
+    assert integ.component("pinq_crisis", "safety_planning").phase == "crisisinterventie"
+    after = integ.component("egoversterkend", "aftercare")
+    assert (after.dose.value, after.dose.unit, after.dose.verified) == (26, "weeks", True)
+    # one checklist per programme, every item on a component of that programme
+    assert {i.programme for i in integ.fidelity_instruments.values()} == set(d.programmes)
+    for inst in integ.fidelity_instruments.values():
+        comp_ids = {c.id for c in integ.components[inst.programme]}
+        assert {it.component for it in inst.items} <= comp_ids
+        assert inst.source == UNVERIFIED and inst.score_min < inst.score_max
+    assert integ.instrument_for("egoversterkend").score_max == 2
+
+
+def _first_component(data):
+    return data["programmes"]["veilig_lima"]["components"][0]
+
+
+@pytest.mark.parametrize("file, edit, key_part", [
+    ("programmes.yaml", lambda d: _first_component(d).update(sesions=3),
+     "programmes.veilig_lima.components[0].sesions"),
+    ("programmes.yaml", lambda d: _first_component(d).update(phase="fase_9"),
+     "programmes.veilig_lima.components[0].phase"),
+    ("programmes.yaml", lambda d: _first_component(d).update(interventions=["yoga"]),
+     "programmes.veilig_lima.components[0].interventions[0]"),
+    ("programmes.yaml", lambda d: _first_component(d).update(delivery="sometimes"),
+     "programmes.veilig_lima.components[0].delivery"),
+    ("programmes.yaml", lambda d: _first_component(d)["dose"].update(unit="hours"),
+     "programmes.veilig_lima.components[0].dose.unit"),
+    ("programmes.yaml", lambda d: _first_component(d)["dose"].update(source="nobody2020"),
+     "programmes.veilig_lima.components[0].dose.source"),
+    ("fidelity.yaml", lambda d: d["fidelity_instruments"]["veilig_lima_checklist"]["items"][0]
+     .update(component="safety_planning"), "fidelity_instruments.veilig_lima_checklist.items[0].component"),
+    ("fidelity.yaml", lambda d: d["fidelity_instruments"]["veilig_lima_checklist"].update(raters=["parent"]),
+     "fidelity_instruments.veilig_lima_checklist.raters[0]"),
+    ("fidelity.yaml", lambda d: d["fidelity_instruments"]["veilig_lima_checklist"].update(scorng={}),
+     "fidelity_instruments.veilig_lima_checklist.scorng"),
+    ("fidelity.yaml", lambda d: d["fidelity_instruments"]["veilig_lima_checklist"].update(programme="lima"),
+     "fidelity_instruments.veilig_lima_checklist.programme"),
+])
+def test_integrity_errors_name_file_and_key(tmp_path, file, edit, key_part):
+    from effectstudy.dictionary import load_integrity
+
+    dd = _copy(tmp_path)
+    _edit(dd / file, edit)
+    with pytest.raises(DictionaryError) as err:
+        load_integrity(dd)
+    assert err.value.key == key_part
+    assert Path(file).name in str(err.value)

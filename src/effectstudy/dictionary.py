@@ -46,12 +46,19 @@ wrong type, or a reference to something not defined elsewhere raises
 A number whose ``source`` is ``UNVERIFIED`` (or missing) is *flagged*: it is kept
 for range checks or planning, but :meth:`Scale.norm_for` and friends never
 present it as a norm, reliability or clinical cut-off.
+
+Long because this module is the whole schema of the data dictionary: every YAML
+file's typed classes sit beside the strict reader that validates them (the main
+dictionary, the integrity blocks and the event blocks), and it imports nothing
+of effectstudy but its errors and its safe YAML reader, so one file shows what a
+dictionary may hold.
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -59,8 +66,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
+from effectstudy._yaml_io import read_yaml
 from effectstudy.errors import DictionaryError
 
 UNVERIFIED = "UNVERIFIED"
@@ -68,7 +75,14 @@ LAYOUTS = ("wide", "occasion_rows", "long", "series")
 FORMATS = ("excel", "spss", "csv")
 CLIENT_FIELDS = ("weeks_in_care", "last_phase", "end_reason", "interventions", "fidelity")
 CLIENT_ID_FORMATS = ("text", "integer")
-END_REASONS = ("completed", "absconded", "transferred")
+#: End-of-care reasons; ``unknown`` when the export records none (never counted as zero).
+END_REASONS = ("completed", "absconded", "transferred", "unknown")
+#: Group composition of a programme (``sex:`` in programmes.yaml); ``mixed`` is the default.
+PROGRAMME_SEXES = ("female", "male", "mixed")
+#: Client sex values a source's ``labels: sex:`` may map onto.
+CLIENT_SEXES = ("female", "male")
+#: Environment variable naming the data dictionary folder (see :func:`resolve_dictionary`).
+ENV_DICTIONARY = "EFFECTSTUDY_DICTIONARY"
 DIRECTIONS = ("higher", "lower")
 
 
@@ -242,6 +256,8 @@ class Programme:
     aftercare_weeks: SourcedValue | None = None
     short_name: str | None = None
     interventions: tuple[Intervention, ...] = ()
+    #: ``female``, ``male`` or ``mixed``: who the programme admits; decides norm groups.
+    sex: str = "mixed"
 
     def phase(self, phase_id: str) -> ProgrammePhase:
         for p in self.phases:
@@ -296,6 +312,14 @@ class SourceFile:
     score_column: str | None = None
     labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     client_id_format: str = "text"
+    #: 1-based row of the header (Excel and CSV); rows above it are titles, not data.
+    header_row: int = 1
+    #: Texts that mean "not measured by design" in a score cell (counted as empty).
+    missing_values: tuple[str, ...] = ()
+    #: Column of the client's sex (mapped with ``labels: sex:``), for mixed programmes.
+    sex_column: str | None = None
+    #: Event columns of the export (``events:``; see :class:`SourceEvents`), or None.
+    events: SourceEvents | None = None
 
 
 @dataclass(frozen=True)
@@ -318,6 +342,8 @@ class Dictionary:
     programmes: Mapping[str, Programme]
     sources: Mapping[str, Source]
     sha256: str
+    #: Event types of ``events.yaml`` (absconding, police report, ...); empty without the file.
+    event_types: Mapping[str, EventType] = field(default_factory=dict)
 
     def scale(self, instrument: str, scale: str) -> Scale:
         """Look up an instrument scale; KeyError names what is unknown."""
@@ -469,17 +495,9 @@ class _Reader:
 
 
 def _load_yaml(file: Path) -> Any:
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise DictionaryError("dictionary file is missing", file=file) from exc
-    try:
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        row = mark.line + 1 if mark is not None else None
-        raise DictionaryError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=file,
-                              row=row) from exc
+    """One dictionary file, parsed safely; errors name the file, line and column only."""
+    return read_yaml(file, not_found="dictionary file is missing", invalid="not valid YAML",
+                     error=DictionaryError)
 
 
 def _top(file: Path, name: str) -> tuple[_Reader, dict]:
@@ -606,7 +624,8 @@ def _programmes(folder: Path, refs: Mapping[str, Reference],
         k = f"programmes.{pid}"
         m = r.mapping(entry, k, required=("name", "provider", "setting", "security", "duration_weeks",
                                           "age_range", "group", "reach", "phases"),
-                      optional=("aims", "aftercare_weeks", "short_name", "interventions"))
+                      optional=("aims", "aftercare_weeks", "short_name", "interventions",
+                                "components", "sex"))
         dur = r.mapping(m["duration_weeks"], f"{k}.duration_weeks", required=("typical", "maximum"))
         ages = r.mapping(m["age_range"], f"{k}.age_range", required=("min", "max", "source"))
         if not isinstance(m["phases"], list) or not m["phases"]:
@@ -643,6 +662,7 @@ def _programmes(folder: Path, refs: Mapping[str, Reference],
             group=r.text(m["group"], f"{k}.group"),
             reach=r.choice(m["reach"], f"{k}.reach", ("regional", "national")),
             phases=tuple(phases), aims=m.get("aims"), interventions=tuple(interventions),
+            sex=r.choice(m.get("sex", "mixed"), f"{k}.sex", PROGRAMME_SEXES),
             short_name=r.text(m.get("short_name"), f"{k}.short_name", allow_none=True),
             aftercare_weeks=None if after is None else r.sourced(after, f"{k}.aftercare_weeks", refs))
     return out
@@ -652,7 +672,7 @@ _FILE_REQUIRED = ("id", "path", "format", "layout", "client_id", "identifiers", 
 _FILE_OPTIONAL = ("sheet", "csv", "birth_date", "date_format", "client_fields", "occasions",
                   "occasion_column", "date_column", "phase_column", "session_column",
                   "sced_phase_column", "instrument_column", "scale_column", "score_column", "labels",
-                  "client_id_format")
+                  "client_id_format", "header_row", "missing_values", "sex_column", "events")
 _LAYOUT_NEEDS = {
     "wide": ("occasions",),
     "occasion_rows": ("occasions", "occasion_column"),
@@ -662,7 +682,8 @@ _LAYOUT_NEEDS = {
 
 
 def _source(file: Path, *, programmes: Mapping[str, Programme], instruments: Mapping[str, Instrument],
-            constructs: Mapping[str, Construct], occasions: Mapping[str, Occasion]) -> Source:
+            constructs: Mapping[str, Construct], occasions: Mapping[str, Occasion],
+            event_types: Mapping[str, EventType] | None = None) -> Source:
     r = _Reader(file)
     top = r.mapping(_load_yaml(file), "<top>", required=("programme", "files"))
     prog_id = r.choice(top["programme"], "programme", tuple(programmes))
@@ -720,18 +741,34 @@ def _source(file: Path, *, programmes: Mapping[str, Programme], instruments: Map
                 measures.append(MeasureMap(inst, scale, construct, column=col))
         labels = r.mapping(f.get("labels") or {}, f"{fk}.labels",
                            optional=("phase", "last_phase", "end_reason", "sced_phase",
-                                     "interventions"))
+                                     "interventions", "sex"))
         phase_ids = tuple(p.id for p in prog.phases)
         iv_ids = tuple(iv.id for iv in prog.interventions)
         for kind, mapping in labels.items():
             lk = f"{fk}.labels.{kind}"
             targets = {"phase": phase_ids, "last_phase": phase_ids, "end_reason": END_REASONS,
-                       "sced_phase": ("A", "B"), "interventions": iv_ids}[kind]
+                       "sced_phase": ("A", "B"), "interventions": iv_ids,
+                       "sex": CLIENT_SEXES}[kind]
             for lab, target in r.entries(mapping, lk).items():
                 r.choice(target, f"{lk}.{lab}", targets)
         labels = {kind: {str(a): str(b) for a, b in mapping.items()} for kind, mapping in labels.items()}
         id_format = r.choice(f.get("client_id_format", "text"), f"{fk}.client_id_format",
                              CLIENT_ID_FORMATS)
+        header_row = f.get("header_row", 1)
+        if isinstance(header_row, bool) or not isinstance(header_row, int) or header_row < 1:
+            raise r.fail(f"header_row must be a whole number >= 1 (the header's row in the "
+                         f"export, 1-based), got {header_row!r}", f"{fk}.header_row")
+        if fmt == "spss" and header_row != 1:
+            raise r.fail("header_row does not apply to SPSS files", f"{fk}.header_row")
+        missing = f.get("missing_values") or []
+        if not isinstance(missing, list) or not all(
+                isinstance(v, str) and v.strip() for v in missing):
+            raise r.fail('missing_values must be a list of texts, e.g. ["n.v.t.", "-"]',
+                         f"{fk}.missing_values")
+        sex_column = r.text(f.get("sex_column"), f"{fk}.sex_column", allow_none=True)
+        if sex_column and not labels.get("sex"):
+            raise r.fail("a sex_column needs labels: sex: (export label -> female/male)",
+                         f"{fk}.labels.sex")
         files.append(SourceFile(
             programme=prog_id, id=r.text(f["id"], f"{fk}.id"), path=r.text(f["path"], f"{fk}.path"),
             format=fmt, layout=layout, client_id=r.text(f["client_id"], f"{fk}.client_id"),
@@ -742,7 +779,9 @@ def _source(file: Path, *, programmes: Mapping[str, Programme], instruments: Map
             phase_column=f.get("phase_column"), session_column=f.get("session_column"),
             sced_phase_column=f.get("sced_phase_column"), instrument_column=f.get("instrument_column"),
             scale_column=f.get("scale_column"), score_column=f.get("score_column"), labels=labels,
-            client_id_format=id_format))
+            client_id_format=id_format, header_row=int(header_row),
+            missing_values=tuple(v.strip() for v in missing), sex_column=sex_column,
+            events=_source_events(r, f.get("events"), f"{fk}.events", event_types or {})))
     if len({f.id for f in files}) != len(files):
         raise r.fail("file ids must be unique within a source", "files")
     return Source(prog_id, tuple(files), file)
@@ -761,13 +800,40 @@ def _hash_folder(folder: Path) -> str:
     return digest.hexdigest()
 
 
+def resolve_dictionary(path: str | Path | None = None) -> Path:
+    """The dictionary folder to use: ``path``, else env ``EFFECTSTUDY_DICTIONARY``, else the
+    shipped one.
+
+    Every command and function that takes a dictionary resolves it here, so that one
+    setting (``--dictionary DIR`` or the environment variable) applies everywhere.
+
+    Parameters
+    ----------
+    path
+        An explicit folder (``--dictionary``); None to fall back to the environment
+        variable and then to :func:`default_path`.
+
+    Returns
+    -------
+    Path
+        The folder (not checked for existence here; :func:`load_dictionary` does).
+    """
+    if path is not None and str(path).strip():
+        return Path(path).expanduser()
+    env = os.environ.get(ENV_DICTIONARY, "").strip()
+    if env:
+        return Path(env).expanduser()
+    return default_path()
+
+
 def load_dictionary(path: str | Path | None = None) -> Dictionary:
     """Load and validate a data dictionary folder.
 
     Parameters
     ----------
     path
-        Folder holding the YAML files; default: the dictionary shipped with the package.
+        Folder holding the YAML files; default: env ``EFFECTSTUDY_DICTIONARY``, else the
+        dictionary shipped with the package (see :func:`resolve_dictionary`).
 
     Returns
     -------
@@ -780,20 +846,391 @@ def load_dictionary(path: str | Path | None = None) -> Dictionary:
     DictionaryError
         On any malformed file, naming the file and the key path.
     """
-    folder = Path(path) if path is not None else default_path()
+    folder = resolve_dictionary(path)
     if not folder.is_dir():
-        raise DictionaryError("data dictionary folder not found", file=folder)
+        where = ("" if path is not None or not os.environ.get(ENV_DICTIONARY, "").strip()
+                 else f" (from {ENV_DICTIONARY})")
+        raise DictionaryError(f"data dictionary folder not found{where}", file=folder)
     refs = _references(folder)
     constructs = _constructs(folder)
     occasions, phases = _occasions(folder)
     instruments = _instruments(folder, refs)
     programmes = _programmes(folder, refs, phases)
     sources = {}
+    event_types = _event_types(folder)
     source_dir = folder / "sources"
     for file in sorted(source_dir.glob("*.yaml")) if source_dir.is_dir() else []:
         src = _source(file, programmes=programmes, instruments=instruments, constructs=constructs,
-                      occasions=occasions)
+                      occasions=occasions, event_types=event_types)
         sources[src.programme] = src
     return Dictionary(path=folder, references=refs, constructs=constructs, occasions=occasions,
                       phases=phases, instruments=instruments, programmes=programmes, sources=sources,
-                      sha256=_hash_folder(folder))
+                      sha256=_hash_folder(folder), event_types=event_types)
+
+
+# --------------------------------------------------------------------------- #
+# Programme integrity (issue 12): components and fidelity instruments
+# --------------------------------------------------------------------------- #
+#: How a component reaches clients: every client, or only the clients it is tailored to.
+DELIVERIES = ("universal", "tailored")
+#: Units of an intended dose.
+DOSE_UNITS = ("sessions", "weeks", "minutes")
+#: A component's phase may be ``all`` (the whole stay) instead of a phase id.
+ALL_PHASES = "all"
+#: What one fidelity rating is about.
+FIDELITY_TARGETS = ("session", "team_month")
+#: Who rates fidelity.
+FIDELITY_RATERS = ("team", "external")
+
+
+@dataclass(frozen=True)
+class ComponentDose:
+    """Intended dose of a component: a sourced number and its unit."""
+
+    value: float | None
+    unit: str
+    source: str
+    note: str | None = None
+
+    @property
+    def verified(self) -> bool:
+        return self.value is not None and self.source != UNVERIFIED
+
+
+@dataclass(frozen=True)
+class Component:
+    """One component of a programme as its description names it."""
+
+    programme: str
+    id: str
+    label: str
+    phase: str
+    delivery: str
+    dose: ComponentDose
+    interventions: tuple[str, ...]
+
+    def applies_in(self, phase: str | None) -> bool:
+        """Whether the component is prescribed in programme phase ``phase``."""
+        return phase is not None and self.phase in (ALL_PHASES, phase)
+
+
+@dataclass(frozen=True)
+class FidelityItem:
+    id: str
+    component: str
+    text: str
+
+
+@dataclass(frozen=True)
+class FidelityInstrument:
+    """A fidelity checklist of one programme (``fidelity.yaml``)."""
+
+    id: str
+    name: str
+    programme: str
+    target: str
+    raters: tuple[str, ...]
+    score_min: float
+    score_max: float
+    scoring_source: str
+    source: str
+    items: tuple[FidelityItem, ...]
+
+    def item(self, item_id: str) -> FidelityItem:
+        for it in self.items:
+            if it.id == item_id:
+                return it
+        raise KeyError(item_id)
+
+
+@dataclass(frozen=True)
+class IntegrityDictionary:
+    """Programme components and fidelity instruments, validated against the dictionary."""
+
+    dictionary: Dictionary
+    components: Mapping[str, tuple[Component, ...]]
+    fidelity_instruments: Mapping[str, FidelityInstrument]
+
+    def component(self, programme: str, component: str) -> Component:
+        for c in self.components.get(programme, ()):
+            if c.id == component:
+                return c
+        raise KeyError(f"unknown component {component!r} of programme {programme!r}")
+
+    def instrument_for(self, programme: str) -> FidelityInstrument:
+        for inst in self.fidelity_instruments.values():
+            if inst.programme == programme:
+                return inst
+        raise KeyError(f"no fidelity instrument for programme {programme!r}")
+
+    def components_frame(self) -> pd.DataFrame:
+        """One row per programme component with its intended dose and its source."""
+        rows = [{"programme": c.programme, "component": c.id, "label": c.label, "phase": c.phase,
+                 "delivery": c.delivery, "dose": c.dose.value, "dose_unit": c.dose.unit,
+                 "dose_source": c.dose.source, "interventions": ";".join(c.interventions)}
+                for comps in self.components.values() for c in comps]
+        return pd.DataFrame(rows, columns=["programme", "component", "label", "phase", "delivery",
+                                           "dose", "dose_unit", "dose_source", "interventions"])
+
+
+def _components(folder: Path, d: Dictionary) -> dict[str, tuple[Component, ...]]:
+    file = folder / "programmes.yaml"
+    r, body = _top(file, "programmes")
+    out: dict[str, tuple[Component, ...]] = {}
+    for pid, entry in body.items():
+        prog = d.programmes[pid]
+        k = f"programmes.{pid}.components"
+        raw = entry.get("components") if isinstance(entry, Mapping) else None
+        if raw is None:
+            out[pid] = ()
+            continue
+        if not isinstance(raw, list):
+            raise r.fail("components must be a list", k)
+        phase_ids = (ALL_PHASES, *(p.id for p in prog.phases))
+        iv_ids = tuple(iv.id for iv in prog.interventions)
+        comps = []
+        for i, centry in enumerate(raw):
+            ck = f"{k}[{i}]"
+            m = r.mapping(centry, ck, required=("id", "label", "phase", "delivery", "dose",
+                                                "interventions"))
+            dose = r.mapping(m["dose"], f"{ck}.dose", required=("value", "unit", "source"),
+                             optional=("note",))
+            value = r.number(dose["value"], f"{ck}.dose.value")
+            if value is not None and value <= 0:
+                raise r.fail("an intended dose must be positive", f"{ck}.dose.value")
+            ivs = m["interventions"]
+            if not isinstance(ivs, list) or not ivs:
+                raise r.fail("interventions must be a non-empty list of intervention ids",
+                             f"{ck}.interventions")
+            comps.append(Component(
+                programme=pid, id=r.text(m["id"], f"{ck}.id"), label=r.text(m["label"], f"{ck}.label"),
+                phase=r.choice(m["phase"], f"{ck}.phase", phase_ids),
+                delivery=r.choice(m["delivery"], f"{ck}.delivery", DELIVERIES),
+                dose=ComponentDose(value, r.choice(dose["unit"], f"{ck}.dose.unit", DOSE_UNITS),
+                                   r.source_key(dose["source"], f"{ck}.dose.source", d.references),
+                                   dose.get("note")),
+                interventions=tuple(r.choice(iv, f"{ck}.interventions[{j}]", iv_ids)
+                                    for j, iv in enumerate(ivs))))
+        if len({c.id for c in comps}) != len(comps):
+            raise r.fail("component ids must be unique within a programme", k)
+        out[pid] = tuple(comps)
+    return out
+
+
+def _fidelity_instruments(folder: Path, d: Dictionary,
+                          components: Mapping[str, tuple[Component, ...]]
+                          ) -> dict[str, FidelityInstrument]:
+    file = folder / "fidelity.yaml"
+    if not file.exists():
+        return {}
+    r, body = _top(file, "fidelity_instruments")
+    out = {}
+    for iid, entry in body.items():
+        k = f"fidelity_instruments.{iid}"
+        m = r.mapping(entry, k, required=("name", "programme", "target", "raters", "scoring",
+                                          "source", "items"))
+        pid = r.choice(m["programme"], f"{k}.programme", tuple(d.programmes))
+        comp_ids = tuple(c.id for c in components.get(pid, ()))
+        raters = m["raters"]
+        if not isinstance(raters, list) or not raters:
+            raise r.fail("raters must be a non-empty list", f"{k}.raters")
+        sc = r.mapping(m["scoring"], f"{k}.scoring", required=("min", "max", "source"))
+        lo = r.number(sc["min"], f"{k}.scoring.min", allow_none=False)
+        hi = r.number(sc["max"], f"{k}.scoring.max", allow_none=False)
+        if lo >= hi:
+            raise r.fail(f"scoring min {lo:g} is not below max {hi:g}", f"{k}.scoring")
+        if not isinstance(m["items"], list) or not m["items"]:
+            raise r.fail("items must be a non-empty list", f"{k}.items")
+        items = []
+        for i, ientry in enumerate(m["items"]):
+            ik = f"{k}.items[{i}]"
+            it = r.mapping(ientry, ik, required=("id", "component", "text"))
+            items.append(FidelityItem(r.text(it["id"], f"{ik}.id"),
+                                      r.choice(it["component"], f"{ik}.component", comp_ids),
+                                      r.text(it["text"], f"{ik}.text")))
+        if len({it.id for it in items}) != len(items):
+            raise r.fail("item ids must be unique within an instrument", f"{k}.items")
+        out[iid] = FidelityInstrument(
+            id=iid, name=r.text(m["name"], f"{k}.name"), programme=pid,
+            target=r.choice(m["target"], f"{k}.target", FIDELITY_TARGETS),
+            raters=tuple(r.choice(x, f"{k}.raters[{j}]", FIDELITY_RATERS) for j, x in enumerate(raters)),
+            score_min=lo, score_max=hi,
+            scoring_source=r.source_key(sc["source"], f"{k}.scoring.source", d.references),
+            source=r.source_key(m["source"], f"{k}.source", d.references), items=tuple(items))
+    progs = [inst.programme for inst in out.values()]
+    dup = sorted({p for p in progs if progs.count(p) > 1})
+    if dup:
+        raise r.fail(f"more than one fidelity instrument for programme {dup[0]!r}", "fidelity_instruments")
+    return out
+
+
+def load_integrity(path: str | Path | Dictionary | None = None) -> IntegrityDictionary:
+    """Load programme components (``programmes.yaml``) and fidelity instruments (``fidelity.yaml``).
+
+    Parameters
+    ----------
+    path
+        A dictionary folder, an already loaded :class:`Dictionary`, or None for the
+        shipped dictionary.
+
+    Returns
+    -------
+    IntegrityDictionary
+        Components per programme (empty tuple when a programme lists none) and the
+        fidelity instruments by id (empty when ``fidelity.yaml`` is absent).
+
+    Raises
+    ------
+    DictionaryError
+        On an unknown key, a missing key, a phase, intervention, component or
+        programme id defined nowhere, naming the file and the key path.
+    """
+    d = path if isinstance(path, Dictionary) else load_dictionary(path)
+    components = _components(d.path, d)
+    return IntegrityDictionary(dictionary=d, components=components,
+                               fidelity_instruments=_fidelity_instruments(d.path, d, components))
+
+
+# --------------------------------------------------------------------------- #
+# Events (issue 13): absconding, safety reports, transfer, end of care
+# --------------------------------------------------------------------------- #
+#: The event type of absconding episodes (start and return); required in ``events.yaml``.
+ABSCONDING = "absconding"
+#: The event type that ends care (with its reason); required in ``events.yaml``.
+END_OF_CARE = "end_of_care"
+#: The placeholder of a numbered event column template (``weglopen_start_{n}``).
+EVENT_NUMBER = "{n}"
+
+
+@dataclass(frozen=True)
+class EventType:
+    """One event type of ``events.yaml`` with its Dutch and English labels.
+
+    ``episode`` types have a start and an end (absconding: start and return); the others
+    are dated points. ``end_of_care`` may carry an end reason.
+    """
+
+    id: str
+    label_nl: str
+    label_en: str
+    episode: bool
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class EventColumns:
+    """Export columns of one event type (``events: columns:``).
+
+    ``start``/``end`` are column names or templates holding ``{n}`` (episode 1, 2, ...);
+    ``end`` only for episode types, ``reason`` (mapped with ``labels: end_reason:``) only
+    for ``end_of_care``.
+    """
+
+    type: str
+    start: str
+    end: str | None = None
+    reason: str | None = None
+
+    @property
+    def numbered(self) -> bool:
+        return EVENT_NUMBER in self.start
+
+
+@dataclass(frozen=True)
+class EventRows:
+    """A long events export: one event per row (``events: rows:``)."""
+
+    type_column: str
+    start_column: str
+    labels: Mapping[str, str]
+    end_column: str | None = None
+    reason_column: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceEvents:
+    """The ``events:`` block of a source file: wide column templates and/or event rows."""
+
+    columns: tuple[EventColumns, ...] = ()
+    rows: EventRows | None = None
+
+
+def _event_types(folder: Path) -> dict[str, EventType]:
+    """``events.yaml`` (optional file): event type id -> :class:`EventType`."""
+    file = folder / "events.yaml"
+    if not file.exists():
+        return {}
+    r, body = _top(file, "event_types")
+    out = {}
+    for tid, entry in body.items():
+        k = f"event_types.{tid}"
+        m = r.mapping(entry, k, required=("label_nl", "label_en", "episode"),
+                      optional=("description",))
+        if not isinstance(m["episode"], bool):
+            raise r.fail(f"episode must be true or false, got {m['episode']!r}", f"{k}.episode")
+        out[str(tid)] = EventType(str(tid), r.text(m["label_nl"], f"{k}.label_nl"),
+                                  r.text(m["label_en"], f"{k}.label_en"), m["episode"],
+                                  r.text(m.get("description"), f"{k}.description",
+                                         allow_none=True))
+    for need, episode in ((ABSCONDING, True), (END_OF_CARE, False)):
+        if need not in out:
+            raise r.fail(f"event type {need!r} must be declared", f"event_types.{need}")
+        if out[need].episode is not episode:
+            raise r.fail(f"event type {need!r} must have episode: {str(episode).lower()}",
+                         f"event_types.{need}.episode")
+    return out
+
+
+def _source_events(r: _Reader, obj: Any, key: str,
+                   types: Mapping[str, EventType]) -> SourceEvents | None:
+    """Validate a source file's ``events:`` block against ``events.yaml``."""
+    if obj is None:
+        return None
+    if not types:
+        raise r.fail("an events block needs event types in events.yaml", key)
+    m = r.mapping(obj, key, optional=("columns", "rows"))
+    if not m:
+        raise r.fail("an events block needs 'columns' and/or 'rows'", key)
+    tids = tuple(types)
+    columns = []
+    raw_cols = m.get("columns") or []
+    if not isinstance(raw_cols, list):
+        raise r.fail("columns must be a list of {type, start, end, reason}", f"{key}.columns")
+    for i, centry in enumerate(raw_cols):
+        ck = f"{key}.columns[{i}]"
+        c = r.mapping(centry, ck, required=("type", "start"), optional=("end", "reason"))
+        tid = r.choice(c["type"], f"{ck}.type", tids)
+        start = r.text(c["start"], f"{ck}.start")
+        end = r.text(c.get("end"), f"{ck}.end", allow_none=True)
+        reason = r.text(c.get("reason"), f"{ck}.reason", allow_none=True)
+        if end is not None and not types[tid].episode:
+            raise r.fail(f"event type {tid!r} is not an episode (episode: false): no 'end'",
+                         f"{ck}.end")
+        if reason is not None and tid != END_OF_CARE:
+            raise r.fail(f"'reason' only applies to {END_OF_CARE!r}", f"{ck}.reason")
+        for name, col in (("start", start), ("end", end), ("reason", reason)):
+            if col is not None and "{" in col.replace(EVENT_NUMBER, ""):
+                raise r.fail(f"the only placeholder of an event column is {EVENT_NUMBER}",
+                             f"{ck}.{name}")
+        numbered = EVENT_NUMBER in start
+        for name, col in (("end", end), ("reason", reason)):
+            if col is not None and (EVENT_NUMBER in col) != numbered:
+                raise r.fail(f"'{name}' and 'start' must both hold {EVENT_NUMBER} or neither",
+                             f"{ck}.{name}")
+        columns.append(EventColumns(tid, start, end, reason))
+    rows = None
+    if m.get("rows") is not None:
+        rk = f"{key}.rows"
+        rm = r.mapping(m["rows"], rk, required=("type_column", "start_column", "labels"),
+                       optional=("end_column", "reason_column"))
+        labels = {}
+        for lab, target in r.entries(rm["labels"], f"{rk}.labels").items():
+            labels[str(lab)] = r.choice(target, f"{rk}.labels.{lab}", tids)
+        if not labels:
+            raise r.fail("labels must map the export's event texts onto event types",
+                         f"{rk}.labels")
+        rows = EventRows(r.text(rm["type_column"], f"{rk}.type_column"),
+                         r.text(rm["start_column"], f"{rk}.start_column"), labels,
+                         r.text(rm.get("end_column"), f"{rk}.end_column", allow_none=True),
+                         r.text(rm.get("reason_column"), f"{rk}.reason_column", allow_none=True))
+    return SourceEvents(tuple(columns), rows)

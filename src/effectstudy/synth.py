@@ -236,6 +236,11 @@ class SynthResult:
     series_truth: pd.DataFrame
     injected: pd.DataFrame
     identifiers: pd.DataFrame
+    #: Events written into the exports, with the true hazards and the scores dropped after
+    #: absconding (see :mod:`effectstudy.synth_events`).
+    events: pd.DataFrame = field(default_factory=pd.DataFrame)
+    event_truth: dict[str, Any] = field(default_factory=dict)
+    dropped_scores: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 # --------------------------------------------------------------------------- #
@@ -1246,6 +1251,8 @@ def generate(out_dir: str | Path, *, seed: int = 2026, dictionary: Dictionary | 
     client_rows: list[dict[str, Any]] = []
     injected_rows: list[dict[str, Any]] = []
     ident_rows: list[dict[str, Any]] = []
+    from effectstudy.synth_events import EventState
+    events = EventState(seed, EXPORT_DATE)
 
     for programme in sorted(d.sources):
         rng = _stream(seed, programme)
@@ -1264,6 +1271,7 @@ def generate(out_dir: str | Path, *, seed: int = 2026, dictionary: Dictionary | 
                 target = series_rows
             else:
                 table, ftruth, empty = _outcome_table(d, file, clients, fidelity, file_rng)
+                ftruth = events.apply(d, file, table, ftruth, clients)  # synth_events hook
                 target = truth_rows
             inj: list = []
             dropped: set[int] = set()
@@ -1338,4 +1346,6 @@ def generate(out_dir: str | Path, *, seed: int = 2026, dictionary: Dictionary | 
         injected=pd.DataFrame(injected_rows, columns=inj_cols),
         identifiers=pd.DataFrame(ident_rows, columns=["programme", "client_id", "kind", "format",
                                                       "value"]),
+        events=events.events_frame(), event_truth=events.hazards(),
+        dropped_scores=events.dropped_frame(),
     )

@@ -48,7 +48,7 @@ def test_write_and_read_back(synth_run, tmp_path, fmt, dictionary):
     _, h, _ = synth_run
     written = h.write(tmp_path / "out", format=fmt)
     assert {p.name for p in written} == {f"{n}.{fmt}" for n in
-                                        ("table", "clients", "rejections", "accounting")} | {
+                                        ("table", "clients", "rejections", "accounting", "events")} | {
         "provenance.json"}
     back = read_harmonised(tmp_path / "out", dictionary)
     pd.testing.assert_frame_equal(h.table, back.table, check_dtype=False)
@@ -173,9 +173,10 @@ def test_provenance_records_rows_size_and_hash_of_every_file(small, tmp_path):
     written = small.write(out, format=("parquet", "csv"))
     prov = json.loads((out / "provenance.json").read_text())
     data_files = sorted(p.name for p in written if p.name != "provenance.json")
-    assert sorted(prov["files"]) == data_files and len(data_files) == 8
+    assert sorted(prov["files"]) == data_files and len(data_files) == 10
     expected_rows = {"table": len(small.table), "clients": len(small.clients),
-                     "rejections": len(small.rejections), "accounting": len(small.accounting)}
+                     "rejections": len(small.rejections), "accounting": len(small.accounting),
+                     "events": len(small.events)}
     assert expected_rows["table"] == 30 and expected_rows["clients"] == 3
     for name, meta in prov["files"].items():
         data = (out / name).read_bytes()
@@ -273,7 +274,7 @@ def test_both_formats_read_the_parquet_and_verify_it(small, tmp_path, monkeypatc
     monkeypatch.setattr(pd, "read_parquet", spy)
     monkeypatch.setattr(pd, "read_csv", lambda *a, **k: pytest.fail("csv read"))
     back = read_harmonised(out)
-    assert len(read) == 4 and len(back.table) == 30
+    assert len(read) == 5 and len(back.table) == 30
 
 
 def test_folder_without_file_hashes_is_refused(small, tmp_path):

@@ -16,8 +16,15 @@ from __future__ import annotations
 import sys
 import types
 
-from effectstudy.harmonise.core import Harmonised, harmonise, read_harmonised
-from effectstudy.harmonise.log import KINDS, LOG_COLUMNS
+from effectstudy.harmonise.core import (
+    Harmonised,
+    UndescribedFileWarning,
+    dictionary_for,
+    harmonise,
+    read_harmonised,
+)
+from effectstudy.harmonise.events import EVENT_COLUMNS, time_to_first_absconding
+from effectstudy.harmonise.log import EVENT_KINDS, KINDS, LOG_COLUMNS
 from effectstudy.harmonise.pseudonym import pseudonymise
 from effectstudy.harmonise.schema import CLIENT_COLUMNS, TABLE_COLUMNS
 
@@ -33,4 +40,5 @@ class _CallableModule(types.ModuleType):
 sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = ["harmonise", "Harmonised", "read_harmonised", "pseudonymise", "TABLE_COLUMNS",
-           "CLIENT_COLUMNS", "LOG_COLUMNS", "KINDS"]
+           "CLIENT_COLUMNS", "LOG_COLUMNS", "KINDS", "UndescribedFileWarning", "dictionary_for",
+           "EVENT_COLUMNS", "EVENT_KINDS", "time_to_first_absconding"]

@@ -2,15 +2,23 @@
 
 See :func:`harmonise`. Analyses read the result back with :func:`read_harmonised`
 and never touch the raw exports.
+
+Long because the run-wide steps belong together: choosing the inputs, resolving clients
+across files, the pseudonym collision check, building the table, clients, events and the
+accounting, and writing and verifying the output; the per-file work is in
+:mod:`~effectstudy.harmonise.mapping`, :mod:`~effectstudy.harmonise.readers` and
+:mod:`~effectstudy.harmonise.events`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import hashlib
 import hmac
 import re
 import unicodedata
+import warnings
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,8 +29,16 @@ import numpy as np
 import pandas as pd
 import pandera.errors as pa_errors
 
-from effectstudy.dictionary import END_REASONS, Dictionary, SourceFile, load_dictionary
+from effectstudy.dictionary import (
+    CLIENT_SEXES,
+    END_REASONS,
+    Dictionary,
+    SourceFile,
+    load_dictionary,
+    resolve_dictionary,
+)
 from effectstudy.errors import EffectStudyError, HarmoniseError, SourceError
+from effectstudy.harmonise.events import build_events, event_accounting, events_frame
 from effectstudy.harmonise.log import RejectionLog
 from effectstudy.harmonise.mapping import FileResult, map_file
 from effectstudy.harmonise.pseudonym import (
@@ -42,7 +58,26 @@ from effectstudy.harmonise.schema import (
 )
 from effectstudy.table import check_manifest, read_frame, read_provenance, write_frames
 
-ACCOUNTING_COLUMNS = ("programme", "file", "rows_in", "rows_out", "rows_rejected")
+ACCOUNTING_COLUMNS = ("programme", "file", "status", "cells_read", "cells_empty", "rows_in",
+                      "rows_out", "rows_rejected", "events_in", "events_out", "events_rejected")
+#: Columns of the per client x occasion cell accounting (:attr:`Harmonised.cells`).
+CELLS_COLUMNS = ("programme", "client", "occasion", "occasion_label", "cells_read",
+                 "cells_empty", "rows_in", "rows_out", "rows_rejected")
+#: ``status`` of an export that was read.
+READ = "read"
+#: ``status`` of a file in the input folder that no source describes.
+NOT_DESCRIBED = "not described in the dictionary"
+#: The fix named whenever data and dictionary do not match.
+DICTIONARY_FIX = "pass --dictionary <the folder the data were harmonised with>"
+
+
+class UndescribedFileWarning(UserWarning):
+    """A file in the input folder that no source of the data dictionary describes (not read).
+
+    The message names the file (the user's own folder listing) and the nearest declared
+    ``path:``; ``harmonise(..., strict=True)`` (CLI ``--strict``) makes it an error.
+    """
+
 Progress = Callable[[str, int, int], None]
 
 
@@ -64,9 +99,25 @@ class Harmonised:
     rejections
         The rejection log; columns :data:`~effectstudy.harmonise.log.LOG_COLUMNS`.
     accounting
-        Per input file: ``rows_in = rows_out + rows_rejected`` (score records).
+        Per file of the input folder (:data:`ACCOUNTING_COLUMNS`): ``status`` (``read``,
+        or ``not described in the dictionary (nearest declared path: ...)`` with zero
+        counts), score cells read, of which empty (not measured: blank or a declared
+        ``missing_values`` text), score records ``rows_in = cells_read - cells_empty``,
+        and ``rows_in = rows_out + rows_rejected`` exactly.
     provenance
-        Dictionary sha256, input file sha256s, effectstudy version, date.
+        The dictionary (path and sha256), input file sha256s, files not described and
+        declared files absent, effectstudy version, date.
+    cells
+        The same cell accounting per programme x client x occasion
+        (:data:`CELLS_COLUMNS`; ``client`` is empty for rows whose client id is missing
+        or invalid, ``occasion``/``occasion_label`` for undeclared occasion labels).
+        Kept in memory by :func:`harmonise` (not written; empty after
+        :func:`read_harmonised`).
+    events
+        One row per event (absconding episode, safety report, transfer, end of care);
+        columns :data:`~effectstudy.harmonise.events.EVENT_COLUMNS`, see
+        :mod:`effectstudy.harmonise.events`. Per file of the accounting
+        ``events_in = events_out + events_rejected``.
     """
 
     table: pd.DataFrame
@@ -75,11 +126,14 @@ class Harmonised:
     accounting: pd.DataFrame
     provenance: dict[str, Any] = field(default_factory=dict)
     key_file: Path | None = field(default=None, repr=False, compare=False)
+    cells: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(CELLS_COLUMNS)),
+                                repr=False, compare=False)
+    events: pd.DataFrame = field(default_factory=events_frame, repr=False, compare=False)
 
     def __repr__(self) -> str:
         return (f"Harmonised({len(self.table)} scores, {len(self.clients)} clients, "
                 f"{len(self.rejections)} log entries, "
-                f"{self.accounting['programme'].nunique()} programmes)")
+                f"{self.accounting['programme'].dropna().nunique()} programmes)")
 
     def rejection_counts(self) -> pd.DataFrame:
         """Per programme x kind: log entries and score records rejected."""
@@ -91,17 +145,22 @@ class Harmonised:
         return out
 
     def summary(self) -> pd.DataFrame:
-        """Per programme: files, clients, occasions, constructs, instruments, rows, rejections.
+        """Per programme: files, clients, occasions, constructs, instruments, cells, rows.
 
-        ``rows`` are scores in the table, ``rows_in`` score records read, ``rows_rejected``
+        ``cells_read`` are score cells examined, ``cells_empty`` those not measured (blank
+        or a declared missing-by-design text), ``rows_in`` score records read
+        (``cells_read - cells_empty``), ``rows`` scores in the table, ``rows_rejected``
         score records rejected, ``notes`` log entries that rejected no score (e.g. dropped
         undeclared columns), ``rejected_by_reason`` e.g. ``"out_of_range 3, duplicate 1"``.
+        Files not described in the dictionary are not in this summary (see
+        :attr:`accounting`).
         """
-        progs = sorted(set(self.accounting["programme"]) | set(self.clients["programme"]))
+        read = self.accounting[self.accounting["programme"].notna()]
+        progs = sorted(set(read["programme"]) | set(self.clients["programme"]))
         rows = []
         for p in progs:
             t = self.table[self.table["programme"] == p]
-            acc = self.accounting[self.accounting["programme"] == p]
+            acc = read[read["programme"] == p]
             rej = self.rejections[self.rejections["programme"] == p]
             by = rej[rej["scores"] > 0].groupby("kind")["scores"].sum().sort_values(
                 ascending=False)
@@ -112,6 +171,8 @@ class Harmonised:
                 "occasions": int(t["occasion"].nunique()),
                 "constructs": int(t["construct"].nunique()),
                 "instruments": int(t["instrument"].nunique()),
+                "cells_read": int(acc["cells_read"].sum()) if "cells_read" in acc else 0,
+                "cells_empty": int(acc["cells_empty"].sum()) if "cells_empty" in acc else 0,
                 "rows": int(len(t)),
                 "rows_in": int(acc["rows_in"].sum()),
                 "rows_rejected": int(acc["rows_rejected"].sum()),
@@ -119,11 +180,12 @@ class Harmonised:
                 "rejected_by_reason": ", ".join(f"{k} {int(v)}" for k, v in by.items()),
             })
         return pd.DataFrame(rows, columns=["programme", "files", "clients", "occasions",
-                                           "constructs", "instruments", "rows", "rows_in",
+                                           "constructs", "instruments", "cells_read",
+                                           "cells_empty", "rows", "rows_in",
                                            "rows_rejected", "notes", "rejected_by_reason"])
 
     def write(self, out_dir: str | Path, format: str | Sequence[str] = "parquet") -> list[Path]:
-        """Write table, clients, rejections, accounting and ``provenance.json``, atomically.
+        """Write table, clients, rejections, accounting, events and ``provenance.json``, atomically.
 
         The folder is built aside and swapped in at the end (an interrupted write leaves
         the earlier output intact); files are ``0600``, the folder ``0700``; CSV cells
@@ -151,11 +213,13 @@ class Harmonised:
         if self.key_file is not None:
             check_key_file_location(self.key_file, [out])
         return write_frames(out, dict(zip(_FRAMES, (self.table, self.clients, self.rejections,
-                                                     self.accounting), strict=True)),
+                                                     self.accounting, self.events), strict=True)),
                             self.provenance, formats)
 
 
-_FRAMES = ("table", "clients", "rejections", "accounting")
+#: The frames written by :meth:`Harmonised.write` (the per client x occasion ``cells``
+#: accounting is kept in memory only; its per-file totals are in ``accounting``).
+_FRAMES = ("table", "clients", "rejections", "accounting", "events")
 
 
 def _read_frame(folder: Path, name: str, str_cols: Iterable[str],
@@ -184,30 +248,108 @@ def read_harmonised(folder: str | Path, dictionary: Dictionary | str | Path | No
     same schemas as on writing. When read from CSV, text cells that the writer escaped
     against spreadsheet formulas keep their leading ``'``.
 
+    Without ``dictionary`` the dictionary recorded in ``provenance.json`` is used while its
+    folder still has the recorded sha256, else env ``EFFECTSTUDY_DICTIONARY`` or the
+    shipped one (:func:`dictionary_for`). Data naming a programme that dictionary does not
+    describe give one sentence naming the programme ids and the fix (``pass --dictionary
+    <the folder the data were harmonised with>``), never a schema traceback.
+
     Raises
     ------
     HarmoniseError
         Not a harmonised folder, or a file missing, truncated, changed, unrecorded or
-        unreadable (the error names the file), or a schema check failed.
+        unreadable (the error names the file), a programme unknown to the dictionary, or a
+        schema check failed.
     """
     folder = Path(folder)
-    d = dictionary if isinstance(dictionary, Dictionary) else load_dictionary(dictionary)
     provenance = read_provenance(folder)
+    d = dictionary_for(provenance, dictionary)
     check_manifest(folder, provenance, _FRAMES)
     tsch, csch, rsch = table_schema(d), clients_schema(d), rejections_schema()
 
     def strs(schema) -> list[str]:
         return [n for n, c in schema.columns.items() if str(c.dtype) in ("str", "string")]
 
+    table = _read_frame(folder, "table", strs(tsch), provenance)
+    clients = _read_frame(folder, "clients", strs(csch), provenance)
+    _check_programmes(d, provenance, table, clients, folder)
+    if "sex" not in clients.columns:  # written before the sex column existed
+        clients.insert(list(CLIENT_COLUMNS).index("sex"), "sex", None)
+    clients["end_reason"] = clients["end_reason"].where(clients["end_reason"].notna(),
+                                                        "unknown")
     try:
-        table = tsch.validate(_read_frame(folder, "table", strs(tsch), provenance))
-        clients = csch.validate(_read_frame(folder, "clients", strs(csch), provenance))
+        table = tsch.validate(table)
+        clients = csch.validate(clients)
         rejections = rsch.validate(_read_frame(folder, "rejections", strs(rsch), provenance))
     except (pa_errors.SchemaError, pa_errors.SchemaErrors) as exc:
         raise HarmoniseError("harmonised output does not match its schema: "
                              f"{_schema_failures(exc)}", file=folder) from exc
-    accounting = _read_frame(folder, "accounting", ["programme", "file"], provenance)
-    return Harmonised(table, clients, rejections, accounting, provenance)
+    accounting = _read_frame(folder, "accounting", ["programme", "file", "status"], provenance)
+    recorded = provenance.get("files", {})
+    if any(f"events.{fmt}" in recorded for fmt in ("parquet", "csv")):
+        events = events_frame(_read_frame(folder, "events", [
+            "programme", "client", "type", "reason", "source_file", "source_column"],
+            provenance))
+    else:  # written before events existed
+        events = events_frame()
+    return Harmonised(table, clients, rejections, accounting, provenance, events=events)
+
+
+def dictionary_for(provenance: dict[str, Any] | str | Path,
+                   dictionary: Dictionary | str | Path | None = None) -> Dictionary:
+    """The dictionary to read a harmonised output with.
+
+    An explicit ``dictionary`` wins. Otherwise the dictionary recorded in the output's
+    ``provenance.json`` (path and sha256) is used when that folder still has the same
+    content; else the one :func:`~effectstudy.dictionary.resolve_dictionary` gives (env
+    ``EFFECTSTUDY_DICTIONARY``, else the shipped one).
+
+    Parameters
+    ----------
+    provenance
+        The output's provenance (a dict) or the harmonised folder.
+    dictionary
+        A loaded dictionary, a folder, or None.
+
+    Returns
+    -------
+    Dictionary
+    """
+    if isinstance(dictionary, Dictionary):
+        return dictionary
+    if dictionary is not None:
+        return load_dictionary(dictionary)
+    prov = provenance if isinstance(provenance, dict) else read_provenance(provenance)
+    recorded = prov.get("dictionary") if isinstance(prov.get("dictionary"), dict) else {}
+    path, sha = recorded.get("path"), recorded.get("sha256")
+    if isinstance(path, str) and isinstance(sha, str) and Path(path).is_dir():
+        try:
+            candidate = load_dictionary(path)
+        except EffectStudyError:
+            candidate = None
+        if candidate is not None and candidate.sha256 == sha:
+            return candidate
+    return load_dictionary(resolve_dictionary(None))
+
+
+def _check_programmes(d: Dictionary, provenance: dict[str, Any], table: pd.DataFrame,
+                      clients: pd.DataFrame, folder: Path) -> None:
+    """One sentence naming the programme ids the dictionary does not know, and the fix."""
+    found: set[str] = set()
+    for frame in (table, clients):
+        if "programme" in frame.columns:
+            found |= {str(p) for p in frame["programme"].dropna().unique()}
+    unknown = sorted(found - set(d.programmes))
+    if not unknown:
+        return
+    recorded = provenance.get("dictionary") if isinstance(provenance.get("dictionary"),
+                                                          dict) else {}
+    was = (f" (provenance.json records {recorded['path']})"
+           if isinstance(recorded.get("path"), str) else "")
+    ids = ", ".join(unknown)
+    raise HarmoniseError(
+        f"the harmonised data hold programme(s) {ids} that the data dictionary {d.path} does "
+        f"not describe: {DICTIONARY_FIX}{was}", file=folder)
 
 
 # --------------------------------------------------------------------------- #
@@ -221,9 +363,20 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _nearest_path(name: str, declared: Iterable[str]) -> str | None:
+    """The declared ``path:`` most similar to a file name (difflib ratio), if any."""
+    best, score = None, -1.0
+    for path in sorted(set(declared)):
+        r = difflib.SequenceMatcher(None, name.casefold(), path.casefold()).ratio()
+        if r > score:
+            best, score = path, r
+    return best
+
+
 def _select_inputs(d: Dictionary, folder_or_files: str | Path | Sequence[str | Path],
                    programmes: Sequence[str] | None
-                   ) -> tuple[list[tuple[Path, SourceFile]], list[Path], int]:
+                   ) -> tuple[list[tuple[Path, SourceFile]], list[Path],
+                              list[tuple[str, str | None]], list[tuple[str, str]]]:
     if programmes is not None:
         unknown = [p for p in programmes if p not in d.sources]
         if unknown:
@@ -232,7 +385,8 @@ def _select_inputs(d: Dictionary, folder_or_files: str | Path | Sequence[str | P
     wanted = list(programmes) if programmes is not None else sorted(d.sources)
     by_name = {Path(sf.path).name: sf for src in d.sources.values() for sf in src.files}
     chosen: list[tuple[Path, SourceFile]] = []
-    ignored = 0
+    undescribed: list[tuple[str, str | None]] = []
+    absent: list[tuple[str, str]] = []
     if isinstance(folder_or_files, str | Path) and Path(folder_or_files).is_dir():
         folder = Path(folder_or_files)
         for prog in wanted:
@@ -242,9 +396,13 @@ def _select_inputs(d: Dictionary, folder_or_files: str | Path | Sequence[str | P
                     chosen.append((path, sf))
                 elif programmes is not None:
                     raise SourceError("export file not found (programme requested)", file=path)
-        described = {folder / sf.path for prog in d.sources for sf in d.sources[prog].files}
-        ignored = sum(1 for p in folder.iterdir() if p.is_file() and p not in described
-                      and not p.name.startswith("."))
+                else:
+                    absent.append((prog, sf.path))
+        declared = [sf.path for src in d.sources.values() for sf in src.files]
+        described = {folder / p for p in declared}
+        for p in sorted(folder.iterdir()):
+            if p.is_file() and p not in described and not p.name.startswith("."):
+                undescribed.append((p.name, _nearest_path(p.name, declared)))
         roots = [folder]
     else:
         items = ([folder_or_files] if isinstance(folder_or_files, str | Path)
@@ -261,13 +419,17 @@ def _select_inputs(d: Dictionary, folder_or_files: str | Path | Sequence[str | P
                 chosen.append((path, sf))
         roots = sorted({p.parent for p, _ in chosen})
     if not chosen:
-        raise HarmoniseError("no export described in the data dictionary was found",
+        seen = (f"; the folder holds {len(undescribed)} file(s) no source describes, e.g. "
+                f"{undescribed[0][0]!r} (nearest declared path: {undescribed[0][1]!r})"
+                if undescribed else "")
+        raise HarmoniseError(f"no export described in the data dictionary ({d.path}) was "
+                             f"found{seen}",
                              file=str(folder_or_files) if isinstance(folder_or_files, str | Path)
                              else None)
     order = {(src.programme, sf.id): (i, j) for i, src in enumerate(
         sorted(d.sources.values(), key=lambda s: s.programme)) for j, sf in enumerate(src.files)}
     chosen.sort(key=lambda ps: order[(ps[1].programme, ps[1].id)])
-    return chosen, roots, ignored
+    return chosen, roots, undescribed, absent
 
 
 # --------------------------------------------------------------------------- #
@@ -298,6 +460,7 @@ def _resolve_clients(d: Dictionary, results: list[FileResult], log: RejectionLog
                     "weeks_in_care": ("number", ()),
                     "last_phase": ("label", {p.id for p in prog.phases}),
                     "end_reason": ("label", set(END_REASONS)),
+                    "sex": ("label", set(CLIENT_SEXES)),
                     "interventions": ("label", {iv.id for iv in prog.interventions}),
                 }.get(fld, (None, ()))
                 log.add(programme=ob["programme"], file=ob["file"], row=ob["row"],
@@ -414,6 +577,7 @@ def harmonise(
     programmes: Sequence[str] | None = None,
     key_file: str | Path | None = None,
     progress: Progress | None = None,
+    strict: bool = False,
 ) -> Harmonised:
     """Harmonise raw programme exports onto one long tidy table.
 
@@ -425,7 +589,9 @@ def harmonise(
         export files.
     dictionary
         A loaded :class:`~effectstudy.dictionary.Dictionary`, a dictionary folder, or
-        None for the shipped one.
+        None for env ``EFFECTSTUDY_DICTIONARY``, else the shipped one. The output records
+        which (path and sha256) so that :func:`read_harmonised` and the report use the
+        same one.
     key
         Pseudonym key (bytes/str, >= 16 bytes). Default: env ``EFFECTSTUDY_PSEUDONYM_KEY``,
         else the key file (see :mod:`effectstudy.harmonise.pseudonym`).
@@ -435,6 +601,9 @@ def harmonise(
         Key file to use (or create) when no key is given; never inside the data folder.
     progress
         Called as ``progress(file_name, i, n)`` before each file is read.
+    strict
+        Make a file in the folder that no source describes an error instead of an
+        :class:`UndescribedFileWarning` (and a row in the accounting).
 
     Returns
     -------
@@ -445,7 +614,8 @@ def harmonise(
     SourceError
         A file cannot be read as described (encoding, empty, missing column, sheet...).
     HarmoniseError
-        Nothing to harmonise, or the key is unusable.
+        Nothing to harmonise, the key is unusable, or (``strict``) a file in the folder
+        is not described.
     DictionaryError
         The dictionary folder is malformed.
 
@@ -457,7 +627,17 @@ def harmonise(
     of a series) keep the *first* record in file/row order; later ones are rejected.
     """
     d = dictionary if isinstance(dictionary, Dictionary) else load_dictionary(dictionary)
-    inputs, roots, ignored = _select_inputs(d, folder_or_files, programmes)
+    inputs, roots, undescribed, absent = _select_inputs(d, folder_or_files, programmes)
+    if undescribed and strict:
+        names = "; ".join(f"{n!r} (nearest declared path: {near!r})" for n, near in undescribed)
+        raise HarmoniseError(f"{len(undescribed)} file(s) in the folder are not described in "
+                             f"the data dictionary ({d.path}): {names}; describe them in "
+                             "sources/<programme>.yaml (path:), rename them, or move them out "
+                             "(strict mode)", file=roots[0] if roots else None)
+    for name, near in undescribed:
+        warnings.warn(f"{name!r} is not described in the data dictionary and was not read "
+                      f"(nearest declared path: {near!r})", UndescribedFileWarning,
+                      stacklevel=2)
     key_bytes, used_key_file = resolve_key(key, key_file=key_file, forbidden=roots)
     log = RejectionLog()
     results: list[FileResult] = []
@@ -478,8 +658,10 @@ def harmonise(
     table = _build_table(d, results, clients, log,
                          {p.name: sf.client_id for p, sf in inputs})
     clients_df = _build_clients(d, results, clients, table)
+    events = build_events(d, [e for res in results for e in res.events], clients, log)
     rejections = log.frame()
-    accounting = _accounting(results, table, rejections)
+    accounting = _accounting(results, table, rejections, undescribed, events)
+    cells = _cells(results, table)
     try:
         table = table_schema(d).validate(table)
         clients_df = clients_schema(d).validate(clients_df)
@@ -495,17 +677,28 @@ def harmonise(
         "created_utc": created,
         "date": created,
         "dictionary_sha256": d.sha256,
+        "dictionary": {"path": str(Path(d.path).resolve()), "sha256": d.sha256},
         "inputs": {p.name: {"programme": sf.programme, "file_id": sf.id, "sha256": _sha256(p)}
                    for p, sf in inputs},
-        "ignored_files": ignored,  # files in the folder not described (names not recorded)
+        "ignored_files": len(undescribed),
+        # the user's own folder listing: export file names, not client data
+        "undescribed_files": [{"file": n, "nearest_declared_path": near}
+                              for n, near in undescribed],
+        "absent_sources": [{"programme": prog, "path": path} for prog, path in absent],
         "pseudonym_key_check": hmac.new(key_bytes, b"effectstudy key check",
                                         hashlib.sha256).hexdigest()[:12],
         "pseudonym_hex_digits": PSEUDONYM_HEX_DIGITS,
         "rows": {"in": int(accounting["rows_in"].sum()), "out": int(len(table)),
                  "rejected": int(accounting["rows_rejected"].sum())},
+        "cells": {"read": int(accounting["cells_read"].sum()),
+                  "empty": int(accounting["cells_empty"].sum())},
+        "events": {"in": int(accounting["events_in"].sum()), "out": int(len(events)),
+                   "rejected": int(accounting["events_rejected"].sum()),
+                   "absconding_recorded": sorted({res.programme for res in results
+                                                  if res.absconding_columns})},
     }
     return Harmonised(table, clients_df, rejections, accounting, provenance,
-                      key_file=used_key_file)
+                      key_file=used_key_file, cells=cells, events=events)
 
 
 def _build_table(d: Dictionary, results: list[FileResult], clients: dict, log: RejectionLog,
@@ -522,6 +715,8 @@ def _build_table(d: Dictionary, results: list[FileResult], clients: dict, log: R
             intake[k] = min(intake.get(k, r["date"]), r["date"])
         first_date[k] = min(first_date.get(k, r["date"]), r["date"])
     for k, c in clients.items():
+        psex = d.programmes[k[0]].sex
+        c["sex"] = c.get("sex") or (psex if psex in CLIENT_SEXES else None)
         ref = intake.get(k, first_date.get(k))
         birth = c.get("birth_date")
         c["age"] = ((ref - birth).days / 365.25) if (ref is not None and birth is not None) \
@@ -575,6 +770,7 @@ def _build_table(d: Dictionary, results: list[FileResult], clients: dict, log: R
                 for src in d.sources.values() for sf in src.files
                 for lab, om in sf.occasions.items()}
     rows = []
+    week_noted: set[tuple] = set()
     for r in kept:
         k = (r["programme"], r["client"])
         c = clients.get(k, {})
@@ -585,19 +781,37 @@ def _build_table(d: Dictionary, results: list[FileResult], clients: dict, log: R
         else:
             age = c.get("age")
         sc = d.scale(r["instrument"], r["scale"])
-        norm = sc.norm_for(age)
+        sex = c.get("sex")
+        norm = sc.norm_for(age, sex)
         if norm is not None:
             z = (r["raw"] - norm.mean.value) / norm.sd.value
             t, group, note = 50 + 10 * z, norm.group, None
+            if sex is None:
+                note = ("sex unknown (mixed programme without a sex value): a norm for both "
+                        "sexes is used")
         else:
             z = t = np.nan
             group, note = None, _norm_note(sc, age)
+            if sex is None and any(n.verified and n.sex != "any" for n in sc.norms):
+                note = ("sex unknown (mixed programme without a sex value): no sex-specific "
+                        "norm applies, z not computed")
         start = c.get("intake_date")
         if r["date"] is not None and start is not None:
             week = (r["date"] - start).days / 7.0
         else:
             fixed = occ_week.get((r["programme"], r["source_file"], r["occasion_label"]))
             week = fixed if fixed is not None else (0.0 if r["occasion"] == "intake" else np.nan)
+        if pd.isna(week) and r["session"] is None:  # a series row is timed by its session
+            where = (r["source_file"], r["source_row"], r["occasion_label"])
+            if where not in week_noted:
+                week_noted.add(where)
+                why = ("this measurement has no date" if r["date"] is None
+                       else "the client has no dated intake measurement")
+                log.add(programme=r["programme"], file=r["source_file"], row=r["source_row"],
+                        column=None, kind="note",
+                        reason=(f"week in care cannot be computed: {why} and occasion label "
+                                f"{r['occasion_label']!r} declares no week: in the dictionary; "
+                                "the scores are kept with an empty week"), scores=0)
         pp = r["programme_phase"]
         rows.append({
             "programme": r["programme"], "client": r["client"], "occasion": r["occasion"],
@@ -630,10 +844,12 @@ def _build_clients(d: Dictionary, results: list[FileResult], clients: dict,
         age = c.get("age")
         rows.append({
             "programme": prog, "client": client,
-            "age": None if age is None else round(age, 2),
+            "age": None if age is None else round(age, 2), "sex": c.get("sex"),
             "weeks_in_care": c.get("weeks_in_care"), "last_phase": lp,
             "last_phase_canonical": d.programmes[prog].phase(lp).canonical if lp else None,
-            "end_reason": c.get("end_reason"), "interventions": c.get("interventions"),
+            # unknown is not zero: a client whose export records no end of care
+            "end_reason": c.get("end_reason") or "unknown",
+            "interventions": c.get("interventions"),
             "fidelity": c.get("fidelity"), "n_scores": int(counts.get((prog, client), 0)),
         })
     df = pd.DataFrame(rows, columns=list(CLIENT_COLUMNS))
@@ -643,8 +859,9 @@ def _build_clients(d: Dictionary, results: list[FileResult], clients: dict,
     return df.sort_values(["programme", "client"], kind="mergesort").reset_index(drop=True)
 
 
-def _accounting(results: list[FileResult], table: pd.DataFrame, rejections: pd.DataFrame
-                ) -> pd.DataFrame:
+def _accounting(results: list[FileResult], table: pd.DataFrame, rejections: pd.DataFrame,
+                undescribed: Sequence[tuple[str, str | None]] = (),
+                events: pd.DataFrame | None = None) -> pd.DataFrame:
     out_by = table.groupby("source_file").size().to_dict()
     rej_by = rejections.groupby("file")["scores"].sum().to_dict()
     rows = []
@@ -654,9 +871,57 @@ def _accounting(results: list[FileResult], table: pd.DataFrame, rejections: pd.D
         if res.rows_in != r_out + r_rej:  # pragma: no cover - an engine bug, never data
             raise HarmoniseError(f"row accounting broken: {res.rows_in} in, {r_out} out, "
                                  f"{r_rej} rejected", file=res.file)
-        rows.append({"programme": res.programme, "file": res.file, "rows_in": res.rows_in,
-                     "rows_out": r_out, "rows_rejected": r_rej})
-    return pd.DataFrame(rows, columns=list(ACCOUNTING_COLUMNS))
+        if res.cells_read != res.cells_empty + res.rows_in:  # pragma: no cover - engine bug
+            raise HarmoniseError(f"cell accounting broken: {res.cells_read} cells read, "
+                                 f"{res.cells_empty} empty, {res.rows_in} score records",
+                                 file=res.file)
+        e_out, e_rej = event_accounting(res.file, res.events_in,
+                                        events if events is not None else events_frame(),
+                                        rejections)
+        rows.append({"programme": res.programme, "file": res.file, "status": READ,
+                     "cells_read": res.cells_read, "cells_empty": res.cells_empty,
+                     "rows_in": res.rows_in, "rows_out": r_out, "rows_rejected": r_rej,
+                     "events_in": res.events_in, "events_out": e_out, "events_rejected": e_rej})
+    for name, near in undescribed:
+        rows.append({"programme": None, "file": name,
+                     "status": f"{NOT_DESCRIBED} (nearest declared path: {near})",
+                     "cells_read": 0, "cells_empty": 0, "rows_in": 0, "rows_out": 0,
+                     "rows_rejected": 0, "events_in": 0, "events_out": 0,
+                     "events_rejected": 0})
+    out = pd.DataFrame(rows, columns=list(ACCOUNTING_COLUMNS))
+    for col in ACCOUNTING_COLUMNS[3:]:
+        out[col] = out[col].astype("int64")
+    return out
 
 
-__all__ = ["Harmonised", "harmonise", "read_harmonised", "EffectStudyError"]
+def _cells(results: list[FileResult], table: pd.DataFrame) -> pd.DataFrame:
+    """Cells read, empty, score records, in the table and rejected per client x occasion."""
+    agg: dict[tuple, list[int]] = {}
+    for res in results:
+        for (client, label, occasion), (read, empty, records) in res.cells.items():
+            a = agg.setdefault((res.programme, client, occasion, label), [0, 0, 0])
+            a[0] += read
+            a[1] += empty
+            a[2] += records
+    out_by = table.groupby(["programme", "client", "occasion_label"]).size().to_dict()
+    rows = []
+    for (prog, client, occasion, label), (read, empty, records) in agg.items():
+        r_out = int(out_by.get((prog, client, label), 0)) if client is not None else 0
+        if r_out > records:  # pragma: no cover - an engine bug, never data
+            raise HarmoniseError("cell accounting broken: more scores in the table than read "
+                                 f"for one client x occasion of {prog}")
+        rows.append({"programme": prog, "client": client, "occasion": occasion,
+                     "occasion_label": label, "cells_read": read, "cells_empty": empty,
+                     "rows_in": records, "rows_out": r_out, "rows_rejected": records - r_out})
+    df = pd.DataFrame(rows, columns=list(CELLS_COLUMNS))
+    for col in CELLS_COLUMNS[4:]:
+        df[col] = df[col].astype("int64")
+    for col in CELLS_COLUMNS[:4]:
+        df[col] = df[col].astype(object).where(df[col].notna(), None)
+    return df.sort_values(["programme", "client", "occasion_label"], na_position="last",
+                          kind="mergesort").reset_index(drop=True)
+
+
+__all__ = ["ACCOUNTING_COLUMNS", "CELLS_COLUMNS", "EffectStudyError",
+           "Harmonised", "UndescribedFileWarning", "dictionary_for", "harmonise",
+           "read_harmonised"]

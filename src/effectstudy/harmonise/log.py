@@ -7,7 +7,9 @@ unit, see :mod:`effectstudy.harmonise.mapping`) the entry removes from the table
 * a bad row-level cell (missing client id, unknown occasion/phase/instrument label,
   unparseable measurement date) removes all score records that depended on it;
 * notes (undeclared columns dropped, an inconsistent client-level value, an
-  unparseable birth date, a deviating fidelity) remove 0.
+  unparseable birth date, a deviating fidelity, and entries of kind ``note``: a hint
+  such as "these cells look like decimal commas", a measurement whose week in care
+  cannot be computed, title rows above the header, sheets not read) remove 0.
 
 So, per file, ``rows in = rows in the table + sum(scores)`` exactly.
 
@@ -64,7 +66,24 @@ KINDS = (
     "implausible_value",
     "invalid_client_id",
     "unreadable_cell",
+    "note",
 )
+
+#: Kinds of entries that each remove exactly one *event* (not a score record, so their
+#: ``scores`` is 0): per file ``events in = events in the table + entries of these kinds``
+#: (see :mod:`effectstudy.harmonise.events`).
+EVENT_KINDS = (
+    "event_unparseable_date",
+    "event_missing_start",
+    "event_return_before_start",
+    "event_zero_duration",
+    "event_after_end_of_care",
+    "event_overlap",
+    "event_duplicate",
+    "event_unattributed",
+    "event_unknown_type",
+)
+KINDS = KINDS + EVENT_KINDS
 
 SHAPES = ("number", "date", "label")
 NOT_SHOWN = "value not shown"

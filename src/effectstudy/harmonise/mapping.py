@@ -15,7 +15,12 @@ record**:
     ``missing_score``).
 
 Empty cells in wide/occasion-row/series files are *not* records (no measurement was
-taken); rows whose cells are all empty are skipped by the readers.
+taken), and neither is a score cell holding one of the source's ``missing_values`` (text
+such as ``n.v.t.`` or ``-`` that the provider writes for "not measured by design"); both
+are counted as *empty* cells. So, per file and per client x occasion,
+``cells read = empty + score records`` and ``score records = in the table + rejected``
+(:attr:`FileResult.cells` and the ``cells`` frame of :class:`~effectstudy.harmonise.Harmonised`).
+Rows whose cells are all empty are skipped by the readers.
 
 Identifier columns (names, BSN, birth date) are read only here: their values are
 handed to the log's second line of defence (:meth:`RejectionLog.protect`), the birth
@@ -34,11 +39,19 @@ Privacy rules of the mapping (besides the log's whitelist of shown values):
 * numbers are ASCII only (``５０`` is not a number);
 * an implausible cell (a negative or absurd number of weeks in care or session number)
   is a rejection-log entry with file, row and column, never an abort.
+
+Messages that say how to fix: a missing required column names the export's header that is a
+near-miss spelling of it (``difflib`` ratio >= 0.8: a misspelt declared name, not an
+identifier) and how many headers the file has, never the other headers; three or more score
+cells written like ``9,7`` in a file read with a decimal point give one ``note`` pointing at
+``csv.decimal``; an unparseable measurement date shows its value when it has the shape of a
+date, with the expected format.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import math
 import numbers
 import re
@@ -47,9 +60,17 @@ from typing import Any
 
 import pandas as pd
 
-from effectstudy.dictionary import Dictionary, MeasureMap, SourceFile
+from effectstudy.dictionary import (
+    ABSCONDING,
+    CLIENT_SEXES,
+    END_REASONS,
+    Dictionary,
+    MeasureMap,
+    SourceFile,
+)
 from effectstudy.errors import HarmoniseError, SourceError
 from effectstudy.harmonise import readers
+from effectstudy.harmonise.events import RowEvents, event_column_names
 from effectstudy.harmonise.log import RejectionLog
 from effectstudy.harmonise.pseudonym import normalise_id, pseudonymise
 from effectstudy.harmonise.readers import RawTable, is_empty
@@ -74,6 +95,18 @@ class FileResult:
     records: list[dict] = field(default_factory=list)
     client_obs: list[dict] = field(default_factory=list)
     rows_in: int = 0
+    #: Score cells examined (declared measure cells of each row and occasion).
+    cells_read: int = 0
+    #: Of those, empty or declared missing-by-design (not measured: no record).
+    cells_empty: int = 0
+    #: (client or None, occasion label or None, occasion or None) -> [cells read, empty,
+    #: score records]; the label is a declared one (an undeclared label is None).
+    cells: dict[tuple, list[int]] = field(default_factory=dict)
+    #: Candidate events (see :mod:`effectstudy.harmonise.events`) and event records read.
+    events: list[dict] = field(default_factory=list)
+    events_in: int = 0
+    #: Whether the export has absconding columns (no episode is then a real none).
+    absconding_columns: bool = False
 
 
 # --------------------------------------------------------------------------- #
@@ -151,8 +184,25 @@ def integer_id(value: Any) -> str:
     return text.lstrip("0") or "0"
 
 
-def parse_date(value: Any, fmt: str | None) -> pd.Timestamp:
-    """A date from a cell (datetime objects as they are, text with ``fmt``)."""
+#: Excel's day 0 in the 1900 date system (serial 60 is the fictitious 1900-02-29, so from
+#: serial 61 on the offset from 1899-12-30 is exact; earlier serials are not plausible here).
+_EXCEL_EPOCH = dt.datetime(1899, 12, 30)
+#: Plausible Excel date serials: 1950-01-01 .. 2100-12-31.
+_EXCEL_SERIALS = (18264, 73415)
+
+
+def parse_date(value: Any, fmt: str | None, excel: bool = False) -> pd.Timestamp:
+    """A date from a cell (datetime objects as they are, text with ``fmt``).
+
+    With ``excel=True`` a number is read as an Excel date serial (days since 1899-12-30 in
+    the 1900 date system, e.g. ``45000`` is 2023-03-15) when it lies between 1950 and
+    2100; a cell Excel formatted as a date arrives as a datetime already.
+    """
+    if excel and isinstance(value, numbers.Real) and not isinstance(value, bool):
+        x = float(value)
+        if math.isfinite(x) and _EXCEL_SERIALS[0] <= x <= _EXCEL_SERIALS[1]:
+            return pd.Timestamp(_EXCEL_EPOCH + dt.timedelta(days=int(x))).normalize()
+        raise ValueError("not a date serial")
     if isinstance(value, pd.Timestamp):
         return value.normalize()
     if isinstance(value, dt.datetime):
@@ -185,6 +235,8 @@ def declared_columns(sf: SourceFile) -> tuple[list[str], list[str]]:
     if sf.birth_date:
         req.append(sf.birth_date)
     req += list(sf.client_fields.values())
+    if sf.sex_column:
+        req.append(sf.sex_column)
     if sf.layout == "wide":
         templates = [m.column for m in sf.measures]
         templates += [t for t in (sf.date_column, sf.phase_column) if t]
@@ -214,6 +266,8 @@ class _Mapper:
         self.decimal = str(sf.csv.get("decimal", ".")) if sf.format == "csv" else "."
         self.out = FileResult(file_label, sf.programme)
         self.phase_ids = {p.id for p in self.programme.phases}
+        self.missing = {v.casefold() for v in sf.missing_values}
+        self.comma_like = 0  # score cells like "9,7" in a file read with a decimal point
 
     # -- logging helpers ------------------------------------------------------
     def reject(self, row: int | None, column: str | None, kind: str, reason: str,
@@ -250,9 +304,12 @@ class _Mapper:
         required, optional = declared_columns(self.sf)
         for col in required:
             if col not in cols:
-                raise SourceError("required column missing (declared in the data dictionary)",
-                                  file=self.raw.file, column=col)
-        declared = set(required) | set(optional)
+                raise SourceError(self.missing_column_message(col, cols), file=self.raw.file,
+                                  column=col)
+        self.events = RowEvents(self, cols)
+        self.event_cols = set(event_column_names(self.sf, cols))
+        self.out.absconding_columns = any(s.spec.type == ABSCONDING for s in self.events.slots)
+        declared = set(required) | set(optional) | self.event_cols
         # (column, position label, measure) of columns matching a measure template with an
         # occasion label the dictionary does not declare; the header is never shown
         self.unknown_occ: list[tuple[str, str, MeasureMap]] = []
@@ -275,9 +332,47 @@ class _Mapper:
                         "column not declared in the data dictionary was dropped unread "
                         "(header not shown)")
 
+    def missing_column_message(self, col: str, cols: list[str]) -> str:
+        """How to fix a missing required column, showing no undeclared header but a near miss.
+
+        Only a header that is a close spelling of the declared name (``difflib`` ratio
+        >= 0.8) is shown; any other header may name a client and is only counted.
+        """
+        near = [c for c in cols if difflib.SequenceMatcher(None, col.casefold(),
+                                                            c.casefold()).ratio() >= 0.8]
+        near.sort(key=lambda c: -difflib.SequenceMatcher(None, col.casefold(),
+                                                          c.casefold()).ratio())
+        where = f"sources/{self.prog}.yaml, file {self.sf.id!r}"
+        hint = (f"; did you mean the export's column {near[0]!r}? Then correct the name in "
+                f"{where}" if near else
+                f"; no header of the export is a close spelling of it: check the name in "
+                f"{where} (and header_row if the header is not the first row)")
+        return (f"required column missing (declared in the data dictionary){hint}; the export "
+                f"has {len(cols)} column(s), other headers not shown")
+
+    def is_missing_score(self, value: Any) -> bool:
+        """An empty score cell, or one holding a declared ``missing_values`` text."""
+        if is_empty(value):
+            return True
+        return (bool(self.missing) and isinstance(value, str)
+                and value.strip().casefold() in self.missing)
+
+    def count_cells(self, client: str | None, label: str | None, occasion: str | None,
+                    read: int, empty: int) -> None:
+        self.out.cells_read += read
+        self.out.cells_empty += empty
+        c = self.out.cells.setdefault((client, label, occasion), [0, 0, 0])
+        c[0] += read
+        c[1] += empty
+        c[2] += read - empty
+
     # -- main -----------------------------------------------------------------
     def run(self) -> FileResult:
         self.check_columns()
+        for note in getattr(self.raw, "notes", ()):
+            # reader text (counts, declared names), never cell content
+            self.log.add(programme=self.prog, file=self.file, row=None, column=None,
+                         kind="note", reason=note, scores=0)
         sf, frame = self.sf, self.raw.frame
         # Privacy at the door: remember every identifier value (in memory, for redaction),
         # pseudonymise the client id, keep the birth date only as a parsed value for the
@@ -319,13 +414,25 @@ class _Mapper:
         births = (frame[sf.birth_date].tolist() if sf.birth_date else [None] * len(frame))
         required, _ = declared_columns(sf)
         keep = [c for c in frame.columns
-                if (c in required or c in {u[0] for u in self.unknown_occ})
+                if (c in required or c in {u[0] for u in self.unknown_occ}
+                    or c in self.event_cols)
                 and c not in ident_cols]
         frame = frame[keep]
         del raw_ids
         for i, (rec, n, client, birth) in enumerate(zip(frame.to_dict("records"), self.raw.rows,
                                                         clients, births, strict=True)):
             self.row(rec, n, client, birth, invalid_id=i in self.invalid_ids)
+        if self.comma_like >= 3:
+            if sf.format == "csv":
+                fix = (f"if the export writes decimals with a comma, set csv.decimal: \",\" "
+                       f"for file {sf.id!r} in sources/{self.prog}.yaml")
+            else:
+                fix = ("the cells hold text with a decimal comma: store them as numbers in the "
+                       "workbook (or export them again)")
+            self.log.add(programme=self.prog, file=self.file, row=None, column=None,
+                         kind="note", reason=(f"{self.comma_like} score cells look like numbers "
+                                              f"with a decimal comma (e.g. 9,7) and were "
+                                              f"rejected as not a number: {fix}"), scores=0)
         return self.out
 
     def units(self, rec: dict) -> list[dict]:
@@ -351,8 +458,22 @@ class _Mapper:
 
     def n_scores(self, rec: dict, unit: dict) -> int:
         if self.sf.layout == "long":
-            return 1
-        return sum(not is_empty(rec.get(col)) for col, _ in unit["cells"])
+            v = rec.get(self.sf.score_column)
+            return 0 if (not is_empty(v) and self.is_missing_score(v)) else 1
+        return sum(not self.is_missing_score(rec.get(col)) for col, _ in unit["cells"])
+
+    def unit_key(self, rec: dict, unit: dict) -> tuple[str | None, str | None]:
+        """(declared occasion label, occasion) of a unit; (None, None) when undeclared."""
+        sf = self.sf
+        if sf.layout == "series":
+            return "session", "session"
+        label = unit["label"]
+        if label is None:
+            lv = rec.get(sf.occasion_column)
+            label = "" if is_empty(lv) else label_text(lv)
+        if label not in sf.occasions:
+            return None, None
+        return label, sf.occasions[label].occasion
 
     def row(self, rec: dict, n: int, client: str | None, birth: Any,
             invalid_id: bool = False) -> None:
@@ -363,6 +484,15 @@ class _Mapper:
                  if not is_empty(rec.get(col))]
         total = sum(counts) + len(extra)
         self.out.rows_in += total
+        owner = None if (invalid_id or client is None) else client
+        if self.events.active:
+            self.events.read(rec, n, owner)
+        for unit, count in zip(units, counts, strict=True):
+            read = 1 if sf.layout == "long" else len(unit["cells"])
+            self.count_cells(owner, *self.unit_key(rec, unit), read, read - count)
+        if self.unknown_occ:
+            self.count_cells(owner, None, None, len(self.unknown_occ),
+                             len(self.unknown_occ) - len(extra))
         if invalid_id:
             self.reject(n, sf.client_id, "invalid_client_id",
                         f"client id does not have the declared {sf.client_id_format} format "
@@ -395,11 +525,20 @@ class _Mapper:
         if sf.birth_date and not is_empty(birth):
             try:
                 self.observe(client, n, "birth_date", sf.birth_date,
-                             parse_date(birth, sf.date_format))
+                             parse_date(birth, sf.date_format, excel=sf.format == "excel"))
             except ValueError:
                 self.reject(n, sf.birth_date, "unparseable_date",
                             "date of birth cannot be parsed with the declared date format "
                             "(age unknown; value not shown)")
+        if sf.sex_column and not is_empty(rec.get(sf.sex_column)):
+            v = rec.get(sf.sex_column)
+            sex = self.map_label("sex", v, set(CLIENT_SEXES))
+            if sex is None:
+                self.reject(n, sf.sex_column, "unknown_label", "sex label is not declared "
+                            f"(labels.sex; declared: {self.declared('sex', CLIENT_SEXES)}); "
+                            "sex unknown", value=v, shape="label", allowed=CLIENT_SEXES)
+            else:
+                self.observe(client, n, "sex", sf.sex_column, sex)
         for fld, col in sf.client_fields.items():
             v = rec.get(col)
             if is_empty(v):
@@ -427,7 +566,7 @@ class _Mapper:
                 else:
                     self.observe(client, n, fld, col, pid)
             elif fld == "end_reason":
-                targets = {"completed", "absconded", "transferred"}
+                targets = set(END_REASONS)
                 reason = self.map_label("end_reason", v, targets)
                 if reason is None:
                     self.reject(n, col, "unknown_label", "end reason label is not declared "
@@ -516,10 +655,10 @@ class _Mapper:
         dcol = unit["date"]
         if dcol and not is_empty(rec.get(dcol)):
             try:
-                date = parse_date(rec.get(dcol), sf.date_format)
+                date = parse_date(rec.get(dcol), sf.date_format, excel=sf.format == "excel")
             except ValueError:
                 self.reject(n, dcol, "unparseable_date",
-                            f"measurement date cannot be parsed (expected {sf.date_format or 'ISO'})",
+                            f"measurement date cannot be parsed: expected {expected_date(sf)}",
                             value=rec.get(dcol), scores=count, shape="date")
                 return
         # programme phase
@@ -554,8 +693,8 @@ class _Mapper:
             cells = [(sf.score_column, measure)]
         for col, m in cells:
             v = rec.get(col)
-            if is_empty(v):
-                if sf.layout == "long":
+            if self.is_missing_score(v):
+                if sf.layout == "long" and is_empty(v):
                     self.reject(n, col, "missing_score", "score is empty", scores=1)
                 continue
             self.score(n, client, col, m, v, label, occasion, date, pphase, session, sced)
@@ -570,8 +709,14 @@ class _Mapper:
         try:
             x = parse_number(v, self.decimal)
         except ValueError:
-            self.reject(n, col, "non_numeric", f"{m.instrument} {m.scale} score is not a number",
-                        value=v, scores=1, shape="number")
+            if (self.decimal == "." and isinstance(v, str)
+                    and _COMMA_NUMBER.fullmatch(v.strip())):
+                self.comma_like += 1
+            missing = (f"; declared missing-by-design texts: {', '.join(self.sf.missing_values)}"
+                       if self.sf.missing_values else
+                       "; text meaning 'not measured' can be declared with missing_values")
+            self.reject(n, col, "non_numeric", f"{m.instrument} {m.scale} score is not a number"
+                        f"{missing}", value=v, scores=1, shape="number")
             return
         sc = self.d.scale(m.instrument, m.scale)
         if not sc.range_min <= x <= sc.range_max:
@@ -586,6 +731,25 @@ class _Mapper:
             "construct": m.construct, "raw": x, "source_file": self.file, "source_row": n,
             "source_column": col,
         })
+
+
+_COMMA_NUMBER = re.compile(r"[+-]?[0-9]+,[0-9]+", re.ASCII)
+
+
+def expected_date(sf: SourceFile) -> str:
+    """The date format a source declares, with an example (dictionary text, safe to show)."""
+    example = dt.date(2024, 1, 31)
+    if sf.date_format:
+        try:
+            shown = example.strftime(sf.date_format)
+        except ValueError:  # pragma: no cover - a format strftime cannot write
+            shown = sf.date_format
+        text = f"date_format {sf.date_format!r} (e.g. {shown})"
+    else:
+        text = "an ISO date (e.g. 2024-01-31; set date_format for other layouts)"
+    if sf.format == "excel":
+        text += " or a cell Excel stores as a date"
+    return text
 
 
 def map_file(raw: RawTable, sf: SourceFile, dictionary: Dictionary, key: bytes,

@@ -7,6 +7,14 @@ beyond what the format itself stores), the column names, and for each data row i
 * CSV and Excel: the spreadsheet row (header = row 1, first data row = row 2);
 * SPSS: the 1-based case number.
 
+The header is row 1 unless the source declares ``header_row:`` (1-based, CSV and Excel):
+rows above it are titles, counted and reported (:attr:`RawTable.notes`), never data.
+In an Excel workbook only the declared ``sheet:`` is read; other sheets (notes, lists)
+are reported by their number only, since a sheet name may name a client. Merged cells:
+openpyxl gives the value of a merged range to its top-left cell only and leaves the
+other cells of the range empty, so a merged score or label counts once, for the row and
+column of its top-left cell.
+
 Rows whose cells are all empty are skipped (they hold no data). Any problem with the
 file as a whole raises :class:`~effectstudy.errors.SourceError` naming the file (and
 the row or column where known); never a traceback of the underlying library, and never
@@ -50,8 +58,8 @@ from effectstudy.dictionary import SourceFile
 from effectstudy.errors import EffectStudyError, SourceError
 
 __all__ = ["FORMULA_WITHOUT_RESULT", "READERS", "RawTable", "UnreadableCell",
-           "declared_headers", "is_empty", "label_columns", "physical_lines", "read_csv",
-           "read_excel", "read_source", "read_spss", "sav_case_count",
+           "declared_headers", "decode_text", "is_empty", "label_columns", "physical_lines", "read_csv",
+           "read_excel", "read_export_bytes", "read_source", "read_spss", "sav_case_count",
            "xlsx_rows_with_content"]
 
 
@@ -62,6 +70,9 @@ class RawTable:
     frame: pd.DataFrame  # object columns, one per source column
     rows: tuple[int, ...]  # source row number of each frame row
     file: Path
+    #: Facts about the file worth a ``note`` in the log (title rows, sheets not read);
+    #: text written by the reader, never cell content.
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,7 +135,7 @@ def declared_headers(sf: SourceFile) -> set[str]:
     by its position.
     """
     names: list[str | None] = [sf.client_id, sf.birth_date, *sf.identifiers,
-                               *sf.client_fields.values(), sf.occasion_column,
+                               *sf.client_fields.values(), sf.sex_column, sf.occasion_column,
                                sf.date_column, sf.phase_column, sf.session_column,
                                sf.sced_phase_column, sf.instrument_column, sf.scale_column,
                                sf.score_column, *(m.column for m in sf.measures)]
@@ -140,6 +151,7 @@ def label_columns(sf: SourceFile) -> set[str]:
     names: list[str | None] = [sf.occasion_column, sf.phase_column, sf.sced_phase_column,
                                sf.instrument_column, sf.scale_column]
     names += [sf.client_fields.get(f) for f in LABELLED_CLIENT_FIELDS]
+    names.append(sf.sex_column)
     return _expand(names, sf)
 
 
@@ -148,8 +160,17 @@ def _positions(idx: list[int]) -> str:
     return marks[0] if len(marks) == 1 else ", ".join(marks[:-1]) + " and " + marks[-1]
 
 
+def _title_note(above: list[list], sf: SourceFile) -> tuple[str, ...]:
+    """A note on the non-empty rows above a declared header row (titles, not data)."""
+    titles = sum(1 for r in above if not all(is_empty(v) for v in r))
+    if not titles:
+        return ()
+    return (f"{titles} row(s) above the header (header_row {sf.header_row}) were skipped as "
+            "titles, not data",)
+
+
 def _finish(columns: list, data: list[list], rows: list[int], file: Path,
-            sf: SourceFile) -> RawTable:
+            sf: SourceFile, notes: tuple[str, ...] = ()) -> RawTable:
     declared = declared_headers(sf)
     names: list[str] = []
     keep: list[int] = []
@@ -185,10 +206,11 @@ def _finish(columns: list, data: list[list], rows: list[int], file: Path,
         keep_data.append(cells)
         keep_rows.append(n)
     frame = pd.DataFrame(keep_data, columns=names, dtype=object)
-    return RawTable(frame, tuple(keep_rows), file)
+    return RawTable(frame, tuple(keep_rows), file, tuple(notes))
 
 
-def _read_bytes(path: Path) -> bytes:
+def read_export_bytes(path: Path) -> bytes:
+    """The bytes of an export; an unreadable file raises :class:`SourceError` naming it."""
     try:
         return path.read_bytes()
     except OSError as exc:
@@ -204,7 +226,9 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _SINGLE_BYTE = {"cp1252", "latin-1", "iso8859-1", "iso8859-15", "cp850", "cp437", "mac-roman"}
 
 
-def _decode(data: bytes, encoding: str, file: Path) -> str:
+def decode_text(data: bytes, encoding: str, file: Path) -> str:
+    """Decode an export declared as ``encoding``; a byte-order mark, NUL bytes or UTF-8
+    text that contradict the declaration, or undecodable bytes, raise :class:`SourceError`."""
     try:
         enc = codecs.lookup(encoding).name
     except LookupError:
@@ -315,10 +339,10 @@ def read_csv(path: Path, sf: SourceFile) -> RawTable:
     """
     sep = str(sf.csv.get("sep", ","))
     encoding = str(sf.csv.get("encoding", "utf-8"))
-    data = _read_bytes(path)
+    data = read_export_bytes(path)
     if not data.strip():
         raise SourceError("empty file", file=path)
-    text = _decode(data, encoding, path)
+    text = decode_text(data, encoding, path)
     if not text.strip():
         raise SourceError("empty file", file=path)
     try:
@@ -341,6 +365,14 @@ def read_csv(path: Path, sf: SourceFile) -> RawTable:
     header_idx = next((i for i, r in enumerate(records) if any(c.strip() for c in r)), None)
     if header_idx is None:
         raise SourceError("empty file", file=path)
+    notes: tuple[str, ...] = ()
+    if sf.header_row > 1:
+        header_idx = sf.header_row - 1
+        if header_idx >= len(records) or not any(c.strip() for c in records[header_idx]):
+            raise SourceError(f"header_row {sf.header_row} is empty or beyond the end of the "
+                              "file (check header_row in the dictionary)", file=path,
+                              row=sf.header_row)
+        notes = _title_note([list(r) for r in records[:header_idx]], sf)
     header = records[header_idx]
     header_one_line = spans[header_idx][0] == spans[header_idx][1]
     if len(header) == 1 and header_one_line:
@@ -366,7 +398,7 @@ def read_csv(path: Path, sf: SourceFile) -> RawTable:
             )
     if not body:
         raise SourceError("file has a header but no data rows", file=path)
-    return _finish(header, body, rows, path, sf)
+    return _finish(header, body, rows, path, sf, notes)
 
 
 # --------------------------------------------------------------------------- #
@@ -460,7 +492,12 @@ def xlsx_rows_with_content(path: Path, sheet: str) -> set[int]:
 
 
 def read_excel(path: Path, sf: SourceFile) -> RawTable:
-    """Read the declared sheet of an .xlsx workbook (header in row 1).
+    """Read the declared sheet of an .xlsx workbook (header in ``header_row``, default 1).
+
+    Only the declared sheet is read (other sheets are counted in a note). The value of a
+    merged range belongs to its top-left cell only; the other cells of the range read as
+    empty. Cells Excel stores as dates arrive as dates; date columns may also hold date
+    serials or text dates (parsed by the mapping step).
 
     A formula cell gives the result Excel stored with it; a formula without a stored
     result (a workbook written by a script and never opened in Excel) becomes an
@@ -485,6 +522,7 @@ def read_excel(path: Path, sf: SourceFile) -> RawTable:
                 "other sheet(s) (names not shown: they may name clients)", file=path,
                 key="sheet",
             )
+        others = len(values_wb.sheetnames) - 1
         ws, wf = values_wb[sf.sheet], formula_wb[sf.sheet]
         if not isinstance(ws, Worksheet) or not isinstance(wf, Worksheet):
             raise SourceError(f"sheet {sf.sheet!r} is not a worksheet (a chart sheet?)",
@@ -522,11 +560,20 @@ def read_excel(path: Path, sf: SourceFile) -> RawTable:
                           "Excel)", file=path, row=missed[0])
     if not values or all(all(is_empty(v) for v in r) for r in values):
         raise SourceError(f"sheet {sf.sheet!r} is empty", file=path)
-    header = values[0]
-    body = values[1:]
+    hr = sf.header_row
+    if hr > len(values) or all(is_empty(v) for v in values[hr - 1]):
+        raise SourceError(f"header_row {hr} of sheet {sf.sheet!r} is empty or below its last "
+                          "row (check header_row in the dictionary)", file=path, row=hr)
+    header = values[hr - 1]
+    body = values[hr:]
     if not body:
         raise SourceError("sheet has a header but no data rows", file=path)
-    return _finish(list(header), body, list(range(2, 2 + len(body))), path, sf)
+    notes = _title_note(values[:hr - 1], sf)
+    if others:
+        notes += (f"the workbook has {others} other sheet(s), not read (only sheet "
+                  f"{sf.sheet!r} is declared; names not shown)",)
+    return _finish(list(header), body, list(range(hr + 1, hr + 1 + len(body))), path, sf,
+                   notes)
 
 
 # --------------------------------------------------------------------------- #
@@ -681,7 +728,7 @@ def read_spss(path: Path, sf: SourceFile) -> RawTable:
         raise SourceError(f"the file's header declares {declared_n} case(s) but "
                           f"{df.shape[0]} were read (a truncated or damaged file?)", file=path)
     try:
-        counted = sav_case_count(_read_bytes(path))
+        counted = sav_case_count(read_export_bytes(path))
     except (ValueError, IndexError, struct.error, zlib.error) as exc:
         raise SourceError(f"the cases of the SPSS file cannot be counted ({type(exc).__name__}:"
                           " the file does not follow the system-file layout or is cut off)",

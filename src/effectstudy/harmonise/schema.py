@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from effectstudy.dictionary import END_REASONS, Dictionary
+from effectstudy.dictionary import CLIENT_SEXES, END_REASONS, Dictionary
 from effectstudy.harmonise.log import KINDS, LOG_COLUMNS
 from effectstudy.harmonise.pseudonym import PSEUDONYM_PATTERN
 
@@ -28,7 +28,7 @@ MAX_WEEKS_IN_CARE = 520.0
 #: Plausible single-case session numbers: 0 .. this.
 MAX_SESSION = 100_000
 CLIENT_COLUMNS = (
-    "programme", "client", "age", "weeks_in_care", "last_phase", "last_phase_canonical",
+    "programme", "client", "age", "sex", "weeks_in_care", "last_phase", "last_phase_canonical",
     "end_reason", "interventions", "fidelity", "n_scores",
 )
 
@@ -112,12 +112,16 @@ def clients_schema(d: Dictionary) -> pa.DataFrameSchema:
             "programme": pa.Column(str, pa.Check.isin(sorted(d.programmes))),
             "client": pa.Column(str, pa.Check.str_matches(PSEUDONYM_PATTERN), unique=True),
             "age": pa.Column(float, pa.Check.in_range(*AGE_RANGE), nullable=True),
+            # the programme's sex (female/male programmes) or the export's sex column;
+            # empty for a client of a mixed programme without a sex value
+            "sex": pa.Column(str, pa.Check.isin(list(CLIENT_SEXES)), nullable=True),
             "weeks_in_care": pa.Column(float, pa.Check.in_range(0, MAX_WEEKS_IN_CARE),
                                        nullable=True),
             "last_phase": pa.Column(str, pa.Check.isin(prog_phases), nullable=True),
             "last_phase_canonical": pa.Column(str, pa.Check.isin(sorted(d.phases)),
                                               nullable=True),
-            "end_reason": pa.Column(str, pa.Check.isin(list(END_REASONS)), nullable=True),
+            # never empty: a client whose export records no end of care is "unknown"
+            "end_reason": pa.Column(str, pa.Check.isin(list(END_REASONS))),
             "interventions": pa.Column(str, nullable=True),
             "fidelity": pa.Column(float, nullable=True),
             "n_scores": pa.Column("int64", pa.Check.ge(0)),
