@@ -24,7 +24,7 @@ def build(df: pd.DataFrame, rhs: str, spec) -> tuple[FastLMM, list[str]]:
         "(" + " + ".join("1" if c == "(Intercept)" else c for c in cols) + f" | {grp})"
         for grp, cols in spec
     ]
-    m = FastLMM.from_formula(f"y ~ {rhs} + " + " + ".join(random), df)
+    m = FastLMM.from_lme4_formula(f"y ~ {rhs} + " + " + ".join(random), df)
     return m, m.fixed_names
 
 
@@ -107,7 +107,7 @@ def test_engine_matches_lmer_reference(case, lmer_ref):
 
 
 def test_formula_design_equals_hand_built_design():
-    """from_formula (the fit() grammar) builds the matrices patsy and pandas build by hand."""
+    """from_lme4_formula (the fit() grammar) builds the matrices patsy and pandas build by hand."""
     df = pd.read_csv(ML / "data" / "growth_a.csv")
     m, names = build(df, "time * fidelity + age", THREE)
     h, hnames = build_by_hand(df, "time * fidelity + age", THREE)
@@ -126,12 +126,12 @@ def test_formula_errors_are_model_errors():
 
     df = _toy()
     with pytest.raises(ModelError, match="no random-effect term"):
-        FastLMM.from_formula("y ~ time", df)
+        FastLMM.from_lme4_formula("y ~ time", df)
     with pytest.raises(ModelError, match="grouping factor not found") as err:
-        FastLMM.from_formula("y ~ time + (1 | site)", df)
+        FastLMM.from_lme4_formula("y ~ time + (1 | site)", df)
     assert err.value.column == "site"
     with pytest.raises(ModelError, match="rank deficient"):
-        FastLMM.from_formula("y ~ time + I(2 * time) + (1 | client)", df)
+        FastLMM.from_lme4_formula("y ~ time + I(2 * time) + (1 | client)", df)
 
 
 def _toy(seed=3, n_prog=5, n_cl=6, weeks=(0, 6, 12, 24)):

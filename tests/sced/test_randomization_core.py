@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from effectstudy._randomization import TIE_TOLERANCE, p_value
 from effectstudy.errors import SpecError
 from effectstudy.power.single_case import mb_randomization_test
 from effectstudy.sced import randomization_test
-from effectstudy.sced._null import TIE_TOLERANCE, p_value
 
 WINDOWS = [(3, 5), (4, 7), (5, 8)]  # 1-based first phase-B sessions
 STARTS = [4, 6, 5]

@@ -1,7 +1,7 @@
 """A small, fast REML engine for many refits of one design (power simulation, dose).
 
 It fits the same models as :func:`effectstudy.multilevel.fit`, from the same
-lme4 formula (:meth:`FastLMM.from_formula` parses it with
+lme4 formula (:meth:`FastLMM.from_lme4_formula` parses it with
 :func:`effectstudy.multilevel.formula.parse_formula` and builds the fixed and
 random-effect model matrices with :mod:`effectstudy.multilevel.design`), but it
 is built for one thing: thousands of refits of a fixed design with new responses.
@@ -178,7 +178,7 @@ class FastLMM:
     def __init__(self, X: np.ndarray, terms: list[RandomTerm]) -> None:
         X = np.asarray(X, dtype=float)
         self.X = X
-        #: the lme4 formula and coefficient names (set by :meth:`from_formula`)
+        #: the lme4 formula and coefficient names (set by :meth:`from_lme4_formula`)
         self.formula: str | None = None
         self.fixed_names: list[str] | None = None
         self.n, self.p = X.shape
@@ -259,7 +259,7 @@ class FastLMM:
         self._setup_blocks()
 
     @classmethod
-    def from_formula(cls, formula: str, data: pd.DataFrame) -> FastLMM:
+    def from_lme4_formula(cls, formula: str, data: pd.DataFrame) -> FastLMM:
         """The engine for an lme4 formula on a fixed design (the rows of ``data``).
 
         The formula is the one :func:`effectstudy.multilevel.fit` takes, e.g.

@@ -49,6 +49,7 @@ Viechtbauer, W. (2010). Conducting meta-analyses in R with the metafor package.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,7 +58,9 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from effectstudy._compat import renamed_keywords
 from effectstudy._results import ResultMixin
+from effectstudy._validate import check_confidence
 from effectstudy.errors import DataError, ModelError
 from effectstudy.multilevel.robust import ClusterRobustResult, cr2_from_arrays
 
@@ -76,6 +79,8 @@ class MetaAnalysisResult(ResultMixin):
         Per-coefficient results; ``df`` is ``inf`` for z tests.
     test : str
         ``"z"`` or ``"t"``.
+    confidence : float
+        Confidence level of the intervals (``level`` is its deprecated name).
     components : tuple of str
         Variance-component labels, e.g. ``("programme", "programme/case")``.
     sigma2 : ndarray
@@ -104,7 +109,7 @@ class MetaAnalysisResult(ResultMixin):
     ci_upper: np.ndarray
     df: np.ndarray
     test: str
-    level: float
+    confidence: float
     components: tuple[str, ...]
     sigma2: np.ndarray
     n_levels: tuple[int, ...]
@@ -130,6 +135,13 @@ class MetaAnalysisResult(ResultMixin):
     _V: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     _data: pd.DataFrame = field(default=None, repr=False)  # type: ignore[assignment]
     _title = "Multilevel meta-analysis (REML)"
+
+    @property
+    def level(self) -> float:
+        """Deprecated name of :attr:`confidence` (kept for one release)."""
+        warnings.warn("MetaAnalysisResult.level is deprecated and will be removed in the next "
+                      "release; use .confidence", FutureWarning, stacklevel=2)
+        return self.confidence
 
     def to_frame(self) -> pd.DataFrame:
         """Coefficients: term, estimate, se, statistic, df, p_value, ci_lower, ci_upper."""
@@ -296,6 +308,7 @@ def _contain_df(
     return out
 
 
+@renamed_keywords("meta_analysis", {"level": "confidence"})
 def meta_analysis(
     data: pd.DataFrame,
     *,
@@ -305,7 +318,7 @@ def meta_analysis(
     mods: str | Sequence[str] | None = None,
     test: str = "z",
     method: str = "REML",
-    level: float = 0.95,
+    confidence: float = 0.95,
 ) -> MetaAnalysisResult:
     """Multilevel random-effects meta-analysis by REML (metafor ``rma.mv``).
 
@@ -326,8 +339,9 @@ def meta_analysis(
         Wald z tests, or t tests with ``dfs = "contain"`` degrees of freedom.
     method : {"REML"}
         Only REML is implemented.
-    level : float
-        Confidence level of the intervals.
+    confidence : float
+        Confidence level of the intervals (``level=`` is its deprecated name and warns
+        for one release).
 
     Returns
     -------
@@ -437,7 +451,7 @@ def meta_analysis(
     beta = XtViX_inv @ (X.T @ np.linalg.solve(V, y))
     se = np.sqrt(np.diag(XtViX_inv))
     stat = beta / se
-    alpha = 1.0 - level
+    alpha = 1.0 - check_confidence(confidence)
     if test == "z":
         df = np.full(p, np.inf)
         pval = 2.0 * stats.norm.sf(np.abs(stat))
@@ -484,7 +498,7 @@ def meta_analysis(
         ci_upper=ci_hi,
         df=df,
         test=test,
-        level=level,
+        confidence=confidence,
         components=tuple(labels),
         sigma2=sigma2,
         n_levels=tuple(n_levels),

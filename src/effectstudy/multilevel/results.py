@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, stats
 
+from effectstudy._compat import confidence_from_alpha, renamed_keywords
 from effectstudy._results import ResultMixin
+from effectstudy._validate import check_confidence
 from effectstudy.errors import ModelError
 from effectstudy.multilevel._engine import (
     FEW_CLUSTERS,
@@ -227,7 +229,9 @@ class MixedModelResults(ResultMixin):
         """Kenward-Roger adjusted covariance ``Phi_A`` (pbkrtest ``vcovAdj``)."""
         return self._kr.vcov_adj.copy()
 
-    def coefficients(self, ddf: str = "satterthwaite", alpha: float = 0.05) -> pd.DataFrame:
+    @renamed_keywords("MixedModelResults.coefficients", {"alpha": confidence_from_alpha})
+    def coefficients(self, ddf: str = "satterthwaite", *,
+                     confidence: float = 0.95) -> pd.DataFrame:
         """Fixed-effects table with small-sample t-tests.
 
         Parameters
@@ -237,14 +241,17 @@ class MixedModelResults(ResultMixin):
             ``"kenward-roger"`` (Kenward & Roger 1997: the SE is the KR-adjusted SE
             from ``Phi_A``, the df from pbkrtest's ``Lb_ddf``) or ``"residual"``
             (n - p df).
-        alpha:
-            1 - confidence level of the intervals.
+        confidence:
+            Confidence level of the intervals. Keyword only, so that an old
+            positional ``alpha`` fails instead of being read as a confidence level;
+            ``alpha=`` (one minus it) still works, with a warning, for one release.
 
         Returns
         -------
         DataFrame with ``term, estimate, se, df, statistic, p_value, ci_lower, ci_upper``.
         """
         method = ddf_method(ddf)
+        alpha = 1.0 - check_confidence(confidence)
         p = self.model.p
         if method == "kenward-roger":
             V = self._kr.vcov_adj

@@ -256,7 +256,7 @@ def growth_d(fit: MixedModelResults, term: str, *, duration: float,
         source = "user-given"
         if not np.isfinite(sd_raw) or sd_raw <= 0:
             raise ModelError("sd must be a positive number")
-    tab = fit.coefficients(method, alpha=1.0 - confidence).set_index("term")
+    tab = fit.coefficients(method, confidence=confidence).set_index("term")
     row = tab.loc[name]
     scale = duration / sd_raw
     notes += list(fit.warnings)

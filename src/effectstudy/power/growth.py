@@ -316,7 +316,7 @@ class GrowthDesign:
     def model(self) -> FastLMM:
         """The fast REML engine for :meth:`analysis_formula` on the layout."""
         try:
-            return FastLMM.from_formula(self.analysis_formula(), self.layout)
+            return FastLMM.from_lme4_formula(self.analysis_formula(), self.layout)
         except ModelError as exc:
             raise SpecError(f"cannot build the analysis model: {exc.message}",
                             column=exc.column) from exc

@@ -22,7 +22,7 @@ This is a compact, vectorised implementation for power simulation; the
 statistics are computed here for many data sets at once, but the null
 distribution and p-value (tie tolerance relative 1e-10; two-sided = twice the
 smaller one-sided p) are the core shared with
-:func:`effectstudy.sced.randomization_test` (:mod:`effectstudy.sced._null`), and
+:func:`effectstudy.sced.randomization_test` (:mod:`effectstudy._randomization`), and
 a test checks that both give the same p-value on the same data.
 """
 
@@ -36,9 +36,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from .._randomization import aggregate, draw_indices, exact_null, p_value, sampled_null
 from .._validate import check_choice, check_rng
 from ..errors import SpecError
-from ..sced._null import aggregate, draw_indices, exact_null, p_value, sampled_null
 
 __all__ = ["SingleCaseDesign", "mb_randomization_test"]
 
@@ -199,7 +199,7 @@ def mb_randomization_test(
 def _test_batch(Y, windows, starts, statistic, alternative, n_perm, max_exact, rngs):
     """Vectorised test for a batch: Y (m, n_cases, T), starts (m, n_cases).
 
-    The null distribution and p-value come from :mod:`effectstudy.sced._null`,
+    The null distribution and p-value come from :mod:`effectstudy._randomization`,
     the core shared with :func:`effectstudy.sced.randomization_test` (one tie
     rule, one two-sided rule).
     """

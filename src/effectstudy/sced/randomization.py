@@ -37,7 +37,7 @@ statistics at least as extreme (Phipson & Smyth, 2010), never 0. Ties are
 compared with a relative tolerance of 1e-10 so that values that are equal in
 exact arithmetic count as equal. ``alternative="two-sided"`` doubles the smaller
 one-sided p-value. The null distribution and these p-value rules live in
-:mod:`effectstudy.sced._null` and are shared with :mod:`effectstudy.power`.
+:mod:`effectstudy._randomization` and are shared with :mod:`effectstudy.power`.
 
 References
 ----------
@@ -81,6 +81,14 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from effectstudy._randomization import (
+    AGGREGATES,
+    draw_indices,
+    exact_null,
+    p_value,
+    sampled_null,
+)
+from effectstudy._randomization import aggregate as aggregate_values
 from effectstudy._results import ResultMixin
 from effectstudy.errors import DataError, SpecError
 from effectstudy.sced._assignments import (
@@ -100,14 +108,6 @@ from effectstudy.sced._compat import (
     confidence_from_alpha,
     renamed_keywords,
 )
-from effectstudy.sced._null import (
-    AGGREGATES,
-    draw_indices,
-    exact_null,
-    p_value,
-    sampled_null,
-)
-from effectstudy.sced._null import aggregate as aggregate_values
 from effectstudy.sced._series import CaseSeries, case_series, check_order
 from effectstudy.sced.design import design_check
 from effectstudy.style import GREY, OKABE_ITO, label_axes, use_style
@@ -570,7 +570,7 @@ def randomization_test(
 
     Notes
     -----
-    The null distribution and p-value come from :mod:`effectstudy.sced._null`,
+    The null distribution and p-value come from :mod:`effectstudy._randomization`,
     shared with the power simulation of :mod:`effectstudy.power.single_case`.
     """
     outcome, session, phase = columns("randomization_test", outcome=outcome, session=session,

@@ -28,7 +28,8 @@ class ConvergenceWarning(UserWarning):
     """The Cox fit stopped before the partial likelihood converged (iteration limit)."""
 
 
-def _first(mask: np.ndarray) -> int:
+def first_row(mask: np.ndarray) -> int:
+    """Position (0-based) of the first True in ``mask``, for an error's ``row=``."""
     return int(np.flatnonzero(mask)[0])
 
 
@@ -51,16 +52,16 @@ def numeric_column(data: pd.DataFrame, col: str, *, allow_nan: bool = False) -> 
     non_numeric = np.isnan(values) & raw.notna().to_numpy()
     if non_numeric.any():
         raise DataError(f"{int(non_numeric.sum())} row(s) hold a non-numeric value",
-                        row=_first(non_numeric), column=col)
+                        row=first_row(non_numeric), column=col)
     if not allow_nan:
         missing = np.isnan(values)
         if missing.any():
             raise DataError(f"{int(missing.sum())} row(s) have a missing value (NaN)",
-                            row=_first(missing), column=col)
+                            row=first_row(missing), column=col)
     infinite = np.isinf(values)
     if infinite.any():
         raise DataError(f"{int(infinite.sum())} row(s) hold an infinite value",
-                        row=_first(infinite), column=col)
+                        row=first_row(infinite), column=col)
     return values
 
 
@@ -70,7 +71,7 @@ def time_column(data: pd.DataFrame, col: str) -> np.ndarray:
     bad = t <= 0
     if bad.any():
         raise DataError(f"{int(bad.sum())} row(s) have a zero or negative time; follow-up "
-                        "must be positive", row=_first(bad), column=col)
+                        "must be positive", row=first_row(bad), column=col)
     return t
 
 
@@ -80,7 +81,7 @@ def event_column(data: pd.DataFrame, col: str) -> np.ndarray:
     bad = (e != 0) & (e != 1)
     if bad.any():
         raise DataError(f"{int(bad.sum())} row(s) are neither 0 (censored) nor 1 (event)",
-                        row=_first(bad), column=col)
+                        row=first_row(bad), column=col)
     return e.astype(np.int64)
 
 
@@ -90,7 +91,7 @@ def cause_column(data: pd.DataFrame, col: str) -> np.ndarray:
     bad = (e < 0) | (e != np.round(e))
     if bad.any():
         raise DataError(f"{int(bad.sum())} row(s) are not a cause code (0 = censored, "
-                        "1, 2, ... = type of event)", row=_first(bad), column=col)
+                        "1, 2, ... = type of event)", row=first_row(bad), column=col)
     return e.astype(np.int64)
 
 
@@ -100,7 +101,7 @@ def group_column(data: pd.DataFrame, col: str) -> np.ndarray:
     missing = g.isna().to_numpy()
     if missing.any():
         raise DataError(f"{int(missing.sum())} row(s) have no group (missing value)",
-                        row=_first(missing), column=col)
+                        row=first_row(missing), column=col)
     return g.to_numpy()
 
 

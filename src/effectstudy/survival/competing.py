@@ -34,10 +34,10 @@ from scipy import stats
 from effectstudy._results import ResultMixin
 from effectstudy.errors import DataError
 from effectstudy.survival._common import (
-    _first,
     cause_column,
     check_confidence,
     check_frame,
+    first_row,
     group_column,
     group_levels,
     numeric_column,
@@ -326,12 +326,12 @@ def event_rate(data: pd.DataFrame, *, events: str, exposure: str, by: str | None
     bad = (k < 0) | (k != np.round(k))
     if bad.any():
         raise DataError(f"{int(bad.sum())} row(s) are not a count of events (a non-negative "
-                        "integer)", row=_first(bad), column=events)
+                        "integer)", row=first_row(bad), column=events)
     expo = numeric_column(df, exposure)
     bad = expo <= 0
     if bad.any():
         raise DataError(f"{int(bad.sum())} row(s) have zero or negative exposure",
-                        row=_first(bad), column=exposure)
+                        row=first_row(bad), column=exposure)
     rows = []
     if by is None:
         parts = [(None, np.ones(len(df), dtype=bool))]

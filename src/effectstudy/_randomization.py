@@ -1,6 +1,9 @@
 """Randomization null distribution and p-value shared by :mod:`effectstudy.sced` and
 :mod:`effectstudy.power`.
 
+A private module of the top-level package, because two subpackages use it: neither
+owns the other's internals.
+
 A randomization test of a single-case design compares the observed statistic
 with its values under the assignments the design could have produced
 (Edgington, 1980; Marascuilo & Busk, 1988). Both
