@@ -1,9 +1,12 @@
 # %% [markdown]
 # # 05 - The study report
 #
-# `build_report` runs the analyses of notebooks 01-04 on the harmonised data, as described in an analysis
-# spec (`ANALYSIS.yaml`), and writes one HTML and one PDF report. It reads only harmonised data, never the
-# raw exports. There are two audiences:
+# Two steps. The **study layer** (`effectstudy.study.run`) runs the analyses of notebooks 01-04 once on the
+# harmonised data, as an analysis spec (`ANALYSIS.yaml`) describes them, and keeps the exact results
+# (`StudyResults`, saved as parquet + JSON and verified on reading). The **report** (`build_report`) is a
+# pure renderer of those results: it computes nothing, it suppresses, translates (`language="nl"` or
+# `"en"`) and lays out one HTML and one PDF report. Nothing here reads the raw exports. There are two
+# audiences:
 #
 # * **public** (the default): small cells suppressed, no pseudonyms, no case-level series;
 # * **internal**: for the research team, with pseudonymised case-level detail.
@@ -19,9 +22,9 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Image, display
 
-from effectstudy import synth
+from effectstudy import study, synth
 from effectstudy.harmonise import harmonise
-from effectstudy.report import build_report, load_spec, suppress_table
+from effectstudy.report import build_report, suppress_table
 
 pd.set_option("display.width", 160)
 pd.set_option("display.max_columns", 30)
@@ -54,14 +57,28 @@ sorted(p.name for p in written)
 # (every key is checked: a typo is an error, not a silently missing section). The demo spec:
 
 # %%
-spec = load_spec(None)
+spec = study.load_spec(None)
+spec["power"]["nsim"] = 50  # fewer simulated studies than the demo, to keep this notebook quick
 spec
 
 # %% [markdown]
-# ## 3. Build the public report
+# ## 3. Run the study once, keep the results
+#
+# `study.run` computes every section the spec asks for; `save` writes the results atomically (files `0600`
+# in a `0700` folder, each file's sha256 in `provenance.json`), and `load` checks them before use. The
+# results are exact and internal (they hold pseudonyms): suppression happens only when a report is made.
 
 # %%
-public = build_report(harmonised_dir, spec=None, out=workdir / "report_public", audience="public")
+results = study.run(spec, harmonised_dir)
+results.save(workdir / "results")
+results = study.StudyResults.load(workdir / "results")
+results.sections
+
+# %% [markdown]
+# ## 4. Build the public report from the saved results
+
+# %%
+public = build_report(results, out=workdir / "report_public", audience="public")
 print("HTML:", public.html_path.name, f"({public.html_path.stat().st_size / 1024:.0f} kB)")
 if public.pdf_path is not None:
     print("PDF: ", public.pdf_path.name, f"({public.pdf_path.stat().st_size / 1024:.0f} kB)")
@@ -84,7 +101,7 @@ print(len(figures), "figures in the public report")
 display(Image(data=base64.b64decode(figures[0])))
 
 # %% [markdown]
-# ## 4. Small-cell suppression
+# ## 5. Small-cell suppression
 #
 # A public table must not let anyone recognise a girl. Counts below the threshold (5, zero included) are
 # shown as `<5` (**primary suppression**); then further cells are hidden so that a hidden count cannot be
@@ -103,15 +120,14 @@ counts
 suppress_table(counts, threshold=5)
 
 # %% [markdown]
-# ## 5. Public versus internal
+# ## 6. Public versus internal
 #
 # The internal report keeps pseudonyms, small counts and the case-level single-case graphs; it is for the
-# team only. Here it
-# is built from the `Harmonised` object instead of the folder, without a PDF. We compare the two without
-# printing any pseudonym: we only *count* them.
+# team only. It is rendered from the same results (nothing is recomputed), without a PDF. We compare the
+# two without printing any pseudonym: we only *count* them.
 
 # %%
-internal = build_report(h, spec=None, out=workdir / "report_internal", audience="internal", pdf=False)
+internal = build_report(results, out=workdir / "report_internal", audience="internal", pdf=False)
 html_internal = internal.html_path.read_text(encoding="utf-8")
 
 pseudonym = re.compile(r"\b[A-Z]{1,4}-[0-9a-f]{20}\b")
@@ -121,6 +137,16 @@ pd.DataFrame({
     "internal": [len(pseudonym.findall(html_internal)), html_internal.count("&lt;5"),
                  len(re.findall("data:image/png", html_internal))],
 }, index=["pseudonyms", "suppressed cells (<5)", "figures"])
+
+# %% [markdown]
+# ## 7. In Dutch
+#
+# Every report also exists in Dutch (`language="nl"`): the same results, texts from the Dutch message
+# catalogue and numbers with a decimal comma. Its section titles:
+
+# %%
+dutch = build_report(results, out=workdir / "report_nl", audience="public", language="nl", pdf=False)
+list(dutch.sections)
 
 # %% [markdown]
 # **Rules of thumb.** Send only the public report outside the team. Never edit a report by hand: change the

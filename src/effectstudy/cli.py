@@ -1,8 +1,13 @@
-"""Command-line interface: ``effectstudy demo``, ``harmonise``, ``report`` and ``power``.
+"""Command-line interface: ``effectstudy demo``, ``harmonise``, ``run``, ``report`` and ``power``.
 
 One function per command; add a command with ``@app.command()``. Every
 :class:`~effectstudy.errors.EffectStudyError` becomes a one-line message on stderr
 and exit code 1 (no traceback). Messages never contain raw client identifiers.
+
+One dictionary everywhere: every command that reads the data dictionary takes
+``--dictionary DIR`` and otherwise honours env ``EFFECTSTUDY_DICTIONARY``
+(:func:`effectstudy.dictionary.resolve_dictionary`); ``report`` without
+``--dictionary`` uses the dictionary the harmonised folder records in provenance.json.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -21,6 +26,9 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from effectstudy.errors import EffectStudyError
+
+if TYPE_CHECKING:  # the CLI imports the heavy modules only when a command runs
+    from effectstudy.dictionary import Dictionary
 
 app = typer.Typer(
     name="effectstudy",
@@ -32,6 +40,9 @@ app = typer.Typer(
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
+
+DICTIONARY_HELP = ("Data dictionary folder (default: env EFFECTSTUDY_DICTIONARY, else the "
+                   "shipped one). Pass the same folder to every command.")
 
 
 @app.callback()
@@ -108,11 +119,22 @@ def print_summary(h, title: str) -> None:
         for rec in counts.to_dict("records"):
             why.add_row(rec["programme"], rec["kind"], str(rec["entries"]), str(rec["scores"]))
         console.print(why)
-    ignored = h.provenance.get("ignored_files", 0)
-    if ignored:
-        console.print(f"[yellow]{ignored} file(s) in the folder are not described in the data "
-                      "dictionary and were not read[/]")
+    for item in h.provenance.get("undescribed_files", []):
+        # the user's own folder listing: export names, not client data
+        console.print(f"warning: {item['file']!r} is not described in the data dictionary and "
+                      f"was not read (nearest declared path: {item['nearest_declared_path']!r}); "
+                      "--strict makes this an error", style="yellow", markup=False,
+                      highlight=False, soft_wrap=True)
+    absent = h.provenance.get("absent_sources", [])
+    if absent:
+        listed = ", ".join(f"{a['path']} ({a['programme']})" for a in absent)
+        console.print(f"declared in the data dictionary but absent from the folder: {listed}",
+                      markup=False, highlight=False, soft_wrap=True)
     acc = h.accounting
+    if "cells_read" in acc:
+        console.print(f"score cells: {int(acc['cells_read'].sum())} read = "
+                      f"{int(acc['cells_empty'].sum())} empty (not measured) + "
+                      f"{int(acc['rows_in'].sum())} score records")
     console.print(f"score records: {int(acc['rows_in'].sum())} read = {len(h.table)} in the table "
                   f"+ {int(acc['rows_rejected'].sum())} rejected (details: rejections.csv)")
 
@@ -120,6 +142,17 @@ def print_summary(h, title: str) -> None:
 def _write(h, out: Path) -> list[Path]:
     """Write parquet + csv atomically (0600 files in a 0700 folder, see effectstudy.table)."""
     return h.write(out, format=("parquet", "csv"))
+
+
+@contextmanager
+def file_notices() -> Iterator[None]:
+    """Swallow :class:`UndescribedFileWarning` (print_summary lists those files from the
+    provenance, once); other warnings go on as they would have."""
+    from effectstudy.harmonise.core import UndescribedFileWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndescribedFileWarning)
+        yield
 
 
 @contextmanager
@@ -153,13 +186,17 @@ def demo(
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("demo_output"),
     seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic data.")] = 2026,
     report: Annotated[bool, typer.Option(
-        "--report/--no-report", help="End with the full study report (OUT/report).")] = True,
+        "--report/--no-report", help="End with the study results (OUT/results), the "
+                                     "cross-programme report and the six dossiers "
+                                     "(OUT/report/nl, OUT/report/en).")] = True,
+    dictionary: Annotated[Path | None, typer.Option("--dictionary", help=DICTIONARY_HELP)] = None,
 ) -> None:
-    """Generate synthetic exports (OUT/raw), harmonise them (OUT/harmonised), write the report.
+    """Generate synthetic exports (OUT/raw), harmonise them (OUT/harmonised), write the reports.
 
-    The report (OUT/report/report.html and .pdf, public audience) is built from the
-    harmonised folder with the demo analysis spec, exactly as ``effectstudy report``
-    would build it.
+    The study is run once with the demo analysis spec (results in OUT/results, as
+    ``effectstudy run`` writes them); from those results the cross-programme report
+    and one dossier per programme are written in Dutch (OUT/report/nl) and English
+    (OUT/report/en), public audience, HTML and PDF, and their paths printed.
     """
     from effectstudy import synth
     from effectstudy.dictionary import load_dictionary
@@ -168,52 +205,139 @@ def demo(
 
     with errors_as_exit():
         raw = out / "raw"
-        d = load_dictionary()
+        d = load_dictionary(dictionary)
         with progress_bar("generating synthetic exports") as update:
             update("all programmes", 0, 1)
             result = synth.generate(raw, seed=seed, dictionary=d)
         console.print(f"wrote {len(result.files)} synthetic export files to {raw}")
         console.print("[yellow]pseudonym key: derived from the seed, for this SYNTHETIC demo "
                       "only; real data always uses a secret key (never do this for real data)[/]")
-        with progress_bar("harmonising") as update:
+        with file_notices(), progress_bar("harmonising") as update:
             h = harmonise(raw, d, key=demo_key(seed), progress=update)
         print_summary(h, f"Harmonised synthetic exports (seed {seed})")
         written = _write(h, out / "harmonised")
         console.print(f"wrote {len(written)} files to {out / 'harmonised'}")
         if report:
-            _build_report(out / "harmonised", None, out / "report", "public", seed=seed)
+            from effectstudy.report import build_report
+            from effectstudy.report.build import known_programmes
+
+            results = _run_study(out / "harmonised", None, seed=seed, dictionary=d)
+            results.save(out / "results")
+            console.print(f"study results: {(out / 'results').resolve()}")
+            with progress_bar("writing the reports") as update:
+                programmes = known_programmes(results)
+                jobs = [(lang, p) for lang in ("nl", "en") for p in (None, *programmes)]
+                for i, (lang, prog) in enumerate(jobs):
+                    update(f"{lang} {prog or 'all programmes'}", i, len(jobs))
+                    rep = build_report(results, out=out / "report" / lang, audience="public",
+                                       programme=prog, language=lang)
+                    what = "report" if prog is None else f"dossier {prog}"
+                    console.print(f"{what} ({lang}, public): {rep.html_path.resolve()}",
+                                  markup=False, highlight=False, soft_wrap=True)
 
 
-def _build_report(data: Path, spec: Path | None, out: Path, audience: str,
-                  seed: int | None = None) -> None:
-    from effectstudy.report import build_report, load_spec
+def _run_study(data: Path, spec: Path | None, seed: int | None = None,
+               dictionary: Dictionary | Path | None = None):
+    """Run the study layer on a harmonised folder (a bad spec is reported first)."""
+    from effectstudy.harmonise.core import dictionary_for
+    from effectstudy.study import load_spec, run
 
-    spec_dict = load_spec(spec)
+    spec_dict = load_spec(spec)  # first: a bad spec is reported before anything is read
+    # the dictionary given, else the one the harmonised folder records (if unchanged),
+    # else env EFFECTSTUDY_DICTIONARY / the shipped one
+    d = dictionary_for(data, dictionary)
     if seed is not None:
         spec_dict["seed"] = seed
-    with progress_bar(f"building the {audience} report") as update:
+    with progress_bar("running the analyses") as update:
         update("analyses", 0, 1)
-        result = build_report(data, spec_dict, out=out, audience=audience)
-    console.print(f"report ({audience}): {result.html_path.resolve()}")
+        return run(spec_dict, data, dictionary=d)
+
+
+def _build_report(data: Path | None, spec: Path | None, out: Path, audience: str,
+                  seed: int | None = None, dictionary: Dictionary | Path | None = None,
+                  results: Path | None = None, programme: str | None = None,
+                  language: str = "en") -> None:
+    from effectstudy.report import build_report
+    from effectstudy.study import StudyResults
+
+    if results is not None:
+        source = StudyResults.load(results)  # verified against its manifest; nothing recomputed
+    else:
+        source = _run_study(data, spec, seed=seed, dictionary=dictionary)
+    with progress_bar(f"building the {audience} report") as update:
+        update("rendering", 0, 1)
+        result = build_report(source, out=out, audience=audience, programme=programme,
+                              language=language)
+    what = "report" if programme is None else f"dossier {programme}"
+    console.print(f"{what} ({audience}, {language}): {result.html_path.resolve()}",
+                  markup=False, highlight=False, soft_wrap=True)
     if result.pdf_path is not None:
-        console.print(f"report PDF: {result.pdf_path.resolve()}")
+        console.print(f"{what} PDF: {result.pdf_path.resolve()}", markup=False,
+                      highlight=False, soft_wrap=True)
+
+
+@app.command("run")
+def run_cmd(
+    data: Annotated[Path, typer.Option("--data", help="Harmonised folder (from harmonise).")],
+    out: Annotated[Path, typer.Option(
+        "--out", help="Results folder: replaced as a whole, atomically (files 0600, folder "
+                      "0700).")] = Path("results"),
+    spec: Annotated[Path | None, typer.Option(
+        "--spec", help="ANALYSIS.yaml (default: the demo spec).")] = None,
+    dictionary: Annotated[Path | None, typer.Option(
+        "--dictionary", help="Data dictionary folder (default: the one the harmonised data "
+                             "record, if unchanged; else env EFFECTSTUDY_DICTIONARY, else the "
+                             "shipped one).")] = None,
+) -> None:
+    """Run every analysis of the spec once and save the exact results (parquet + JSON).
+
+    The results are internal (pseudonymised client-level detail, nothing suppressed);
+    ``effectstudy report --results OUT`` renders reports from them without recomputing.
+    """
+    with errors_as_exit():
+        results = _run_study(data, spec, dictionary=dictionary)
+        written = results.save(out)
+        console.print(f"wrote {len(written)} files to {out}")
 
 
 @app.command("report")
 def report_cmd(
-    data: Annotated[Path, typer.Option("--data", help="Harmonised folder (from harmonise).")],
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="Harmonised folder (from harmonise); the study is run first.")] = None,
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("report"),
+    results: Annotated[Path | None, typer.Option(
+        "--results", help="Study results folder (from 'effectstudy run'): render without "
+                          "recomputing anything.")] = None,
+    programme: Annotated[str | None, typer.Option(
+        "--programme", help="Programme id: write that programme's dossier instead of the "
+                            "cross-programme report.")] = None,
+    language: Annotated[str, typer.Option(
+        "--language", help="Language of the report: nl or en.")] = "en",
     spec: Annotated[Path | None, typer.Option(
         "--spec", help="ANALYSIS.yaml (default: the demo spec).")] = None,
     audience: Annotated[str, typer.Option(
         "--audience", help="public (small cells suppressed, no case-level identifiers) or "
                            "internal (pseudonymised case-level detail).")] = "public",
+    dictionary: Annotated[Path | None, typer.Option(
+        "--dictionary", help="Data dictionary folder (default: the one the harmonised data "
+                             "record, if unchanged; else env EFFECTSTUDY_DICTIONARY, else the "
+                             "shipped one).")] = None,
 ) -> None:
-    """Build the study report (self-contained HTML + PDF) from harmonised data."""
+    """Build the study report or a programme dossier (self-contained HTML + PDF).
+
+    From harmonised data (``--data``, running the study with ``--spec``) or from saved
+    results (``--results``, nothing recomputed). An unknown ``--programme`` is an error
+    that lists the known programme ids.
+    """
     with errors_as_exit():
         if audience not in ("public", "internal"):
             raise fail(f"--audience must be 'public' or 'internal', not {audience!r}")
-        _build_report(data, spec, out, audience)
+        if language not in ("nl", "en"):
+            raise fail(f"--language must be 'nl' or 'en', not {language!r}")
+        if (data is None) == (results is None):
+            raise fail("give either --data (harmonised folder) or --results (study results)")
+        _build_report(data, spec, out, audience, dictionary=dictionary, results=results,
+                      programme=programme, language=language)
 
 
 @app.command("power")
@@ -228,7 +352,7 @@ def power_cmd(
     from effectstudy.power import run_from_yaml
 
     with errors_as_exit():
-        result = run_from_yaml(design, nsim=nsim, seed=seed, n_jobs=n_jobs)
+        result = run_from_yaml(design, nsim=nsim, rng=seed, n_jobs=n_jobs)
         frame = result.to_frame()
         table = Table(title=f"Power of {design.name}")
         table.add_column("quantity")
@@ -247,8 +371,10 @@ def harmonise_cmd(
         "--out", help="Output folder: replaced as a whole, atomically (files 0600, folder "
                       "0700); refused if it holds anything but an earlier output.")
     ] = Path("harmonised"),
-    dictionary: Annotated[Path | None, typer.Option(
-        "--dictionary", help="Data dictionary folder (default: the shipped one).")] = None,
+    dictionary: Annotated[Path | None, typer.Option("--dictionary", help=DICTIONARY_HELP)] = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="A file in DATA that no source describes is an error (default: a "
+                         "warning naming it).")] = False,
     key_file: Annotated[Path | None, typer.Option(
         "--key-file", help="Pseudonym key file (created once if absent; never inside DATA "
                            "or OUT). Default: env EFFECTSTUDY_KEY_FILE or "
@@ -273,11 +399,17 @@ def harmonise_cmd(
         if key_file is not None or not os.environ.get(ENV_KEY):
             # the key file that will be used (created once if absent): never in DATA or OUT
             check_key_file_location(key_file or default_key_file(), [data, out])
-        with key_notices(), progress_bar("harmonising") as update:
-            h = harmonise(data, dictionary, key_file=key_file, progress=update)
+        with key_notices(), file_notices(), progress_bar("harmonising") as update:
+            h = harmonise(data, dictionary, key_file=key_file, progress=update, strict=strict)
         print_summary(h, f"Harmonised exports from {data}")
         written = _write(h, out)
         console.print(f"wrote {len(written)} files to {out}")
+
+
+# `effectstudy dictionary new-source | new-programme | check` (scaffolding a new programme)
+from effectstudy.cli_dictionary import dictionary_app  # noqa: E402  (after `app` and its helpers)
+
+app.add_typer(dictionary_app, name="dictionary")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,6 +7,11 @@ a long CSV and dense single-case series CSVs), and returns a :class:`SynthResult
 with the truth behind every written number, so the harmoniser and the analyses
 can be tested end to end without real client data.
 
+Long because one data-generating model has to write four export formats and four layouts
+with realistic injected errors and keep the exact truth behind every written cell; events
+and integrity data already live in :mod:`effectstudy.synth_events` and
+:mod:`effectstudy.synth_integrity`.
+
 Data-generating model
 ---------------------
 Per client and construct a latent *severity* ``s`` (in SD units of the general

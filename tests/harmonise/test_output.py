@@ -99,14 +99,20 @@ def test_list_of_files(synth_run, dictionary):
     pd.testing.assert_frame_equal(h.table, h2.table)
 
 
-def test_module_is_callable_and_keeps_its_attributes(tmp_path, dictionary):
+def test_entry_points_without_a_callable_module(tmp_path, dictionary):
+    """``effectstudy.harmonise`` is a plain package; the function is its ``harmonise``
+    and, lazily, ``effectstudy.harmonise_exports`` (issue 15: no module trick)."""
     from harmonise_helpers import write_pinq_gesloten
 
+    import effectstudy
     import effectstudy.harmonise as module
 
+    assert not callable(module) and type(module).__name__ == "module"
+    assert effectstudy.harmonise_exports is module.harmonise
+    assert effectstudy.read_harmonised is read_harmonised is module.read_harmonised
     write_pinq_gesloten(tmp_path)
-    h = module(tmp_path, dictionary, key=KEY)
-    assert len(h.table) == 30 and module.read_harmonised is read_harmonised
+    h = module.harmonise(tmp_path, dictionary, key=KEY)
+    assert len(h.table) == 30
     assert "30 scores" in repr(h)
     # decimal commas of the Dutch CSV are read as numbers
     sdq = h.table[h.table["instrument"] == "SDQ-S"]["raw"]

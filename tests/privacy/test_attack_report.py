@@ -11,6 +11,11 @@ value or to two neighbouring values (max - min >= 2).
 
 A second test greps every public output (HTML text, PDF text, the text drawn in
 the figures) for client counts below the threshold.
+
+The same two attacks run on every programme dossier (issue 11), in Dutch and
+English, Hoenderloo's programme of 4 clients included: the dossier's flow row,
+change table, norm-referenced view, standardised change, follow-up, single-case
+cases, the summary text and the flow figure go into one integer program per dossier.
 """
 
 from __future__ import annotations
@@ -28,9 +33,11 @@ import pytest
 from matplotlib.text import Text
 from scipy.optimize import Bounds, LinearConstraint, milp
 
+from effectstudy import study
 from effectstudy.harmonise import harmonise
 from effectstudy.report import DEMO_SPEC, build_report
 from effectstudy.report.analyses import Section
+from effectstudy.report.i18n import catalogue
 from effectstudy.synth import generate
 
 THRESHOLD = DEMO_SPEC["suppression"]["threshold"]
@@ -55,12 +62,13 @@ def public(tmp_path_factory):
         figure_texts.extend(t.get_text() for t in fig.findobj(Text) if t.get_text())
         return original(self, fig, caption)
 
+    results = study.run(spec, h)  # once for this module: the report and every dossier
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(Section, "figure", recording)
-        rep = build_report(h, spec, out=root / "public", audience="public")
+        rep = build_report(results, out=root / "public", audience="public")
     html = rep.html_path.read_text(encoding="utf-8")
     return {"h": h, "report": rep, "html": html, "figures": figure_texts,
-            "tables": _tables(html)}
+            "tables": _tables(html), "results": results, "root": root}
 
 
 def _sections(html: str) -> dict[str, str]:
@@ -299,8 +307,11 @@ def test_hidden_cells_are_labelled_honestly(public):
 SMALL = "[0-4]"
 NOT_MORE = r"(?![\d]|[.,]\d)"  # "n=1,533" is a thousand, not one
 WORDS = r"(?:clients?|girls?|cases?|meisjes|cliënten|cliënt|respondents?|children)"
+#: "N=1" followed by "-design", "-onderzoek", " multiple baseline"...: the name of a
+#: design (single-case), not a count; every other "n=1" is still caught.
+DESIGN_TERM = r"(?!(?-i:(?<=N=1))(?:-[a-zA-Z]| design| multiple))"
 _PATTERNS = [
-    re.compile(rf"\bn\s*=\s*{SMALL}{NOT_MORE}", re.I),
+    re.compile(rf"\bn\s*=\s*{SMALL}{NOT_MORE}{DESIGN_TERM}", re.I),
     re.compile(rf"\(\s*n\s*=\s*{SMALL}\s*\)", re.I),
     re.compile(rf"\b{SMALL}{NOT_MORE} {WORDS}\b", re.I),
     re.compile(rf"\b(?:zero|one|two|three|four|een|twee|drie|vier) {WORDS}\b", re.I),
@@ -321,6 +332,10 @@ def test_the_grep_finds_the_leaks_of_the_issue():
                  "maassen needs at least three clients"):
         assert small_counts(leak), leak
     assert not small_counts("alpha .63, n=1,533; n = 205 scores; 25 clients; n = 47")
+    # the design term N=1 is no count; a count written the same way without it is
+    assert not small_counts("N=1-resultaten; een N=1-design met herhaalde metingen")
+    assert small_counts("n=1 girl") and small_counts("(N=1)") and small_counts("N=1 scores")
+    assert small_counts("n=1-design") and small_counts("N=1-3 clients")
 
 
 def _visible_text(html: str) -> str:
@@ -352,3 +367,149 @@ def test_public_report_files_are_private(public):
     rep = public["report"]
     for path in (rep.html_path, rep.pdf_path):
         assert path.stat().st_mode & 0o777 == 0o600, path
+
+
+# --------------------------------------------------------------------------- #
+# The same attacks on every programme dossier (Dutch and English)
+# --------------------------------------------------------------------------- #
+PROGRAMMES = ("egoversterkend", "hoenderloo", "intermetzo", "pinq_crisis", "pinq_gesloten",
+              "veilig_lima")
+
+
+@pytest.fixture(scope="module")
+def dossiers(public):
+    out = {}
+    for lang in ("nl", "en"):
+        for pid in PROGRAMMES:
+            figure_texts: list[str] = []
+            original = Section.figure
+
+            def recording(self, fig, caption="", texts=figure_texts, original=original):
+                texts.extend(t.get_text() for t in fig.findobj(Text) if t.get_text())
+                return original(self, fig, caption)
+
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(Section, "figure", recording)
+                # PDF for the Dutch dossiers (their text is grepped too), HTML for all
+                rep = build_report(public["results"], out=public["root"] / "dossiers" / lang,
+                                   audience="public", programme=pid, language=lang,
+                                   pdf=lang == "nl")
+            html = rep.html_path.read_text(encoding="utf-8")
+            out[(lang, pid)] = {"report": rep, "html": html, "figures": figure_texts,
+                                "tables": _tables(html), "lang": lang}
+    return out
+
+
+def _caption_is(tab: dict, lang: str, key: str) -> bool:
+    want = catalogue(lang)[key].split("{")[0][:40]
+    return re.sub(r"^\S+ \d+\.\s*", "", tab["caption"]).startswith(want)
+
+
+def _dossier_attack(d: dict) -> Attack:
+    cat = catalogue(d["lang"])
+    total = cat["common.total"]
+    tables = d["tables"]
+    at = Attack()
+    (flow,) = tables["flow"]
+    heads = flow["heads"]
+    (row,) = flow["rows"]
+    f = {h: at.cell(row[h], f"flow {h}") for h in heads[1:7]}
+    ref, inc, comp, absc, trans, ana = (f[h] for h in heads[1:7])
+    at.equal([comp, absc, trans], [ref])
+    at.at_most([inc], [ref])
+    at.at_most([ana], [inc])
+    for tab in tables.get("change", []):
+        if tab["heads"][-1] == total:  # clients per change category and construct
+            cats = tab["heads"][1:-1]
+            ch = {r[tab["heads"][0]]: {h: at.cell(r[h], f"change {r[tab['heads'][0]]} {h}")
+                                       for h in cats + [total]} for r in tab["rows"]}
+            constructs = [c for c in ch if c != total]
+            for c in ch:
+                at.equal([ch[c][k] for k in cats], [ch[c][total]])
+            for k in cats + [total]:
+                at.equal([ch[c][k] for c in constructs], [ch[total][k]])
+            for c in constructs:
+                at.at_most([ch[c][total]], [ana])
+        elif _caption_is(tab, d["lang"], "change.norm_caption"):
+            for k, r in enumerate(tab["rows"]):
+                n = at.cell(r["n"], f"norm {k} n", at_least=1)
+                at.at_most([n], [ana])
+                for h in tab["heads"][4:6]:  # construct, measure, cut-off, n, intake, discharge
+                    if r[h]:
+                        at.at_most([at.cell(r[h].split(" (")[0], f"norm {k} {h}")], [n])
+        elif _caption_is(tab, d["lang"], "change.prepost_caption"):
+            for k, r in enumerate(tab["rows"]):
+                at.at_most([at.cell(r["n"], f"prepost {k} n", at_least=1)], [ana])
+    for tab in tables.get("follow_up", []):
+        for k, r in enumerate(tab["rows"]):
+            at.at_most([at.cell(r["n"], f"follow-up {k} n", at_least=1)], [inc])
+    for tab in tables.get("single_case", []):
+        if cat["col.cases"] in tab["heads"]:
+            for r in tab["rows"]:
+                at.at_most([at.cell(r[cat["col.cases"]], "cases", at_least=1)], [ref])
+    # counts drawn in the flow figure and written in the summary
+    drawn = 0
+    for t in d["figures"]:
+        for label, value in re.findall(r"([^\n:$]+?)(?::|\n)\s*n = (\S+)", t):
+            if label.strip() in heads and re.fullmatch(r"\d+", value):
+                at.equal([int(value)], [f[label.strip()]])
+                drawn += 1
+            elif label.strip() in heads:
+                drawn += 1
+    assert drawn >= 3, d["figures"]
+    text = re.sub(r"\s+", " ", _html.unescape(re.sub(r"<[^>]+>", " ",
+                                                      _sections(d["html"])["summary"])))
+    count = r"((?:fewer than |minder dan )?\d+(?: or more| of meer)?)"
+    who = re.search(count + r" (?:clients in the export, of whom|cliënten in de export, van wie) "
+                    + count, text)
+    assert who, text
+    for value, cell in zip(who.groups(), (ref, ana), strict=True):
+        if value.isdigit():
+            at.equal([int(value)], [cell])
+    return at
+
+
+def test_no_hidden_cell_of_any_dossier_is_pinned(dossiers):
+    hidden = 0
+    for key, d in dossiers.items():
+        at = _dossier_attack(d)
+        hidden += len(at.names)
+        ranges = at.ranges()
+        pinned = {name: r for name, r in ranges.items() if r[1] - r[0] < 2}
+        assert not pinned, (key, pinned)
+    assert hidden >= 40, "the dossiers must have hidden cells for this test to mean anything"
+
+
+def test_the_dossier_of_four_clients_hides_every_count(public, dossiers):
+    h = public["h"]
+    assert (h.clients["programme"] == "hoenderloo").sum() == 4
+    for lang in ("nl", "en"):
+        (flow,) = dossiers[(lang, "hoenderloo")]["tables"]["flow"]
+        assert all(v == f"<{THRESHOLD}" for k, v in flow["rows"][0].items()
+                   if k != flow["heads"][0])
+
+
+def test_no_small_count_in_any_dossier_output(dossiers):
+    checked_pdf = 0
+    for key, d in dossiers.items():
+        html_text = _visible_text(d["html"])
+        alts = " ".join(_html.unescape(a) for a in re.findall(r'alt="([^"]*)"', d["html"]))
+        found = {"html": small_counts(html_text), "alt": small_counts(alts),
+                 "figures": small_counts(" | ".join(d["figures"]))}
+        rep = d["report"]
+        if rep.pdf_path is not None:
+            pdf_text = _pdf_text(rep.pdf_path)
+            assert "Samenvatting" in pdf_text and "Erkenning" in pdf_text
+            found["pdf"] = small_counts(pdf_text)
+            checked_pdf += 1
+        assert not any(found.values()), (key, found)
+        assert any("n = " in t for t in d["figures"]), key
+    assert checked_pdf == len(PROGRAMMES)
+
+
+def test_dossier_files_are_private(dossiers):
+    for d in dossiers.values():
+        rep = d["report"]
+        for path in (rep.html_path, rep.pdf_path):
+            if path is not None:
+                assert path.stat().st_mode & 0o777 == 0o600, path

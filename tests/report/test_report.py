@@ -18,7 +18,7 @@ from effectstudy.report.spec import load_spec, validate_spec
 from effectstudy.synth import generate
 
 SECTION_IDS = ["programmes", "flow", "descriptives", "change", "single_case", "multilevel",
-               "power", "scribe", "limitations", "methods", "references", "provenance"]
+               "slopes", "power", "scribe", "limitations", "methods", "references", "provenance"]
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from scipy.optimize import Bounds, LinearConstraint, milp
 
+from effectstudy import study
 from effectstudy.dictionary import load_dictionary
 from effectstudy.report import analyses
 from effectstudy.report import suppression as sup
@@ -39,7 +40,8 @@ def _ctx(dd, table, clients, audience="public", **spec):
     base = {"title": "t", "suppression": {"threshold": 5, "suppress_zero": True},
             "change": {"pre": "intake", "post": "discharge"}}
     base.update(spec)
-    return Context(table, clients, dd, base, audience)
+    # the study layer computes, the renderer lays out (exactly as build_report does)
+    return Context(study.run(base, (table, clients), dictionary=dd), audience)
 
 
 def _rows(programme, client, occasion, label, raw, *, instrument="HoNOSCA", scale="total",

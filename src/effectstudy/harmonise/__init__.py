@@ -6,15 +6,15 @@
 >>> h.write("harmonised/", format=("parquet", "csv"))  # doctest: +SKIP
 >>> h2 = read_harmonised("harmonised/")  # doctest: +SKIP
 
+The entry point is the function :func:`effectstudy.harmonise.harmonise` (also reachable
+as ``effectstudy.harmonise_exports``); the package itself is a plain module.
+
 Modules: :mod:`.readers` (per format), :mod:`.mapping` (per layout, row accounting),
 :mod:`.log` (rejection log), :mod:`.schema` (pandera schemas), :mod:`.pseudonym`
 (keyed pseudonyms), :mod:`.core` (``harmonise`` and ``Harmonised``).
 """
 
 from __future__ import annotations
-
-import sys
-import types
 
 from effectstudy.harmonise.core import (
     Harmonised,
@@ -27,17 +27,6 @@ from effectstudy.harmonise.events import EVENT_COLUMNS, time_to_first_absconding
 from effectstudy.harmonise.log import EVENT_KINDS, KINDS, LOG_COLUMNS
 from effectstudy.harmonise.pseudonym import pseudonymise
 from effectstudy.harmonise.schema import CLIENT_COLUMNS, TABLE_COLUMNS
-
-
-class _CallableModule(types.ModuleType):
-    """Lets ``effectstudy.harmonise(folder)`` call :func:`harmonise` while
-    ``effectstudy.harmonise.read_harmonised`` etc. stay reachable as module attributes."""
-
-    def __call__(self, *args, **kwargs) -> Harmonised:
-        return harmonise(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = ["harmonise", "Harmonised", "read_harmonised", "pseudonymise", "TABLE_COLUMNS",
            "CLIENT_COLUMNS", "LOG_COLUMNS", "KINDS", "UndescribedFileWarning", "dictionary_for",

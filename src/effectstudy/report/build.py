@@ -1,38 +1,31 @@
-"""Build a study report: HTML (self-contained, opens offline) and PDF.
+"""Build a study report or a programme dossier: HTML (self-contained) and PDF.
 
-The flow is one way: a harmonised folder (or :class:`~effectstudy.harmonise.Harmonised`)
-and an analysis spec go in; :mod:`effectstudy.report.analyses` computes the results;
-this module renders them with a Jinja2 template (figures embedded as base64 PNG)
-and converts the same HTML to PDF with xhtml2pdf. Nothing here computes a statistic.
+The flow is one way: :class:`~effectstudy.study.StudyResults` (saved by
+``effectstudy run`` or computed by :func:`effectstudy.study.run`) go in;
+:mod:`effectstudy.report.analyses` lays them out per audience and language; this
+module renders them with a Jinja2 template (figures embedded as base64 PNG) and
+converts the same HTML to PDF with xhtml2pdf. Nothing here computes a statistic.
 """
 
 from __future__ import annotations
 
 import base64
-import datetime as _dt
-import hashlib
 import html as _html
-import importlib.metadata as md
 import io
-import platform
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-import effectstudy
 from effectstudy._io import DIR_MODE, atomic_write_bytes, atomic_write_text
-from effectstudy.dictionary import Dictionary, load_dictionary
 from effectstudy.errors import SpecError
 from effectstudy.report.analyses import FIGURE_DPI, Section, run_sections
-from effectstudy.report.spec import load_spec, validate_spec
-
-_PACKAGES = ("numpy", "scipy", "pandas", "statsmodels", "pingouin", "matplotlib", "jinja2",
-             "pandera")
+from effectstudy.report.i18n import LANGUAGES, has, num, t, use_language
+from effectstudy.study.results import StudyResults
 
 
 @dataclass(frozen=True)
@@ -44,6 +37,8 @@ class ReportResult:
     audience: str
     sections: tuple[str, ...]
     provenance: dict[str, Any]
+    language: str = "en"
+    programme: str | None = None
 
     def _repr_html_(self) -> str:
         items = "".join(f"<li>{_html.escape(s)}</li>" for s in self.sections)
@@ -51,50 +46,11 @@ class ReportResult:
                 f"</p><ol>{items}</ol>")
 
 
-def data_hash(table: pd.DataFrame, clients: pd.DataFrame) -> str:
-    """SHA-256 of the harmonised table and client table (order-independent)."""
-    h = hashlib.sha256()
-    for frame in (table, clients):
-        canon = frame.sort_values(list(frame.columns[:4])).reset_index(drop=True)
-        h.update(canon.to_csv(index=False).encode("utf-8"))
-    return h.hexdigest()
+def _header(col: str) -> str:
+    """A column header as a reader sees it (the frames keep their code-friendly names)."""
+    return t(f"col.{col}") if has(f"col.{col}") else col.replace("_", " ")
 
 
-def provenance(table: pd.DataFrame, clients: pd.DataFrame, dictionary: Dictionary,
-               spec: dict[str, Any], audience: str, upstream: dict[str, Any] | None = None
-               ) -> dict[str, Any]:
-    """Everything needed to reproduce the report."""
-    versions = {}
-    for pkg in _PACKAGES:
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = "not installed"
-    prov = {
-        "effectstudy_version": effectstudy.__version__,
-        "python": platform.python_version(),
-        "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "audience": audience,
-        "seed": spec.get("seed"),
-        "dictionary_sha256": dictionary.sha256,
-        "data_sha256": data_hash(table, clients),
-        "packages": versions,
-        "packages_text": ", ".join(f"{k} {v}" for k, v in versions.items()),
-        "spec": yaml.safe_dump(spec, sort_keys=False, allow_unicode=True),
-    }
-    if upstream:
-        prov["harmonised_at"] = upstream.get("date") or upstream.get("created")
-        prov["input_files"] = upstream.get("input_files") or upstream.get("inputs")
-    return prov
-
-
-#: Column headers as a reader sees them (the frames keep their code-friendly names).
-_HEADERS = {
-    "se": "SE", "sd": "SD", "ci_lower": "95% CI lower", "ci_upper": "95% CI upper",
-    "p_value": "p", "min_p": "smallest possible p", "n_assignments": "possible assignments",
-    "mc_se": "MC SE", "n_failed": "failed", "n_singular": "singular", "nsim": "replicates",
-    "df": "df",
-}
 #: Columns that hold p-values (shown as "<0.001" below that).
 _P_COLUMNS = {"p_value", "min_p", "p"}
 
@@ -128,11 +84,11 @@ def _column_text(col: str, values: pd.Series) -> tuple[list[str], bool]:
         elif _is_number(v):
             f = float(v)
             if col in _P_COLUMNS and 0 <= f < 0.001:
-                out.append("<0.001")
+                out.append("<" + num(0.001, 3))
             elif dec == 0 and abs(f) >= 10000:
-                out.append(f"{f:,.0f}")
+                out.append(num(f, 0, thousands=True))
             else:
-                out.append(f"{f:.{dec}f}")
+                out.append(num(f, dec))
         else:
             out.append(str(v))
     return out, numeric
@@ -165,7 +121,7 @@ def _table_html(frame: pd.DataFrame, table_id: str) -> tuple[str, str]:
         t, is_num = _column_text(str(col), frame[col].astype(object).tolist())
         texts.append(t)
         numeric.append(is_num)
-    heads = [_HEADERS.get(c, c.replace("_", " ")) for c in cols]
+    heads = [_header(c) for c in cols]
     # minimum width per column: its longest unbreakable word (xhtml2pdf cannot break
     # one; headers are bold), short values kept on one line; plus the cell padding
     need, want = [], []
@@ -224,7 +180,7 @@ def _figure_width(png: bytes) -> int:
 
 
 def render_html(sections: list[Section], *, title: str, subtitle: str | None, audience: str,
-                threshold: int, prov: dict[str, Any]) -> str:
+                threshold: int, prov: dict[str, Any], language: str = "en") -> str:
     """Lay out computed sections as one self-contained HTML page."""
     env = Environment(loader=PackageLoader("effectstudy.report", "templates"),
                       autoescape=select_autoescape(["html", "j2"]))
@@ -247,9 +203,13 @@ def render_html(sections: list[Section], *, title: str, subtitle: str | None, au
         view.append({"id": s.id, "title": s.title, "blocks": blocks})
     methods = [m for s in sections for m in s.methods]
     references = sorted(dict.fromkeys(r for s in sections for r in s.references))
+    shown_prov = {t(f"prov.{k}") if has(f"prov.{k}") else k.replace("_", " "): v
+                  for k, v in prov.items()
+                  if k not in ("spec", "packages", "packages_text", "input_files")}
     return env.get_template("report.html.j2").render(
         title=title, subtitle=subtitle, audience=audience, threshold=threshold, sections=view,
-        methods=methods, references=references, provenance=prov, table_css="\n".join(table_css))
+        methods=methods, references=references, provenance=prov, shown_provenance=shown_prov,
+        table_css="\n".join(table_css), lang=language, t=t)
 
 
 def html_to_pdf(html_text: str, path: Path) -> Path:
@@ -271,39 +231,92 @@ def html_to_pdf(html_text: str, path: Path) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def build_report(harmonised: Any, spec: str | Path | dict[str, Any] | None = None, *,
-                 out: str | Path, audience: str = "public", dictionary: Dictionary | None = None,
-                 pdf: bool = True) -> ReportResult:
-    """Build the study report from harmonised data.
+def _load_results(source: Any, spec: Any, dictionary: Any) -> StudyResults:
+    """Saved or fresh results: StudyResults as given, a results folder read (verified),
+    else harmonised data run through the study layer."""
+    if isinstance(source, StudyResults):
+        return source
+    if isinstance(source, str | os.PathLike) and _is_results_folder(Path(source)):
+        return StudyResults.load(source)
+    from effectstudy.study import run  # the study layer computes; this module only renders
+
+    return run(spec, source, dictionary=dictionary)
+
+
+def _is_results_folder(folder: Path) -> bool:
+    import json
+
+    prov = folder / "provenance.json"
+    if not prov.is_file() or prov.is_symlink():
+        return False
+    try:
+        with prov.open("rb") as fh:
+            head = fh.read(16 * 1024 * 1024)
+        return json.loads(head.decode("utf-8")).get("kind") == "effectstudy-study-results"
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return False
+
+
+def known_programmes(results: StudyResults) -> list[str]:
+    """Programme ids with clients in the results."""
+    return [pid for pid, p in results.meta.get("programmes", {}).items() if p.get("in_data")]
+
+
+def build_report(source: Any, spec: str | Path | dict[str, Any] | None = None, *,
+                 out: str | Path, audience: str = "public", dictionary: Any = None,
+                 pdf: bool = True, programme: str | None = None,
+                 language: str = "en") -> ReportResult:
+    """Render the cross-programme report or one programme's dossier.
 
     Parameters
     ----------
-    harmonised
-        A :class:`~effectstudy.harmonise.Harmonised` result or a folder written by
-        :meth:`Harmonised.write` (analyses never read raw exports).
+    source
+        :class:`~effectstudy.study.StudyResults`, a folder written by
+        :meth:`StudyResults.save` (read and verified; nothing is recomputed), or
+        harmonised data (a folder or a ``Harmonised`` result), which are first run
+        through :func:`effectstudy.study.run` with ``spec``.
     spec
-        Path of an ``ANALYSIS.yaml``, a dict, or None for the demo spec.
+        Path of an ``ANALYSIS.yaml``, a dict, or None for the demo spec (used only
+        when the study is run here).
     out
-        Output folder; ``report.html`` and ``report.pdf`` are written there, each
-        atomically and readable by the owner only (``0600``).
+        Output folder; ``report.html``/``.pdf`` (or ``dossier_<programme>.html``/
+        ``.pdf``) are written there, each atomically and owner-only (``0600``).
     audience
         ``"public"`` (default: small-cell suppression, no case-level identifiers or
         series) or ``"internal"`` (pseudonymised case-level detail).
+    programme
+        A programme id: write that programme's dossier instead of the
+        cross-programme report. An unknown id is a
+        :class:`~effectstudy.errors.SpecError` listing the known ids.
+    language
+        ``"en"`` or ``"nl"``: every text from the message catalogue, numbers per locale.
     """
-    from effectstudy.harmonise import read_harmonised
-
-    dd = dictionary if dictionary is not None else load_dictionary()
-    if isinstance(harmonised, str | Path):
-        harmonised = read_harmonised(harmonised, dd)
-    spec_dict = validate_spec(spec) if isinstance(spec, dict) else load_spec(spec)
-    sections = run_sections(harmonised.table, harmonised.clients, dd, spec_dict, audience)
-    prov = provenance(harmonised.table, harmonised.clients, dd, spec_dict, audience,
-                      getattr(harmonised, "provenance", None))
+    if language not in LANGUAGES:
+        raise SpecError(f"language must be one of {', '.join(LANGUAGES)}, not {language!r}")
+    results = _load_results(source, spec, dictionary)
+    known = known_programmes(results)
+    if programme is not None and programme not in known:
+        raise SpecError(f"unknown programme {programme!r}; known programmes: "
+                        + ", ".join(sorted(known)))
+    spec_dict = results.spec
     threshold = int(spec_dict.get("suppression", {}).get("threshold", 5))
-    html_text = render_html(sections, title=spec_dict["title"], subtitle=spec_dict.get("subtitle"),
-                            audience=audience, threshold=threshold, prov=prov)
+    with use_language(language):
+        sections = run_sections(results, audience, programme)
+        prov = dict(results.meta.get("provenance", {}))
+        prov.update(audience=audience, language=language)
+        if programme is not None:
+            prov["programme"] = programme
+            name = results.meta["programmes"][programme]
+            title = t("report.dossier_title", programme=name.get("name") or programme)
+        else:
+            title = spec_dict.get(f"title_{language}") or spec_dict["title"]
+        subtitle = spec_dict.get(f"subtitle_{language}") or spec_dict.get("subtitle")
+        html_text = render_html(sections, title=title, subtitle=subtitle, audience=audience,
+                                threshold=threshold, prov=prov, language=language)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-    html_path = atomic_write_text(out_dir / "report.html", html_text)
-    pdf_path = html_to_pdf(html_text, out_dir / "report.pdf") if pdf else None
-    return ReportResult(html_path, pdf_path, audience, tuple(s.title for s in sections), prov)
+    stem = "report" if programme is None else f"dossier_{programme}"
+    html_path = atomic_write_text(out_dir / f"{stem}.html", html_text)
+    pdf_path = html_to_pdf(html_text, out_dir / f"{stem}.pdf") if pdf else None
+    return ReportResult(html_path, pdf_path, audience, tuple(s.title for s in sections), prov,
+                        language, programme)
