@@ -55,22 +55,36 @@ def _dense_pieces(d: pd.DataFrame, terms: list[tuple[str, list[str]]]):
     return out
 
 
-def _dense_m2ll(theta_sigma, model, fams, X, y):
-    """-2 REML log-likelihood from a dense V, parameterised as lme4 (theta, sigma)."""
-    th, s = theta_sigma[:-1], theta_sigma[-1]
-    V = s**2 * np.eye(len(y))
+def _lower_factors(theta, fams):
+    """lme4's relative Cholesky factor T of each term, filled column by column from theta."""
+    out = []
     pos = 0
     for mats in fams:
         k = len(mats)
         T = np.zeros((k, k))
         for j in range(k):
             for i in range(j, k):
-                T[i, j] = th[pos]
+                T[i, j] = theta[pos]
                 pos += 1
+        out.append(T)
+    return out
+
+
+def _dense_V(theta_sigma, fams, n):
+    """Dense marginal covariance V = sigma^2 (I + sum_t Z_t T_t T_t' Z_t') built term by term."""
+    th, s = theta_sigma[:-1], theta_sigma[-1]
+    V = s**2 * np.eye(n)
+    for mats, T in zip(fams, _lower_factors(th, fams), strict=True):
         G = s**2 * T @ T.T
-        for a in range(k):
-            for b in range(k):
+        for a in range(len(mats)):
+            for b in range(len(mats)):
                 V += G[a, b] * mats[a] @ mats[b].T
+    return V
+
+
+def _dense_m2ll(theta_sigma, model, fams, X, y):
+    """-2 REML log-likelihood from a dense V, parameterised as lme4 (theta, sigma)."""
+    V = _dense_V(theta_sigma, fams, len(y))
     Vi = np.linalg.inv(V)
     XVX = X.T @ Vi @ X
     beta = np.linalg.solve(XVX, X.T @ Vi @ y)
@@ -134,14 +148,8 @@ def test_kenward_roger_terms_match_dense(formula, terms, kw):
     P, Q, K = model.kenward_roger_terms(theta, sigma)
     # dense G_r (pbkrtest get_SigmaG) and V
     G, gam = [], []
-    pos = 0
-    for mats in fams:
+    for mats, T in zip(fams, _lower_factors(theta, fams), strict=True):
         k = len(mats)
-        T = np.zeros((k, k))
-        for j in range(k):
-            for i in range(j, k):
-                T[i, j] = theta[pos]
-                pos += 1
         S = sigma**2 * T @ T.T
         for j in range(k):
             for i in range(j, k):
@@ -169,20 +177,7 @@ def test_vcov_jacobian_matches_finite_differences():
     sigma = 1.1
 
     def C_of(x):
-        th, s = x[:-1], x[-1]
-        V = s**2 * np.eye(model.n)
-        pos = 0
-        for mats in fams:
-            k = len(mats)
-            T = np.zeros((k, k))
-            for j in range(k):
-                for i in range(j, k):
-                    T[i, j] = th[pos]
-                    pos += 1
-            Gm = s**2 * T @ T.T
-            for a in range(k):
-                for b in range(k):
-                    V += Gm[a, b] * mats[a] @ mats[b].T
+        V = _dense_V(x, fams, model.n)
         return np.linalg.inv(model.X.T @ np.linalg.solve(V, model.X))
 
     C, jac = model.vcov_jacobian(theta, sigma)

@@ -218,20 +218,9 @@ class single_thread:  # noqa: N801 - used as a context manager, like threadpool_
 class PLSModel:
     """The penalised least-squares engine of a linear mixed model (not yet fitted).
 
-    Parameters
-    ----------
-    formula:
-        lme4-style formula, e.g. ``"outcome ~ time * programme + (1 + time | client)"``.
-    data:
-        One row per observation. Rows with a missing value in any model variable
-        are dropped. Non-numeric columns are treated as factors with treatment
-        contrasts and the first level (sorted) as reference, as R does.
-
-    Notes
-    -----
-    A rank-deficient fixed-effects matrix loses its aliased columns (those in
-    the span of the columns before them), as lme4 does; ``dropped_fixed`` names
-    them and ``fit.messages`` says so.
+    The parameters (``formula``, ``data``) and the handling of missing values,
+    factors and aliased columns are documented on its public subclass,
+    :class:`effectstudy.multilevel.fitting.LinearMixedModel`.
     """
 
     def __init__(self, formula: str, data: pd.DataFrame) -> None:

@@ -5,14 +5,9 @@ the public function live there).  The exact (restricted) log-likelihood of a
 linear mixed model with AR(1)/CAR(1) errors within the innermost groups is
 accumulated one innermost group (client) at a time; random effects of outer
 levels enter through the Woodbury identity (see :class:`AR1Problem`).  Also
-nlme's containment degrees of freedom and the optimiser.
-
-References
-----------
-Pinheiro, J. C., & Bates, D. M. (2000). *Mixed-Effects Models in S and S-PLUS*.
-Springer.
-Harville, D. A. (1977). Maximum likelihood approaches to variance component
-estimation and to related problems. *JASA, 72*(358), 320-338.
+nlme's containment degrees of freedom and the optimiser (Pinheiro & Bates,
+2000; Harville, 1977). The full references are in the docstring of
+:mod:`effectstudy.multilevel.ar1`.
 """
 
 from __future__ import annotations

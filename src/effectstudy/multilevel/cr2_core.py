@@ -6,18 +6,8 @@ handling live there; the formulas are in its docstring).  Bell & McCaffrey
 size ``N x N`` or ``m p x m p`` is formed: per cluster the ``n_j x n_j`` block
 (and, for OLS, not even that), and ``p x p`` pieces for the df and HTZ tests.
 
-References
-----------
-Bell, R. M., & McCaffrey, D. F. (2002). Bias reduction in standard errors for linear
-regression with multi-stage samples. *Survey Methodology*, 28(2), 169-181.
-
-Pustejovsky, J. E., & Tipton, E. (2018). Small-sample methods for cluster-robust
-variance estimation and hypothesis testing in fixed effects models. *Journal of
-Business & Economic Statistics*, 36(4), 672-683.
-
-Tipton, E., & Pustejovsky, J. E. (2015). Small-sample adjustments for tests of
-moderators and model fit using robust variance estimation in meta-regression.
-*Journal of Educational and Behavioral Statistics*, 40(6), 604-634.
+The full references are in the docstring of
+:mod:`effectstudy.multilevel.robust`.
 """
 
 from __future__ import annotations

@@ -7,22 +7,8 @@ phase-change points of ABAB designs (Onghena, 1992), the staggered windows of
 the Koehler-Levin (1998) scheme, and each statistic evaluated for many
 assignments at once (rows of a boolean matrix, True = treatment phase).
 
-References
-----------
-Edgington, E. S. (1975). Randomization tests for one-subject operant
-experiments. *The Journal of Psychology, 90*(1), 57-68.
-
-Koehler, M. J., & Levin, J. R. (1998). Regulated randomization: A potentially
-sharper analytical tool for the multiple-baseline design. *Psychological
-Methods, 3*(2), 206-217.
-
-Marascuilo, L. A., & Busk, P. L. (1988). Combining statistics for multiple-
-baseline AB and replicated ABAB designs across subjects. *Behavioral
-Assessment, 10*(1), 1-28.
-
-Onghena, P. (1992). Randomization tests for extensions and variations of ABAB
-single-case experimental designs: A rejoinder. *Behavioral Assessment, 14*,
-153-171.
+The full references are in the docstring of
+:mod:`effectstudy.sced.randomization`.
 """
 
 from __future__ import annotations

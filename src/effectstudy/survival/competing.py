@@ -43,6 +43,8 @@ from effectstudy.survival._common import (
     numeric_column,
     time_column,
 )
+from effectstudy.survival.cox import interval_rows
+from effectstudy.survival.kaplan_meier import step_curves
 
 _CIF_COLUMNS = ["time", "n_risk", "n_event", "n_competing", "cif", "se", "ci_lower", "ci_upper"]
 
@@ -135,23 +137,13 @@ class CumulativeIncidenceResult(ResultMixin):
         """Step curves of the cumulative incidence per group."""
         import matplotlib.pyplot as plt
 
-        from effectstudy.style import color, label_axes, use_style
+        from effectstudy.style import label_axes, use_style
 
         with use_style():
             if ax is None:
                 _, ax = plt.subplots(figsize=(6.5, 4))
-            fixed = kwargs.pop("color", None)
-            for i, g in enumerate(self.groups()):
-                cur = self._group_curve(g)
-                x = np.concatenate([[0.0], cur["time"].to_numpy(dtype=float)])
-                y = np.concatenate([[0.0], cur["cif"].to_numpy(dtype=float)])
-                col = fixed or color(i)
-                ax.step(x, y, where="post", color=col, label=None if g is None else str(g),
-                        **kwargs)
-                if ci:
-                    lo = np.concatenate([[0.0], cur["ci_lower"].to_numpy(dtype=float)])
-                    hi = np.concatenate([[0.0], cur["ci_upper"].to_numpy(dtype=float)])
-                    ax.fill_between(x, lo, hi, step="post", color=col, alpha=0.15, lw=0)
+            step_curves(ax, [(g, self._group_curve(g)) for g in self.groups()], "cif", 0.0,
+                        ci=ci, **kwargs)
             ax.set_ylim(0, 1)
             label_axes(ax, x="time", y="cumulative incidence", legend=self.by is not None)
         return ax.figure
@@ -274,15 +266,10 @@ class EventRateResult(ResultMixin):
 
         tab = self.table
         labels = tab[self.by].astype(str) if self.by else pd.Series(["all"])
-        y = np.arange(len(tab))[::-1]
         with use_style():
             if ax is None:
                 _, ax = plt.subplots(figsize=(6, 0.5 * len(tab) + 1.2))
-            rate = tab["rate"].to_numpy(dtype=float)
-            err = [rate - tab["ci_lower"].to_numpy(dtype=float),
-                   tab["ci_upper"].to_numpy(dtype=float) - rate]
-            ax.errorbar(rate, y, xerr=err, fmt=kwargs.pop("fmt", "o"), capsize=3, **kwargs)
-            ax.set_yticks(y, labels)
+            interval_rows(ax, tab["rate"], tab["ci_lower"], tab["ci_upper"], labels, **kwargs)
             ax.set_xlim(left=0)
             label_axes(ax, x=f"events per {self.per:g} units of exposure "
                              f"({self.confidence:.0%} CI)")

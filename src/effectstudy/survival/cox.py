@@ -286,6 +286,21 @@ def _concordance(t: np.ndarray, e: np.ndarray, lp: np.ndarray) -> float:
     return (conc + 0.5 * tied) / total if total > 0 else float("nan")
 
 
+def interval_rows(ax: object, estimate: Sequence[float], lower: Sequence[float],
+                  upper: Sequence[float], labels: Sequence[str], **kwargs: object) -> None:
+    """One row per estimate, top to bottom, with its interval as a horizontal error bar.
+
+    ``fmt=`` (default ``"o"``) and the other ``kwargs`` go to ``Axes.errorbar``;
+    the rows are labelled with ``labels``. Shared by the hazard-ratio forest plot
+    and the event-rate plot.
+    """
+    est = np.asarray(estimate, dtype=float)
+    y = np.arange(len(est))[::-1]
+    err = [est - np.asarray(lower, dtype=float), np.asarray(upper, dtype=float) - est]
+    ax.errorbar(est, y, xerr=err, fmt=kwargs.pop("fmt", "o"), capsize=3, **kwargs)
+    ax.set_yticks(y, labels)
+
+
 # --------------------------------------------------------------------------- #
 # Result and public function
 # --------------------------------------------------------------------------- #
@@ -370,17 +385,13 @@ class CoxResult(ResultMixin):
         from effectstudy.style import GREY, label_axes, use_style
 
         tab = self.table
-        y = np.arange(len(tab))[::-1]
         with use_style():
             if ax is None:
                 _, ax = plt.subplots(figsize=(6, 0.6 * len(tab) + 1.2))
-            hr = tab["hazard_ratio"].to_numpy(dtype=float)
-            err = [hr - tab["hr_ci_lower"].to_numpy(dtype=float),
-                   tab["hr_ci_upper"].to_numpy(dtype=float) - hr]
-            ax.errorbar(hr, y, xerr=err, fmt=kwargs.pop("fmt", "o"), capsize=3, **kwargs)
+            interval_rows(ax, tab["hazard_ratio"], tab["hr_ci_lower"], tab["hr_ci_upper"],
+                          tab["term"].astype(str), **kwargs)
             ax.axvline(1.0, color=GREY, lw=1, ls="--")
             ax.set_xscale("log")
-            ax.set_yticks(y, tab["term"].astype(str))
             label_axes(ax, x=f"hazard ratio ({self.confidence:.0%} CI)")
         return ax.figure
 

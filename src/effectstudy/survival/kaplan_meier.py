@@ -68,6 +68,35 @@ def _km_curve(t: np.ndarray, e: np.ndarray, z: float) -> pd.DataFrame:
                          "survival": surv, "se": se, "ci_lower": lower, "ci_upper": upper})
 
 
+
+def step_curves(ax: object, curves: list[tuple[object, pd.DataFrame]], column: str, start: float,
+                *, ci: bool = True, **kwargs: object) -> list[object]:
+    """Draw one right-continuous step curve per group and return the colours used.
+
+    Each curve runs from ``(0, start)`` through ``(time, column)`` of its frame;
+    with ``ci`` its pointwise band (``ci_lower``, ``ci_upper``, also from
+    ``start``) is shaded. ``curves`` holds ``(group level or None, rows)``;
+    ``color=`` in ``kwargs`` fixes one colour for all, the other ``kwargs`` go to
+    ``Axes.step``. Shared by the Kaplan-Meier and cumulative-incidence plots.
+    """
+    from effectstudy.style import color
+
+    fixed = kwargs.pop("color", None)
+    used = []
+    for i, (group, cur) in enumerate(curves):
+        x = np.concatenate([[0.0], cur["time"].to_numpy(dtype=float)])
+        y = np.concatenate([[start], cur[column].to_numpy(dtype=float)])
+        col = fixed or color(i)
+        ax.step(x, y, where="post", color=col, label=None if group is None else str(group),
+                **kwargs)
+        if ci:
+            lo = np.concatenate([[start], cur["ci_lower"].to_numpy(dtype=float)])
+            hi = np.concatenate([[start], cur["ci_upper"].to_numpy(dtype=float)])
+            ax.fill_between(x, lo, hi, step="post", color=col, alpha=0.15, lw=0)
+        used.append(col)
+    return used
+
+
 @dataclass(frozen=True, eq=False)
 class KaplanMeierResult(ResultMixin):
     """Kaplan-Meier estimates of :func:`kaplan_meier`.
@@ -135,24 +164,15 @@ class KaplanMeierResult(ResultMixin):
         """
         import matplotlib.pyplot as plt
 
-        from effectstudy.style import color, label_axes, use_style
+        from effectstudy.style import label_axes, use_style
 
         with use_style():
             if ax is None:
                 _, ax = plt.subplots(figsize=(6.5, 4))
-            fixed = kwargs.pop("color", None)
-            for i, g in enumerate(self.groups()):
-                cur = self._group_curve(g)
-                x = np.concatenate([[0.0], cur["time"].to_numpy(dtype=float)])
-                y = np.concatenate([[1.0], cur["survival"].to_numpy(dtype=float)])
-                col = fixed or color(i)
-                ax.step(x, y, where="post", color=col, label=None if g is None else str(g),
-                        **kwargs)
-                if ci:
-                    lo = np.concatenate([[1.0], cur["ci_lower"].to_numpy(dtype=float)])
-                    hi = np.concatenate([[1.0], cur["ci_upper"].to_numpy(dtype=float)])
-                    ax.fill_between(x, lo, hi, step="post", color=col, alpha=0.15, lw=0)
-                if censor_marks:
+            curves = [(g, self._group_curve(g)) for g in self.groups()]
+            colors = step_curves(ax, curves, "survival", 1.0, ci=ci, **kwargs)
+            if censor_marks:
+                for (_, cur), col in zip(curves, colors, strict=True):
                     cens = cur[cur["n_censor"] > 0]
                     ax.plot(cens["time"], cens["survival"], "|", color=col, ms=7)
             ax.set_ylim(0, 1.02)
