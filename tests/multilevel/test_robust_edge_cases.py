@@ -4,10 +4,11 @@
   incomplete rows): the result must equal clubSandwich's values for the data
   without that level (``expected_cr2.csv``, growth_a C3), and say which level.
 * The HTZ scaling ``delta = (eta - q + 1) / eta`` is clamped at 0 as clubSandwich's
-  ``Hotelling_Tsq`` does.  clubSandwich cannot be installed here, so the expected
-  ``eta`` comes from an independent dense implementation of Pustejovsky & Tipton
-  (2018, eqs. 8-11) written in this file (N x N matrices, fine at N = 441), and
-  the clamp is checked by construction.
+  ``Hotelling_Tsq`` does. Here the expected ``eta`` comes from an independent dense
+  implementation of Pustejovsky & Tipton (2018, eqs. 8-11) written in this file
+  (N x N matrices, fine at N = 441), and the clamp is checked by construction;
+  ``test_edge_cases_r.py`` checks the same clamp against clubSandwich's own values
+  (stored as test data by ``benchmarks/r/multilevel_edge_cases.R``).
 * A real :func:`effectstudy.multilevel.fit` with uncorrelated (``||``) terms: the
   per-cluster working covariance built from ``variance_components()`` gives the
   same CR2 result as the fit's full ``marginal_covariance()``.
