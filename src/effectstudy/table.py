@@ -131,8 +131,9 @@ def write_frames(out_dir: str | Path, frames: Mapping[str, pd.DataFrame],
     ----------
     out_dir
         The folder to (re)place. An existing folder is replaced only when it holds
-        nothing but files this function writes (a folder with other content is refused,
-        so that a wrong ``--out`` never deletes anything else).
+        nothing but files this function writes now or recorded in the folder's own
+        ``provenance.json`` (a folder with other content is refused, so that a wrong
+        ``--out`` never deletes anything else).
     frames
         Name -> frame, written as ``<name>.<format>``.
     provenance
@@ -158,6 +159,10 @@ def write_frames(out_dir: str | Path, frames: Mapping[str, pd.DataFrame],
         raise HarmoniseError("output path exists and is not a folder", file=out)
     if out.is_dir():
         ours = _data_file_names(frames) | {PROVENANCE}
+        try:  # files an earlier write recorded are ours too (a run with other sections)
+            ours |= set(read_provenance(out)[FILES_KEY])
+        except HarmoniseError:
+            pass
         other = [p for p in out.iterdir() if p.name not in ours]
         if other:
             raise HarmoniseError(

@@ -41,13 +41,18 @@ console output show:
 
 * **a column header** only when it does not look like an identifier itself: a header
   holding 7 or more digits, or shaped like a person's name (capitalised words of letters
-  only, none of them a known field word such as ``naam``, ``datum`` or ``fase``), is
-  shown as ``column #N`` (N counts the columns from 1);
+  only, none of them a known field word such as ``naam``, ``datum`` or ``fase``), or
+  holding a date in words (``7 nov 2009``), an initial before a word (``M. Vos``), two
+  capitalised words that are not field or instrument words (a field word beside a name
+  does not make it safe: ``naam Mila Vos``), or such a word glued to other text by
+  ``_`` or ``.`` (``CRIES_Mila``), is shown as ``column #N`` (N counts the columns
+  from 1);
 * **never a cell value** of an identifier-looking or free-text column, nor of the
   client-id column; counts and shapes (``%d-%m-%Y``) only;
 * **label values** (occasion, phase, end-reason, ... labels) only when the column is a
   *closed list*: at most 12 distinct values, each at most 40 characters, none holding
-  7 or more digits, an ``@``, a line break or the shape of a person's name, and the
+  7 or more digits, an ``@``, a line break, the shape of a person's name or a
+  capitalised word after the first (``gesprek met Kevin``: a third party), and the
   values do not single out clients: either they change within a client (occasion and
   phase labels), or there are fewer distinct values than clients and each value shown
   is held by at least two clients (a value held by one client is counted, not shown).

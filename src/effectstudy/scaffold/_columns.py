@@ -35,6 +35,7 @@ from effectstudy.scaffold._read import (
     elfproef,
     fold,
     id_digits,
+    mentions_name,
     name_shaped,
     natural,
     one_line,
@@ -158,7 +159,7 @@ def closed_list(col: ExportColumn, client: ExportColumn | None, body: list[list[
         return None, 0
     for v in values:
         if (len(v) > MAX_LABEL_LENGTH or sum(ch.isdigit() for ch in v) >= 7 or "@" in v
-                or name_shaped(v) or not v.isprintable()):
+                or name_shaped(v) or mentions_name(v) or not v.isprintable()):
             return None, 0
     holders: dict[str, set] = {}
     clients = {c for c, _v in pairs if c is not None}

@@ -64,6 +64,7 @@ from effectstudy.scaffold._read import (
     header_is_safe,
     id_digits,
     is_number,
+    mentions_name,
     name_shaped,
     natural,
     read_table,
@@ -621,7 +622,8 @@ class _Drafter:
 
         Each ``;``/``,``/``|``-separated item is a label of its own: it is shown when at
         least two clients (rows, without a client column) have it and it passes the
-        closed-list shape test (short, no 7+ digits, no ``@``, no name shape, no phone).
+        closed-list shape test (short, no 7+ digits, no ``@``, no name shape, no capitalised
+        word after the first, which may be a third party's name, no phone).
         """
         if c.identifier or not c.safe:
             return None, 0
@@ -633,7 +635,7 @@ class _Drafter:
         shown = [v for v, h in holders.items()
                  if len(h) >= 2 and len(v) <= MAX_LABEL_LENGTH and "@" not in v
                  and sum(ch.isdigit() for ch in v) < 7 and not name_shaped(v)
-                 and not PHONE.search(v) and v.isprintable()]
+                 and not mentions_name(v) and not PHONE.search(v) and v.isprintable()]
         return sorted(shown, key=natural) or None, len(holders) - len(shown)
 
     def emit_rest(self, used: set[int]) -> None:

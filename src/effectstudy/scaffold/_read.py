@@ -130,13 +130,35 @@ def name_shaped(text: str, *, single: bool = False) -> bool:
     return capitals >= 2 or (single and capitals == 1)
 
 
+def mentions_name(text: str) -> bool:
+    """Whether a label or intervention item may name someone (a third party included).
+
+    True for an initial before a word (``M. Vos``) or a capitalised word (not an
+    all-capital acronym, not a particle) anywhere but at the start of the text
+    (``gesprek met Kevin``, ``Kevin Dragomir bezoek``): ordinary labels and intervention
+    names start with a capital at most.
+    """
+    if re.search(r"(?<![^\W\d_])[A-Z]\.\s*[^\W\d_]*[a-z]", text):
+        return True
+    for i, m in enumerate(re.finditer(r"[^\W\d_]+", text)):
+        word = m.group()
+        if i == 0 or word.isupper() or not word[0].isupper():
+            continue
+        if word.lower() in _PARTICLES:
+            continue
+        return True
+    return False
+
+
 def header_is_safe(header: str, extra_words: Sequence[str] = ()) -> bool:
     """Whether an export header may be shown (see the privacy rule of :mod:`effectstudy.scaffold`).
 
     Not safe: a header holding 7 or more digits, or shaped like a person's name
     (capitalised words of letters only, none a known field word or ``extra_words``, such
-    as the dictionary's instrument names). An all-capital acronym of up to 8 letters is
-    safe.
+    as the dictionary's instrument names); a date in words; an initial before a word;
+    two capitalised words that are not field, instrument or particle words (a field word
+    does not launder a name beside it), or one glued to other text by ``_`` or ``.``
+    (``CRIES_Mila``). An all-capital acronym of up to 8 letters is safe.
     """
     text = str(header).strip()
     if not text:
@@ -147,9 +169,36 @@ def header_is_safe(header: str, extra_words: Sequence[str] = ()) -> bool:
         return False
     if re.fullmatch(r"[A-Z]{1,8}", text):
         return True
+    if _DATE_IN_WORDS.search(fold(text)):
+        return False
+    # A field word does not launder a name beside it (``CRIES_Mila van der Linden``,
+    # ``naam Mila Vos``, ``CRIES_Mila``): two capitalised words that are not field words,
+    # instrument words, acronyms or particles (a first and a last name), or one glued to
+    # other text by ``_`` or ``.``, make the header name-like.
+    if re.search(r"(?<![^\W\d_])[A-Z]\.\s*[^\W\d_]*[a-z]", text):
+        return False  # an initial before a word: ``M. Vos``, ``J.Jansen``
+    capitals = 0
+    for m in re.finditer(r"[^\W\d_]+", text):
+        word = m.group()
+        if not (word[0].isupper() and not word.isupper()):
+            continue  # lower case, or an all-capital acronym
+        if word.lower() in _PARTICLES or _has_field_word(word, extra_words):
+            continue
+        capitals += 1
+        glued = text[m.start() - 1:m.start()] in ("_", ".") and m.start() > 1
+        if capitals >= 2 or glued:
+            return False
     if _has_field_word(text, extra_words):
         return True
     return not name_shaped(text, single=True)
+
+
+#: A date written with a month name (``7 nov 2009``, ``7 november 2009``, ``nov 7 2009``).
+_MONTHS = (r"jan(?:uari|uary)?|feb(?:ruari|ruary)?|mrt|maart|mar(?:ch)?|apr(?:il)?|mei|may|"
+           r"jun[ie]?|jul[iy]?|aug(?:ustus|ust)?|sep(?:t(?:ember)?)?|okt(?:ober)?|oct(?:ober)?|"
+           r"nov(?:ember)?|dec(?:ember)?")
+_DATE_IN_WORDS = re.compile(rf"(?<![a-z0-9])(?:\d{{1,2}}\.?\s*(?:{_MONTHS})\.?\s*\d{{2,4}}|"
+                            rf"(?:{_MONTHS})\.?\s*\d{{1,2}},?\s*\d{{2,4}})(?![a-z0-9])")
 
 
 def elfproef(digits: str) -> bool:
