@@ -95,6 +95,15 @@ def _edit(path: Path, fn) -> None:
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
+def _error_after_edit(tmp_path: Path, file: str, edit, load=load_dictionary) -> DictionaryError:
+    """Copy the shipped dictionary, apply ``edit`` to ``file`` and return the error ``load`` raises."""
+    dd = _copy(tmp_path)
+    _edit(dd / file, edit)
+    with pytest.raises(DictionaryError) as err:
+        load(dd)
+    return err.value
+
+
 def test_adding_a_programme_is_a_yaml_edit(tmp_path):
     dd = _copy(tmp_path)
 
@@ -129,13 +138,10 @@ def test_adding_a_programme_is_a_yaml_edit(tmp_path):
     ],
 )
 def test_dictionary_errors_name_file_and_key(tmp_path, file, edit, key_part):
-    dd = _copy(tmp_path)
-    _edit(dd / file, edit)
-    with pytest.raises(DictionaryError) as err:
-        load_dictionary(dd)
-    assert err.value.file.endswith(file)
-    assert err.value.key == key_part
-    assert file in str(err.value) and key_part in str(err.value)
+    error = _error_after_edit(tmp_path, file, edit)
+    assert error.file.endswith(file)
+    assert error.key == key_part
+    assert file in str(error) and key_part in str(error)
 
 
 def test_source_referring_to_unknown_instrument(tmp_path):
@@ -186,12 +192,9 @@ def test_every_programme_declares_interventions_and_every_export_label_maps(dict
     ],
 )
 def test_vocabulary_and_id_format_errors(tmp_path, file, edit, key_part):
-    dd = _copy(tmp_path)
-    _edit(dd / file, edit)
-    with pytest.raises(DictionaryError) as err:
-        load_dictionary(dd)
-    assert err.value.key == key_part
-    assert Path(file).name in str(err.value)
+    error = _error_after_edit(tmp_path, file, edit)
+    assert error.key == key_part
+    assert Path(file).name in str(error)
 
 
 def test_one_dictionary_everywhere_resolver(tmp_path, monkeypatch):
@@ -251,12 +254,9 @@ def test_new_source_and_programme_keys(tmp_path, dictionary):
     ],
 )
 def test_new_key_errors_name_file_and_key(tmp_path, file, edit, key_part, words):
-    dd = _copy(tmp_path)
-    _edit(dd / file, edit)
-    with pytest.raises(DictionaryError) as err:
-        load_dictionary(dd)
-    assert err.value.key == key_part and words in str(err.value)
-    assert Path(file).name in str(err.value)
+    error = _error_after_edit(tmp_path, file, edit)
+    assert error.key == key_part and words in str(error)
+    assert Path(file).name in str(error)
 
 
 # --------------------------------------------------------------------------- #
@@ -319,9 +319,6 @@ def _first_component(data):
 def test_integrity_errors_name_file_and_key(tmp_path, file, edit, key_part):
     from effectstudy.dictionary import load_integrity
 
-    dd = _copy(tmp_path)
-    _edit(dd / file, edit)
-    with pytest.raises(DictionaryError) as err:
-        load_integrity(dd)
-    assert err.value.key == key_part
-    assert Path(file).name in str(err.value)
+    error = _error_after_edit(tmp_path, file, edit, load=load_integrity)
+    assert error.key == key_part
+    assert Path(file).name in str(error)

@@ -119,12 +119,11 @@ def print_summary(h, title: str) -> None:
         for rec in counts.to_dict("records"):
             why.add_row(rec["programme"], rec["kind"], str(rec["entries"]), str(rec["scores"]))
         console.print(why)
-    for item in h.provenance.get("undescribed_files", []):
-        # the user's own folder listing: export names, not client data
-        console.print(f"warning: {item['file']!r} is not described in the data dictionary and "
-                      f"was not read (nearest declared path: {item['nearest_declared_path']!r}); "
-                      "--strict makes this an error", style="yellow", markup=False,
-                      highlight=False, soft_wrap=True)
+    for message in _UNDESCRIBED:
+        # named on the console only (the user's own folder listing); written files record
+        # an undescribed file by position and extension, since its name may name a client
+        console.print(f"warning: {message}; --strict makes this an error", style="yellow",
+                      markup=False, highlight=False, soft_wrap=True)
     absent = h.provenance.get("absent_sources", [])
     if absent:
         listed = ", ".join(f"{a['path']} ({a['programme']})" for a in absent)
@@ -144,15 +143,28 @@ def _write(h, out: Path) -> list[Path]:
     return h.write(out, format=("parquet", "csv"))
 
 
+#: Messages of the :class:`UndescribedFileWarning` s of the current command (they name the
+#: files, which only the console may show); filled by :func:`file_notices`.
+_UNDESCRIBED: list[str] = []
+
+
 @contextmanager
 def file_notices() -> Iterator[None]:
-    """Swallow :class:`UndescribedFileWarning` (print_summary lists those files from the
-    provenance, once); other warnings go on as they would have."""
+    """Collect :class:`UndescribedFileWarning` s for print_summary (which lists them once,
+    by name, on the console); other warnings go on as they would have."""
     from effectstudy.harmonise.core import UndescribedFileWarning
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UndescribedFileWarning)
-        yield
+    _UNDESCRIBED.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UndescribedFileWarning)
+        try:
+            yield
+        finally:
+            for w in caught:
+                if issubclass(w.category, UndescribedFileWarning):
+                    _UNDESCRIBED.append(str(w.message))
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 @contextmanager

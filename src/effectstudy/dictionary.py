@@ -71,7 +71,16 @@ from effectstudy._yaml_io import read_yaml
 from effectstudy.errors import DictionaryError
 
 UNVERIFIED = "UNVERIFIED"
-LAYOUTS = ("wide", "occasion_rows", "long", "series")
+LAYOUTS = ("wide", "occasion_rows", "long", "series", "delivery", "fidelity_ratings")
+#: Layouts of integrity exports (no scores; read by :mod:`effectstudy.harmonise.integrity`).
+INTEGRITY_LAYOUTS = ("delivery", "fidelity_ratings")
+#: ``columns:`` of an integrity export: canonical field -> required?
+INTEGRITY_COLUMNS = {
+    "delivery": {"week": True, "phase": True, "component": True, "delivered": True,
+                 "minutes": True},
+    "fidelity_ratings": {"target": True, "rater": True, "item": True, "score": True,
+                         "rater_role": False, "instrument": False},
+}
 FORMATS = ("excel", "spss", "csv")
 CLIENT_FIELDS = ("weeks_in_care", "last_phase", "end_reason", "interventions", "fidelity")
 CLIENT_ID_FORMATS = ("text", "integer")
@@ -89,18 +98,25 @@ DIRECTIONS = ("higher", "lower")
 # --------------------------------------------------------------------------- #
 # Typed view
 # --------------------------------------------------------------------------- #
+class Sourced:
+    """Mixin of the dictionary's sourced numbers: a ``value`` and its ``source`` key."""
+
+    value: float | None
+    source: str
+
+    @property
+    def verified(self) -> bool:
+        """True when the value exists and cites a published source (not ``UNVERIFIED``)."""
+        return self.value is not None and self.source != UNVERIFIED
+
+
 @dataclass(frozen=True)
-class SourcedValue:
+class SourcedValue(Sourced):
     """A number with the key of its published source (or ``UNVERIFIED``)."""
 
     value: float | None
     source: str
     note: str | None = None
-
-    @property
-    def verified(self) -> bool:
-        """True when the value exists and cites a published source."""
-        return self.value is not None and self.source != UNVERIFIED
 
 
 @dataclass(frozen=True)
@@ -162,29 +178,21 @@ class Norm:
 
 
 @dataclass(frozen=True)
-class Reliability:
+class Reliability(Sourced):
     value: float | None
     type: str
     source: str
     population: str | None = None
     note: str | None = None
 
-    @property
-    def verified(self) -> bool:
-        return self.value is not None and self.source != UNVERIFIED
-
 
 @dataclass(frozen=True)
-class Cutoff:
+class Cutoff(Sourced):
     value: float
     rule: str
     kind: str
     source: str
     note: str | None = None
-
-    @property
-    def verified(self) -> bool:
-        return self.source != UNVERIFIED
 
 
 @dataclass(frozen=True)
@@ -320,6 +328,8 @@ class SourceFile:
     sex_column: str | None = None
     #: Event columns of the export (``events:``; see :class:`SourceEvents`), or None.
     events: SourceEvents | None = None
+    #: Integrity layouts only: canonical field -> export column (``columns:``).
+    columns: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -672,12 +682,15 @@ _FILE_REQUIRED = ("id", "path", "format", "layout", "client_id", "identifiers", 
 _FILE_OPTIONAL = ("sheet", "csv", "birth_date", "date_format", "client_fields", "occasions",
                   "occasion_column", "date_column", "phase_column", "session_column",
                   "sced_phase_column", "instrument_column", "scale_column", "score_column", "labels",
-                  "client_id_format", "header_row", "missing_values", "sex_column", "events")
+                  "client_id_format", "header_row", "missing_values", "sex_column", "events",
+                  "columns")
 _LAYOUT_NEEDS = {
     "wide": ("occasions",),
     "occasion_rows": ("occasions", "occasion_column"),
     "long": ("occasions", "occasion_column", "instrument_column", "scale_column", "score_column"),
     "series": ("session_column", "sced_phase_column"),
+    "delivery": ("columns",),
+    "fidelity_ratings": ("columns",),
 }
 
 
@@ -695,9 +708,29 @@ def _source(file: Path, *, programmes: Mapping[str, Programme], instruments: Map
     files = []
     for i, fentry in enumerate(top["files"]):
         fk = f"files[{i}]"
-        f = r.mapping(fentry, fk, required=_FILE_REQUIRED, optional=_FILE_OPTIONAL)
+        integ = isinstance(fentry, Mapping) and fentry.get("layout") in INTEGRITY_LAYOUTS
+        no_client = integ and fentry.get("layout") == "fidelity_ratings"  # staff, not clients
+        f = r.mapping(fentry, fk, required=tuple(
+            k for k in _FILE_REQUIRED if k != "measures" and not (no_client and k == "client_id"))
+            if integ else _FILE_REQUIRED, optional=_FILE_OPTIONAL)
+        if no_client and f.get("client_id"):
+            raise r.fail("fidelity ratings hold no client id", f"{fk}.client_id")
         fmt = r.choice(f["format"], f"{fk}.format", FORMATS)
         layout = r.choice(f["layout"], f"{fk}.layout", LAYOUTS)
+        integrity_columns: dict[str, str] = {}
+        if integ:
+            if f.get("measures"):
+                raise r.fail(f"layout {layout!r} has no measures (it holds no scores)",
+                             f"{fk}.measures")
+            spec = INTEGRITY_COLUMNS[layout]
+            cols = r.mapping(f["columns"], f"{fk}.columns",
+                             required=tuple(k for k, req in spec.items() if req),
+                             optional=tuple(k for k, req in spec.items() if not req))
+            integrity_columns = {str(k): r.text(v, f"{fk}.columns.{k}") for k, v in cols.items()}
+            f["measures"] = [None]  # placeholder: skipped below
+        elif f.get("columns"):
+            raise r.fail("'columns' only applies to layouts "
+                         f"{', '.join(INTEGRITY_LAYOUTS)}", f"{fk}.columns")
         for need in _LAYOUT_NEEDS[layout]:
             if not f.get(need):
                 raise r.fail(f"layout {layout!r} needs {need!r}", f"{fk}.{need}")
@@ -721,7 +754,7 @@ def _source(file: Path, *, programmes: Mapping[str, Programme], instruments: Map
         if not isinstance(f["measures"], list) or not f["measures"]:
             raise r.fail("measures must be a non-empty list", f"{fk}.measures")
         measures = []
-        for j, mentry in enumerate(f["measures"]):
+        for j, mentry in enumerate([] if integ else f["measures"]):
             mk = f"{fk}.measures[{j}]"
             mm = r.mapping(mentry, mk, required=("instrument", "scale", "construct"),
                            optional=("column", "label"))
@@ -771,7 +804,8 @@ def _source(file: Path, *, programmes: Mapping[str, Programme], instruments: Map
                          f"{fk}.labels.sex")
         files.append(SourceFile(
             programme=prog_id, id=r.text(f["id"], f"{fk}.id"), path=r.text(f["path"], f"{fk}.path"),
-            format=fmt, layout=layout, client_id=r.text(f["client_id"], f"{fk}.client_id"),
+            format=fmt, layout=layout,
+            client_id="" if no_client else r.text(f["client_id"], f"{fk}.client_id"),
             identifiers=tuple(str(c) for c in f["identifiers"]), measures=tuple(measures),
             sheet=f.get("sheet"), csv=csv_opts, birth_date=f.get("birth_date"),
             date_format=f.get("date_format"), client_fields=cf, occasions=occ_maps,
@@ -781,7 +815,8 @@ def _source(file: Path, *, programmes: Mapping[str, Programme], instruments: Map
             scale_column=f.get("scale_column"), score_column=f.get("score_column"), labels=labels,
             client_id_format=id_format, header_row=int(header_row),
             missing_values=tuple(v.strip() for v in missing), sex_column=sex_column,
-            events=_source_events(r, f.get("events"), f"{fk}.events", event_types or {})))
+            events=_source_events(r, f.get("events"), f"{fk}.events", event_types or {}),
+            columns=integrity_columns))
     if len({f.id for f in files}) != len(files):
         raise r.fail("file ids must be unique within a source", "files")
     return Source(prog_id, tuple(files), file)
@@ -884,17 +919,13 @@ FIDELITY_RATERS = ("team", "external")
 
 
 @dataclass(frozen=True)
-class ComponentDose:
+class ComponentDose(Sourced):
     """Intended dose of a component: a sourced number and its unit."""
 
     value: float | None
     unit: str
     source: str
     note: str | None = None
-
-    @property
-    def verified(self) -> bool:
-        return self.value is not None and self.source != UNVERIFIED
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from effectstudy.dictionary import Dictionary, Programme, Scale, SourceFile, load_dictionary
+from effectstudy.dictionary import (
+    INTEGRITY_LAYOUTS,
+    Dictionary,
+    Programme,
+    Scale,
+    SourceFile,
+    load_dictionary,
+)
 
 __all__ = [
     "BASE_DATE",
@@ -1268,6 +1275,8 @@ def generate(out_dir: str | Path, *, seed: int = 2026, dictionary: Dictionary | 
         in_series: set[str] = set()
 
         for file in d.sources[programme].files:
+            if file.layout in INTEGRITY_LAYOUTS:  # written by the synth_integrity hook below
+                continue
             file_rng = _stream(seed, programme, file.id)
             if file.layout == "series":
                 table, ftruth = _series_table(d, file, clients, file_rng)
@@ -1334,6 +1343,7 @@ def generate(out_dir: str | Path, *, seed: int = 2026, dictionary: Dictionary | 
                 {**base, "kind": "client_id", "format": "text", "value": c.client_id},
             ]
 
+    files += _write_integrity(d, out, seed, pd.DataFrame(client_rows))  # synth_integrity hook
     truth_cols = ["programme", "file", "row", "client_id", "occasion_label", "occasion", "date",
                   "week", "age", "phase", "canonical_phase", "instrument", "scale", "construct",
                   "column", "severity", "true_z", "raw", "expected_z", "expected_z_better", "gen_mean",
@@ -1354,3 +1364,44 @@ def generate(out_dir: str | Path, *, seed: int = 2026, dictionary: Dictionary | 
         events=events.events_frame(), event_truth=events.hazards(),
         dropped_scores=events.dropped_frame(),
     )
+
+
+def _write_integrity(d: Dictionary, out: Path, seed: int, clients: pd.DataFrame) -> list[Path]:
+    """Delivery logs and fidelity ratings (:mod:`effectstudy.synth_integrity`) as exports.
+
+    Written where ``layout: delivery`` / ``layout: fidelity_ratings`` source files
+    declare them, with the declared column names (atomic, 0600, formula cells escaped).
+    The logs belong to the score exports' clients: client ``k`` of the simulated logs of
+    a programme takes the id of its ``k``-th client, and weeks after her time in care
+    (rounded up) are not written, so the logs link to the scores and pass the
+    time-in-care check.
+    """
+    from effectstudy._io import atomic_write_bytes, csv_bytes
+    from effectstudy.synth_integrity import generate_integrity
+
+    wanted = [sf for prog in sorted(d.sources) for sf in d.sources[prog].files
+              if sf.layout in INTEGRITY_LAYOUTS]
+    if not wanted:
+        return []
+    counts = clients.groupby("programme").size()
+    sim = generate_integrity(d, seed=seed, n_clients={p: max(int(counts.get(p, 0)), 2)
+                                                      for p in d.programmes})
+    logs = sim.logs_raw.astype({"client_id": object})
+    for prog, own in clients.groupby("programme", sort=False):
+        ids = list(dict.fromkeys(logs.loc[logs["programme"] == prog, "client_id"]))
+        new = dict(zip(ids, own["client_id"], strict=False))
+        weeks = dict(zip(own["client_id"], np.ceil(own["weeks_in_care"].astype(float)),
+                         strict=True))
+        sel = logs["programme"] == prog
+        logs.loc[sel, "client_id"] = logs.loc[sel, "client_id"].map(new)
+        logs = logs[~sel | (logs["week"] <= logs["client_id"].map(weeks).fillna(-1))]
+    written = []
+    for sf in wanted:
+        frame = logs if sf.layout == "delivery" else sim.ratings
+        part = frame[frame["programme"] == sf.programme]
+        names = dict(sf.columns)
+        if sf.layout == "delivery":
+            names["client_id"] = sf.client_id
+        part = part[list(names)].rename(columns=names)
+        written.append(atomic_write_bytes(out / sf.path, csv_bytes(part)))
+    return written

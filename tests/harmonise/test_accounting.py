@@ -49,7 +49,7 @@ def test_rows_in_equals_out_plus_rejected_per_file(synth_run, dictionary):
     out = h.table.groupby("source_file").size()
     rej = h.rejections.groupby("file")["scores"].sum()
     by_name = {f.path: f for s in dictionary.sources.values() for f in s.files}
-    assert len(acc) == len(synth.files) == 8
+    assert len(acc) == len(synth.files) == 8 + 12  # score exports + 6 x (delivery log, ratings)
     for rec in acc.to_dict("records"):
         assert rec["rows_out"] == out.get(rec["file"], 0)
         assert rec["rows_rejected"] == rej.get(rec["file"], 0)

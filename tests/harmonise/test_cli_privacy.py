@@ -50,7 +50,7 @@ def test_no_identifier_in_any_output_or_console(demo, tmp_path):
     values = sorted(set(ids["value"].astype(str)))
     assert len(values) > 100
     written = [p for p in (out / "harmonised").rglob("*") if p.is_file()]
-    assert len(written) == 11
+    assert len(written) == 15  # 7 frames x parquet, csv + provenance.json
     texts = {p.name: p.read_bytes().decode("latin-1") for p in written}
     # text files also as UTF-8 (names with diacritics)
     for p in written:

@@ -195,7 +195,7 @@ def test_each_bad_event_is_a_log_row_with_its_reason(bad_events):
 def test_no_identifier_in_written_files_or_log(bad_events, tmp_path):
     h, _ = bad_events
     written = h.write(tmp_path / "out", format=("parquet", "csv"))
-    assert len(written) == 11
+    assert len(written) == 15  # 7 frames x parquet, csv + provenance.json
     secrets = [*NAMES, *(n.split()[1] for n in NAMES), *BSNS, *BIRTHS, *RAW_IDS,
                *(f"{b[8:10]}-{b[5:7]}-{b[:4]}" for b in BIRTHS)]
     for p in written:

@@ -5,14 +5,18 @@ header, a notes sheet, Dutch headers, identifier columns (a name, a birth date a
 column that mentions a name), an end-of-care column, texts for "not measured" and five
 defects. It copies the shipped dictionary, adds the programme and its source as the docs
 describe (``docs/dictionary.md``), and harmonises the export together with the six demo
-programmes' synthetic exports through the CLI with ``--dictionary``.
+programmes' synthetic exports through the CLI with ``--dictionary``; from the harmonised
+folder it builds the public report with ``effectstudy report --dictionary``.
 
 Every expected number below is counted from the rows the test writes, not by the package.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import html
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -253,7 +257,9 @@ def test_rows_in_equal_table_plus_log(run):
     assert int(_brug(h.rejections)["scores"].sum()) == 8
     # the whole run adds up too
     assert h.accounting["rows_in"].sum() == len(h.table) + h.rejections["scores"].sum()
-    stray = h.accounting[h.accounting["file"] == STRAY].iloc[0]
+    # written files refer to the stray file by position and extension, never by name
+    assert STRAY not in set(h.accounting["file"])
+    stray = h.accounting[h.accounting["file"] == "undescribed file 1 (.xlsx)"].iloc[0]
     assert stray["status"].startswith("not described in the dictionary")
     assert EXPORT in stray["status"] and stray["rows_in"] == 0
     summ = h.summary().set_index("programme").loc[PROG]
@@ -292,7 +298,7 @@ def test_no_identifier_in_any_output_or_the_console(run):
     ids = _identifiers()
     texts = {p.name: p.read_bytes().decode("utf-8", "replace")
              for p in run["out"].rglob("*") if p.is_file()}
-    assert len(texts) == 11  # 5 frames x parquet, csv + provenance.json
+    assert len(texts) == 15  # 7 frames x parquet, csv + provenance.json
     texts["console"] = run["res"].output + run["strict"].output
     for name, text in texts.items():
         low = text.lower()
@@ -343,7 +349,7 @@ def test_library_warns_about_the_stray_file_and_strict_refuses(run, tmp_path):
     d = load_dictionary(run["dict"])
     with pytest.warns(UndescribedFileWarning, match=r"de_brug_rom \(kopie\)\.xlsx"):
         h = harmonise(folder, d, key=KEY)
-    assert h.provenance["undescribed_files"] == [{"file": STRAY,
+    assert h.provenance["undescribed_files"] == [{"file": "undescribed file 1 (.xlsx)",
                                                   "nearest_declared_path": EXPORT}]
     assert {a["programme"] for a in h.provenance["absent_sources"]} == set(d.programmes) - {PROG}
     with pytest.raises(HarmoniseError, match="strict"):
@@ -405,3 +411,120 @@ def test_a_merged_cell_counts_for_its_top_left_cell_only(run, tmp_path):
     assert "occasion label is missing" in row4.iloc[0]["reason"]
     assert int(row4.iloc[0]["scores"]) == 2
     assert (h.table["source_row"] == 3).sum() == 2
+
+
+
+# -- the public report with --dictionary (issue 14, "Done when") ------------------------
+THRESHOLD = 5  # the demo spec's suppression threshold (asserted in the fixture)
+END_COLUMNS = ["completed care", "absconded", "transferred", "unknown (not recorded)"]
+#: counts below the threshold written out in text (the patterns of
+#: tests/privacy/test_attack_report.py, which is a test module and not imported here)
+_SMALL, _NOT_MORE = "[0-4]", r"(?![\d]|[.,]\d)"
+_WORDS = r"(?:clients?|girls?|cases?|meisjes|cliënten|cliënt|respondents?|children)"
+_DESIGN = r"(?!(?-i:(?<=N=1))(?:-[a-zA-Z]| design| multiple))"
+SMALL_COUNTS = [
+    re.compile(rf"\bn\s*=\s*{_SMALL}{_NOT_MORE}{_DESIGN}", re.I),
+    re.compile(rf"\(\s*n\s*=\s*{_SMALL}\s*\)", re.I),
+    re.compile(rf"\b{_SMALL}{_NOT_MORE} {_WORDS}\b", re.I),
+    re.compile(rf"\b(?:zero|one|two|three|four|een|twee|drie|vier) {_WORDS}\b", re.I),
+    re.compile(rf"fewer than \d+ to {_SMALL}{_NOT_MORE}", re.I),
+    re.compile(rf"\bto {_SMALL}{_NOT_MORE} {_WORDS}", re.I),
+]
+
+
+def _small_counts(text: str) -> list[str]:
+    text = re.sub(r"\s+", " ", text.replace("\u00a0", " "))
+    return [m.group(0) for p in SMALL_COUNTS for m in p.finditer(text)]
+
+
+def _visible_text(page: str) -> str:
+    page = re.sub(r'src="data:[^"]*"', "", page)
+    page = re.sub(r"<style.*?</style>", " ", page, flags=re.S)
+    return html.unescape(re.sub(r"<[^>]+>", " ", page))
+
+
+def _flow_table(page: str) -> list[dict[str, str]]:
+    section = re.split(r'<h2 id="flow">', page)[1].split("<h2 ")[0]
+    tables = re.findall(r"<table.*?</table>", section, flags=re.S)
+    assert len(tables) == 1
+    heads = [html.unescape(h) for h in re.findall(r"<th>(.*?)</th>", tables[0])]
+    rows = [[html.unescape(c).strip() for c in re.findall(r"<td>(.*?)</td>", r, flags=re.S)]
+            for r in re.findall(r"<tr>(.*?)</tr>", tables[0], flags=re.S)[1:]]
+    return [dict(zip(heads, r, strict=True)) for r in rows]
+
+
+@pytest.fixture(scope="module")
+def public_report(run):
+    """``effectstudy report --data ... --dictionary ...`` (public) on the seven programmes.
+
+    The CLI has no option to skip the PDF, so the report is built once for the module,
+    with the demo spec made cheaper (fewer power runs and imputations)."""
+    import yaml
+
+    from effectstudy.report import DEMO_SPEC
+
+    assert DEMO_SPEC["suppression"]["threshold"] == THRESHOLD
+    spec = copy.deepcopy(DEMO_SPEC)
+    spec["power"]["nsim"] = 10
+    spec["dropout"].update(m=2, burn_in=20, thin=2)
+    spec_path = run["base"] / "ANALYSIS.yaml"
+    spec_path.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    out = run["base"] / "report"
+    res = run["runner"].invoke(app, ["report", "--data", str(run["out"]), "--out", str(out),
+                                     "--dictionary", str(run["dict"]), "--spec", str(spec_path),
+                                     "--audience", "public"], env=run["env"])
+    assert res.exit_code == 0, res.output
+    (page,) = out.glob("*.html")
+    return {"res": res, "out": out, "html": page.read_text(encoding="utf-8")}
+
+
+@pytest.mark.slow  # builds the report and its PDF once (about 25 s of CPU)
+def test_public_report_shows_the_new_programme_and_its_end_reasons(run, public_report):
+    flow = {row["programme"]: row for row in _flow_table(public_report["html"])}
+    assert "De Brug" in flow  # the name from the programme entry the test added
+    assert len(flow) == 8  # seven programmes and the total
+    for column in END_COLUMNS:
+        # De Brug: 3 completed, 1 absconded, 1 transferred, 1 unknown: all suppressed
+        assert flow["De Brug"][column] == f"<{THRESHOLD}", column
+    # the demo programmes' end reasons from the harmonised clients table, De Brug's from
+    # the rows the test wrote: the published totals include the new programme
+    h = read_harmonised(run["out"], run["dict"])
+    demo = h.clients[h.clients["programme"] != PROG]["end_reason"].value_counts()
+    brug = pd.Series(ENDS).map(
+        {"Afgerond": "completed", "Weggelopen": "absconded", "Overgeplaatst": "transferred",
+         None: "unknown"}).value_counts()
+    total = flow["Total"]
+    for column, reason in zip(END_COLUMNS, ["completed", "absconded", "transferred", "unknown"],
+                              strict=True):
+        expected = int(demo.get(reason, 0) + brug.get(reason, 0))
+        shown = total[column]
+        if re.fullmatch(r"\d+", shown):
+            assert int(shown) == expected >= THRESHOLD, column
+        else:
+            assert shown in (f"<{THRESHOLD}", "x"), column
+            assert shown == "x" or expected < THRESHOLD, column
+    assert int(total["completed care"]) == int(demo["completed"]) + 3
+
+
+@pytest.mark.slow  # builds the report and its PDF once (about 25 s of CPU)
+def test_public_report_holds_no_identifier_and_no_small_count(run, public_report):
+    page = public_report["html"]
+    # without the embedded images: base64 text holds short names like "Iris" by chance
+    low = re.sub(r'src="data:[^"]*"', "", page).lower()
+    assert len(low) < len(page) / 2  # the figures were there and are gone
+    for value in _identifiers():
+        assert value.lower() not in low, value
+    for word in ("thuissituatie", "peildatum", "toelichting", "de_brug_rom"):
+        assert word not in low, word
+    # not even the pseudonyms of the new programme's clients (a public report)
+    h = read_harmonised(run["out"], run["dict"])
+    pseudonyms = h.clients.loc[h.clients["programme"] == PROG, "client"].astype(str)
+    assert len(pseudonyms) == 6
+    assert not [p for p in pseudonyms if p.lower() in low]
+    text = _visible_text(page)
+    alts = " ".join(html.unescape(a) for a in re.findall(r'alt="([^"]*)"', page))
+    assert "De Brug" in text and "unknown (not recorded)" in text
+    assert _small_counts(text) == [] and _small_counts(alts) == []
+    # the grep does catch what it looks for
+    assert sorted(_small_counts("only 2 girls (n=3)")) == ["(n=3)", "2 girls", "n=3"]
+    assert "Traceback" not in public_report["res"].output

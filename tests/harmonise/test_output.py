@@ -48,7 +48,8 @@ def test_write_and_read_back(synth_run, tmp_path, fmt, dictionary):
     _, h, _ = synth_run
     written = h.write(tmp_path / "out", format=fmt)
     assert {p.name for p in written} == {f"{n}.{fmt}" for n in
-                                        ("table", "clients", "rejections", "accounting", "events")} | {
+                                        ("table", "clients", "rejections", "accounting", "events",
+                                         "delivery", "fidelity_ratings")} | {
         "provenance.json"}
     back = read_harmonised(tmp_path / "out", dictionary)
     pd.testing.assert_frame_equal(h.table, back.table, check_dtype=False)
@@ -179,10 +180,11 @@ def test_provenance_records_rows_size_and_hash_of_every_file(small, tmp_path):
     written = small.write(out, format=("parquet", "csv"))
     prov = json.loads((out / "provenance.json").read_text())
     data_files = sorted(p.name for p in written if p.name != "provenance.json")
-    assert sorted(prov["files"]) == data_files and len(data_files) == 10
+    assert sorted(prov["files"]) == data_files and len(data_files) == 14
     expected_rows = {"table": len(small.table), "clients": len(small.clients),
                      "rejections": len(small.rejections), "accounting": len(small.accounting),
-                     "events": len(small.events)}
+                     "events": len(small.events), "delivery": len(small.delivery),
+                     "fidelity_ratings": len(small.fidelity_ratings)}
     assert expected_rows["table"] == 30 and expected_rows["clients"] == 3
     for name, meta in prov["files"].items():
         data = (out / name).read_bytes()
@@ -280,7 +282,7 @@ def test_both_formats_read_the_parquet_and_verify_it(small, tmp_path, monkeypatc
     monkeypatch.setattr(pd, "read_parquet", spy)
     monkeypatch.setattr(pd, "read_csv", lambda *a, **k: pytest.fail("csv read"))
     back = read_harmonised(out)
-    assert len(read) == 5 and len(back.table) == 30
+    assert len(read) == 7 and len(back.table) == 30
 
 
 def test_folder_without_file_hashes_is_refused(small, tmp_path):

@@ -343,7 +343,7 @@ def test_outputs_are_0600_in_a_0700_folder(raw, tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o700
-    assert len(written) == 11
+    assert len(written) == 15  # 7 frames x parquet, csv + provenance.json
     assert {stat.S_IMODE(p.stat().st_mode) for p in written} == {0o600}
 
 
@@ -366,7 +366,7 @@ def test_what_held_still_holds(raw, tmp_path):
     harmonise(raw, key=KEY).write(tmp_path / "a", format=("parquet", "csv"))
     harmonise(raw, key=KEY).write(tmp_path / "b", format=("parquet", "csv"))
     names = [p.name for p in (tmp_path / "a").iterdir() if p.name != "provenance.json"]
-    assert len(names) == 10
+    assert len(names) == 14
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     prov = [json.loads((tmp_path / x / "provenance.json").read_text()) for x in "ab"]

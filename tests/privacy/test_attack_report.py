@@ -168,15 +168,15 @@ def _build_attack(public) -> tuple[Attack, dict]:
     at = Attack()
     flow = _flow(tables)
     heads = flow["heads"]
-    ref, inc, comp, absc, trans, ana = heads[1:7]
-    assert ref.startswith("referred") and ana.startswith("analysed")
+    ref, inc, comp, absc, trans, unk, ana = heads[1:8]
+    assert ref.startswith("referred") and ana.startswith("analysed") and unk.startswith("unknown")
     f = {}
     for row in flow["rows"]:
         prog = row["programme"]
         f[prog] = {h: at.cell(row[h], f"flow {prog} {h}") for h in heads[1:]}
     progs = [p for p in f if p != "Total"]
     for p in f:
-        at.equal([f[p][comp], f[p][absc], f[p][trans]], [f[p][ref]])
+        at.equal([f[p][comp], f[p][absc], f[p][trans], f[p][unk]], [f[p][ref]])
         at.at_most([f[p][inc]], [f[p][ref]])
         at.at_most([f[p][ana]], [f[p][inc]])
     for h in heads[1:]:
@@ -287,7 +287,8 @@ def test_hidden_cells_are_labelled_honestly(public):
         true[prog.short_name or prog.name] = {
             flow["heads"][1]: len(g), "completed care": int(ends.get("completed", 0)),
             "absconded": int(ends.get("absconded", 0)),
-            "transferred": int(ends.get("transferred", 0))}
+            "transferred": int(ends.get("transferred", 0)),
+            "unknown (not recorded)": int(ends.get("unknown", 0))}
     true["Total"] = {k: sum(v[k] for v in true.values()) for k in next(iter(true.values()))}
     checked = 0
     for row in flow["rows"]:
@@ -413,9 +414,9 @@ def _dossier_attack(d: dict) -> Attack:
     (flow,) = tables["flow"]
     heads = flow["heads"]
     (row,) = flow["rows"]
-    f = {h: at.cell(row[h], f"flow {h}") for h in heads[1:7]}
-    ref, inc, comp, absc, trans, ana = (f[h] for h in heads[1:7])
-    at.equal([comp, absc, trans], [ref])
+    f = {h: at.cell(row[h], f"flow {h}") for h in heads[1:8]}
+    ref, inc, comp, absc, trans, unk, ana = (f[h] for h in heads[1:8])
+    at.equal([comp, absc, trans, unk], [ref])
     at.at_most([inc], [ref])
     at.at_most([ana], [inc])
     for tab in tables.get("change", []):

@@ -37,6 +37,7 @@ SCRIPT = textwrap.dedent('''
     import json, sys
     import effectstudy.change, effectstudy.multilevel, effectstudy.sced, effectstudy.power
     import effectstudy.multilevel.lmm, effectstudy.multilevel.trends, effectstudy.multilevel.robust
+    import effectstudy.survival, effectstudy.missing, effectstudy.fidelity
 
     def boom(*args, **kwargs):
         raise RuntimeError("a statistic was computed while rendering")
@@ -49,6 +50,19 @@ SCRIPT = textwrap.dedent('''
         effectstudy.change: ["reliable_change", "summary", "prepost"],
         effectstudy.sced: ["effect_sizes", "randomization_test", "design_check"],
         effectstudy.power: ["simulate"],
+        effectstudy.survival: ["kaplan_meier", "cox", "logrank", "cumulative_incidence",
+                               "event_rate"],
+        sys.modules["effectstudy.survival.kaplan_meier"]: ["kaplan_meier", "logrank"],
+        sys.modules["effectstudy.survival.cox"]: ["cox"],
+        effectstudy.missing: ["impute", "tipping_point", "analyse_imputed"],
+        sys.modules["effectstudy.missing.impute"]: ["impute", "analyse_imputed"],
+        sys.modules["effectstudy.missing.sensitivity"]: ["tipping_point"],
+        effectstudy.fidelity: ["adherence", "fidelity_score", "dose_response",
+                               "fidelity_moderator", "tailoring"],
+        sys.modules["effectstudy.fidelity.delivery"]: ["adherence"],
+        sys.modules["effectstudy.fidelity.score"]: ["fidelity_score"],
+        sys.modules["effectstudy.fidelity.dose"]: ["dose_response", "fidelity_moderator",
+                                                   "tailoring"],
     }
     for module, names in PATCH.items():
         for name in names:

@@ -32,13 +32,23 @@ import pandera.errors as pa_errors
 from effectstudy.dictionary import (
     CLIENT_SEXES,
     END_REASONS,
+    INTEGRITY_LAYOUTS,
     Dictionary,
     SourceFile,
     load_dictionary,
+    load_integrity,
     resolve_dictionary,
 )
 from effectstudy.errors import EffectStudyError, HarmoniseError, SourceError
 from effectstudy.harmonise.events import build_events, event_accounting, events_frame
+from effectstudy.harmonise.integrity import (
+    DELIVERY_COLUMNS,
+    RATINGS_COLUMNS,
+    build_integrity,
+    delivery_frame,
+    ratings_frame,
+    read_integrity,
+)
 from effectstudy.harmonise.log import RejectionLog
 from effectstudy.harmonise.mapping import FileResult, map_file
 from effectstudy.harmonise.pseudonym import (
@@ -129,6 +139,10 @@ class Harmonised:
     cells: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(CELLS_COLUMNS)),
                                 repr=False, compare=False)
     events: pd.DataFrame = field(default_factory=events_frame, repr=False, compare=False)
+    #: Delivery logs and fidelity ratings (:mod:`effectstudy.harmonise.integrity`).
+    delivery: pd.DataFrame = field(default_factory=delivery_frame, repr=False, compare=False)
+    fidelity_ratings: pd.DataFrame = field(default_factory=ratings_frame, repr=False,
+                                           compare=False)
 
     def __repr__(self) -> str:
         return (f"Harmonised({len(self.table)} scores, {len(self.clients)} clients, "
@@ -213,13 +227,16 @@ class Harmonised:
         if self.key_file is not None:
             check_key_file_location(self.key_file, [out])
         return write_frames(out, dict(zip(_FRAMES, (self.table, self.clients, self.rejections,
-                                                     self.accounting, self.events), strict=True)),
+                                                     self.accounting, self.events,
+                                                     self.delivery, self.fidelity_ratings),
+                                          strict=True)),
                             self.provenance, formats)
 
 
 #: The frames written by :meth:`Harmonised.write` (the per client x occasion ``cells``
 #: accounting is kept in memory only; its per-file totals are in ``accounting``).
-_FRAMES = ("table", "clients", "rejections", "accounting", "events")
+_FRAMES = ("table", "clients", "rejections", "accounting", "events", "delivery",
+           "fidelity_ratings")
 
 
 def _read_frame(folder: Path, name: str, str_cols: Iterable[str],
@@ -292,7 +309,12 @@ def read_harmonised(folder: str | Path, dictionary: Dictionary | str | Path | No
             provenance))
     else:  # written before events existed
         events = events_frame()
-    return Harmonised(table, clients, rejections, accounting, provenance, events=events)
+    integ = {name: make(_read_frame(folder, name, [c for c in cols if c not in (
+        "week", "delivered", "minutes", "score", "source_row")], provenance))
+        if any(f"{name}.{fmt}" in recorded for fmt in ("parquet", "csv")) else make()
+        for name, make, cols in (("delivery", delivery_frame, DELIVERY_COLUMNS),
+                                 ("fidelity_ratings", ratings_frame, RATINGS_COLUMNS))}
+    return Harmonised(table, clients, rejections, accounting, provenance, events=events, **integ)
 
 
 def dictionary_for(provenance: dict[str, Any] | str | Path,
@@ -645,10 +667,17 @@ def harmonise(
     if len(set(names)) != len(names):
         raise HarmoniseError("two inputs share a file name; pass one folder or distinct files")
     owners_by_pseudonym: dict[str, tuple[str, str, int]] = {}
+    integrity_results: list = []  # integrity hook: delivery logs and fidelity ratings
+    integ_d = None
     for i, (path, sf) in enumerate(inputs):
         if progress is not None:
             progress(path.name, i, len(inputs))
         raw = read_source(path, sf)
+        if sf.layout in INTEGRITY_LAYOUTS:
+            integ_d = integ_d or load_integrity(d)
+            integrity_results.append(read_integrity(raw, sf, integ_d, key_bytes, log, path.name))
+            results.append(FileResult(path.name, sf.programme))
+            continue
         owners = _row_owners(raw, sf, key_bytes)
         results.append(map_file(raw, sf, d, key_bytes, log, path.name))
         _check_collisions(owners_by_pseudonym, results[-1], owners)
@@ -659,6 +688,9 @@ def harmonise(
                          {p.name: sf.client_id for p, sf in inputs})
     clients_df = _build_clients(d, results, clients, table)
     events = build_events(d, [e for res in results for e in res.events], clients, log)
+    delivery, fid_ratings, integrity_acc = build_integrity(
+        integ_d, integrity_results,
+        {p.name: sf for p, sf in inputs}, clients_df, log)
     rejections = log.frame()
     accounting = _accounting(results, table, rejections, undescribed, events)
     cells = _cells(results, table)
@@ -681,9 +713,10 @@ def harmonise(
         "inputs": {p.name: {"programme": sf.programme, "file_id": sf.id, "sha256": _sha256(p)}
                    for p, sf in inputs},
         "ignored_files": len(undescribed),
-        # the user's own folder listing: export file names, not client data
-        "undescribed_files": [{"file": n, "nearest_declared_path": near}
-                              for n, near in undescribed],
+        # named on the console only: a stray file may be named after a client, so
+        # written files record its position and extension, never its name
+        "undescribed_files": [{"file": undescribed_label(k, n), "nearest_declared_path": near}
+                              for k, (n, near) in enumerate(undescribed, start=1)],
         "absent_sources": [{"programme": prog, "path": path} for prog, path in absent],
         "pseudonym_key_check": hmac.new(key_bytes, b"effectstudy key check",
                                         hashlib.sha256).hexdigest()[:12],
@@ -696,9 +729,11 @@ def harmonise(
                    "rejected": int(accounting["events_rejected"].sum()),
                    "absconding_recorded": sorted({res.programme for res in results
                                                   if res.absconding_columns})},
+        "integrity": integrity_acc,
     }
     return Harmonised(table, clients_df, rejections, accounting, provenance,
-                      key_file=used_key_file, cells=cells, events=events)
+                      key_file=used_key_file, cells=cells, events=events, delivery=delivery,
+                      fidelity_ratings=fid_ratings)
 
 
 def _build_table(d: Dictionary, results: list[FileResult], clients: dict, log: RejectionLog,
@@ -859,6 +894,18 @@ def _build_clients(d: Dictionary, results: list[FileResult], clients: dict,
     return df.sort_values(["programme", "client"], kind="mergesort").reset_index(drop=True)
 
 
+def undescribed_label(k: int, name: str) -> str:
+    """How written files refer to the k-th undescribed file: position and extension only.
+
+    The console warning names the file (it is the user's own folder listing); anything
+    written (accounting, provenance) does not, because a stray file may be named after a
+    client (``verslag Mila Vos.docx``).
+    """
+    ext = Path(name).suffix.lower()
+    ext = ext if ext and len(ext) <= 8 and ext[1:].isalnum() else "no extension"
+    return f"undescribed file {k} ({ext})"
+
+
 def _accounting(results: list[FileResult], table: pd.DataFrame, rejections: pd.DataFrame,
                 undescribed: Sequence[tuple[str, str | None]] = (),
                 events: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -882,8 +929,8 @@ def _accounting(results: list[FileResult], table: pd.DataFrame, rejections: pd.D
                      "cells_read": res.cells_read, "cells_empty": res.cells_empty,
                      "rows_in": res.rows_in, "rows_out": r_out, "rows_rejected": r_rej,
                      "events_in": res.events_in, "events_out": e_out, "events_rejected": e_rej})
-    for name, near in undescribed:
-        rows.append({"programme": None, "file": name,
+    for k, (name, near) in enumerate(undescribed, start=1):
+        rows.append({"programme": None, "file": undescribed_label(k, name),
                      "status": f"{NOT_DESCRIBED} (nearest declared path: {near})",
                      "cells_read": 0, "cells_empty": 0, "rows_in": 0, "rows_out": 0,
                      "rows_rejected": 0, "events_in": 0, "events_out": 0,

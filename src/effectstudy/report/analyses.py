@@ -36,7 +36,10 @@ FIGURE_DPI = 150
 
 #: Reliable-change categories in report order (as :mod:`effectstudy.change` names them).
 CATEGORIES = ("recovered", "improved", "unchanged", "deteriorated")
-FLOW_COLUMNS = ("referred", "included", "completed", "absconded", "transferred", "analysed")
+#: The flow columns; end of care is completed, absconded, transferred or unknown (not
+#: recorded), and the four add up to the referred clients.
+FLOW_COLUMNS = ("referred", "included", "completed", "absconded", "transferred", "unknown",
+                "analysed")
 
 
 def _pretty(value: Any) -> Any:
@@ -228,6 +231,8 @@ def sample_flow(ctx: Context) -> Section:
         table.loc[total] = counts.sum()
     if ctx.public:
         table = _suppress_flow(table, ctx.threshold, ctx.suppress_zero, total)
+        if ctx.programme is not None:
+            table = _as_in_the_joint_flow(ctx, table, labels, total)
     ctx.published["flow"] = table.copy()
     table.index.name = t("col.programme")
     sec.table(table.reset_index(), t("flow.caption") + " " + (
@@ -241,11 +246,35 @@ def sample_flow(ctx: Context) -> Section:
     return sec
 
 
+def _as_in_the_joint_flow(ctx: Context, row: pd.DataFrame, labels: dict[str, str],
+                          total: str) -> pd.DataFrame:
+    """A dossier's flow row, hiding every cell the cross-programme report hides too.
+
+    The dossiers and the cross-programme report are published together: a cell the
+    report hides (``<5``, or ``x`` as a partner) but a dossier printed would let a reader
+    subtract it from the report's totals. So the suppression pattern of the full table
+    (every programme and the Total row) is computed here exactly as the report computes
+    it, and the dossier hides the union of that pattern and its own.
+    """
+    full = ctx.frame("flow", own=False)
+    counts = pd.DataFrame({labels[c]: full[c].astype(int).to_numpy() for c in FLOW_COLUMNS},
+                          index=[ctx.programme_name(p) for p in full["programme"]])
+    counts.loc[total] = counts.sum()
+    joint = _suppress_flow(counts, ctx.threshold, ctx.suppress_zero, total)
+    name = ctx.programme_name(ctx.programme)
+    out = row.astype(object).copy()
+    for col in out.columns:
+        mark = joint.loc[name, col]
+        if isinstance(mark, str) and not isinstance(out.loc[name, col], str):
+            out.loc[name, col] = mark
+    return out
+
+
 def _suppress_flow(table: pd.DataFrame, threshold: int, suppress_zero: bool,
                    total: str) -> pd.DataFrame:
     """Suppress the flow table with its real additive relations and bounds.
 
-    Per programme, completed + absconded + transferred = referred, and analysed <=
+    Per programme, completed + absconded + transferred + unknown = referred, and analysed <=
     included <= referred; every column adds up to the Total row (when there is
     one). The pattern is audited by integer programming
     (:func:`~effectstudy.report.suppression.protect`): no hidden cell is left with
@@ -255,14 +284,14 @@ def _suppress_flow(table: pd.DataFrame, threshold: int, suppress_zero: bool,
     progs = [p for p in table.index if p != total]
     cols = list(table.columns)
     values = {(r, c): float(table.loc[r, c]) for r in table.index for c in cols}
-    ends = cols[2:5]
+    ends = cols[2:6]
     rows = list(table.index)
     lines = [([(r, c) for c in ends], (r, cols[0])) for r in rows
              if sum(values[(r, c)] for c in ends) == values[(r, cols[0])]]
     if total in table.index:
         lines += [([(r, c) for r in progs], (total, c)) for c in cols]
     leq = [((r, cols[1]), (r, cols[0])) for r in rows]
-    leq += [((r, cols[5]), (r, cols[1])) for r in rows]
+    leq += [((r, cols[6]), (r, cols[1])) for r in rows]
     leq = [(a, b) for a, b in leq if values[a] <= values[b]]
     sup = protect(values, lines, threshold=threshold, suppress_zero=suppress_zero, leq=leq)
     out = table.astype(object)
@@ -289,10 +318,10 @@ def _flow_figure(totals: dict[str, Any]):
         ax.set_ylim(0, 1)
         ax.axis("off")
         x = 0.3
-        for y, k in ((0.88, keys[0]), (0.58, keys[1]), (0.1, keys[5])):
+        for y, k in ((0.88, keys[0]), (0.58, keys[1]), (0.1, keys[6])):
             ax.text(x, y, f"{k}\nn = {totals[k]}", ha="center", va="center", bbox=box)
         head = t("flow.end_of_care").replace(" ", r"\ ")
-        side = rf"$\bf{{{head}}}$" + "\n" + "\n".join(f"{k}: n = {totals[k]}" for k in keys[2:5])
+        side = rf"$\bf{{{head}}}$" + "\n" + "\n".join(f"{k}: n = {totals[k]}" for k in keys[2:6])
         ax.text(0.66, 0.34, side, ha="left", va="center", bbox=box, linespacing=1.5)
         arrow = dict(arrowstyle="-|>", color=GREY, lw=1.2, shrinkA=0, shrinkB=0)
         ax.annotate("", xy=(x, 0.69), xytext=(x, 0.77), arrowprops=arrow)
@@ -743,7 +772,7 @@ def _trajectory_figure(ctx: Context, coefs: pd.DataFrame, pred: pd.DataFrame | N
         ax.set_xlabel(t("axis.weeks"))
         ax.set_ylabel(t("axis.z"))
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=3, borderaxespad=0)
-        _locale_axes(ax)
+        locale_axes(ax)
     return fig
 
 
@@ -849,7 +878,7 @@ def _characteristics(ctx: Context, slopes: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _locale_axes(ax) -> None:
+def locale_axes(ax) -> None:
     """Numeric tick labels with the report's decimal separator (a comma in Dutch);
     axes with their own labels (programme names) are left alone."""
     from matplotlib.ticker import FuncFormatter, ScalarFormatter
@@ -882,7 +911,7 @@ def _forest_figure(ctx: Context, part: pd.DataFrame, construct: str):
         ax.set_yticks(range(len(part)))
         ax.set_yticklabels([ctx.programme_name(p) for p in part["programme"]])
         ax.set_xlabel(t("axis.slope", construct=_pretty(construct)))
-        _locale_axes(ax)
+        locale_axes(ax)
     return fig
 
 
@@ -918,27 +947,17 @@ def follow_up_section(ctx: Context) -> Section:
 # Dropout (time to the end reason the spec names)
 # --------------------------------------------------------------------------- #
 def dropout_section(ctx: Context) -> Section:
-    meta = ctx.meta.get("dropout", {})
-    event = _pretty_end(meta.get("event", "absconded"))
-    sec = Section("dropout", t("dropout.title", event=event))
-    km = ctx.frame("dropout_km")
-    if km.empty:
-        sec.text(t("dropout.none"))
-        return sec
-    if ctx.public:
-        # a Kaplan-Meier step is one girl's dropout time; a median is one girl's time too
-        sec.text(t("dropout.public_only", event=event))
-    else:
-        med = ctx.frame("dropout_median")
-        shown = pd.DataFrame({t("col.programme"): med["programme"].map(ctx.programme_name),
-                              t("col.median_weeks"): [num(m, 1) if m == m else
-                                                      t("dropout.not_reached")
-                                                      for m in med["median"]]})
-        sec.table(shown, t("dropout.median_caption", event=event))
-        sec.figure(_km_figure(ctx, km), t("dropout.figure", event=event))
-    sec.methods.append(t("dropout.methods", event=event))
-    sec.references.append(t("ref.kaplan_meier"))
-    return sec
+    """Dropout and safety (issue 13): rendered by :mod:`effectstudy.report.dropout`."""
+    from effectstudy.report.dropout import dropout_section as render
+
+    return render(ctx)
+
+
+def integrity_section(ctx: Context) -> Section:
+    """Programme integrity (issue 12): rendered by :mod:`effectstudy.report.integrity`."""
+    from effectstudy.report.integrity import integrity_section as render
+
+    return render(ctx)
 
 
 def _pretty_end(reason: str) -> str:
@@ -964,7 +983,7 @@ def _km_figure(ctx: Context, km: pd.DataFrame):
         ax.set_xlabel(t("axis.weeks_in_care"))
         ax.set_ylabel(t("axis.still_in_care"))
         ax.legend(loc="lower left", fontsize=8)
-        _locale_axes(ax)
+        locale_axes(ax)
     return fig
 
 
@@ -1187,6 +1206,8 @@ def run_sections(results: Any, audience: str, programme: str | None = None) -> l
             sections.append(slopes_section(ctx))
         if "dropout" in have:
             sections.append(dropout_section(ctx))
+        if "integrity" in have:
+            sections.append(integrity_section(ctx))
         if "power" in have:
             sections.append(power_section(ctx))
         sections.append(scribe_checklist())
@@ -1203,6 +1224,8 @@ def run_sections(results: Any, audience: str, programme: str | None = None) -> l
         sections.append(follow_up_section(ctx))
     if "dropout" in have:
         sections.append(dropout_section(ctx))
+    if "integrity" in have:
+        sections.append(integrity_section(ctx))
     sections.append(recognition_section(ctx))
     sections.append(scribe_checklist())
     sections.append(limitations_section(ctx))

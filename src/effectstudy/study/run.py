@@ -30,7 +30,10 @@ _PACKAGES = ("numpy", "scipy", "pandas", "statsmodels", "pingouin", "matplotlib"
              "pandera")
 
 #: Columns of the per-programme flow counts (code names; the renderer labels them).
-FLOW_COLUMNS = ("referred", "included", "completed", "absconded", "transferred", "analysed")
+#: The flow columns; end of care is completed, absconded, transferred or unknown (not
+#: recorded), and the four add up to the referred clients.
+FLOW_COLUMNS = ("referred", "included", "completed", "absconded", "transferred", "unknown",
+                "analysed")
 
 
 def _messages(caught: list[warnings.WarningMessage]) -> list[str]:
@@ -116,7 +119,10 @@ def flow_counts(table: pd.DataFrame, clients: pd.DataFrame, pre: str, post: str)
         rows.append({"programme": pid, "referred": len(grp), "included": int(included),
                      "completed": int(ends.get("completed", 0)),
                      "absconded": int(ends.get("absconded", 0)),
-                     "transferred": int(ends.get("transferred", 0)), "analysed": analysed})
+                     "transferred": int(ends.get("transferred", 0)),
+                     "unknown": int(len(grp) - ends.reindex(
+                         ["completed", "absconded", "transferred"]).fillna(0).sum()),
+                     "analysed": analysed})
     return pd.DataFrame(rows, columns=["programme", *FLOW_COLUMNS])
 
 
@@ -411,29 +417,22 @@ def _power(spec: dict[str, Any], frames: dict[str, pd.DataFrame], meta: dict[str
                      "ddf": des.get("ddf", "satterthwaite"), "alpha": ps.get("alpha", 0.05)}
 
 
-def _dropout(clients: pd.DataFrame, spec: dict[str, Any], frames: dict[str, pd.DataFrame],
-             meta: dict[str, Any]) -> None:
-    """Time to dropout (issue 13): Kaplan-Meier curves of the weeks in care per programme,
-    the event being the end reason the spec names (default ``absconded``), other ends
-    censored (Kaplan & Meier 1958; Greenwood 1926)."""
-    from effectstudy import survival
+def _dropout(table: pd.DataFrame, clients: pd.DataFrame, data: Any, spec: dict[str, Any],
+             frames: dict[str, pd.DataFrame], meta: dict[str, Any]) -> None:
+    """Dropout and safety (issue 13): see :func:`effectstudy.study.dropout.dropout`."""
+    from effectstudy.study.dropout import dropout
 
-    event = str(spec.get("dropout", {}).get("event", "absconded"))
-    d = clients[["programme", "weeks_in_care", "end_reason"]].dropna(subset=["weeks_in_care"])
-    d = d[d["weeks_in_care"] > 0].assign(event=lambda x: (x["end_reason"] == event).astype(int))
-    km = survival.kaplan_meier(d, time="weeks_in_care", event="event", by="programme")
-    frames["dropout_km"] = km.to_frame()
-    frames["dropout_median"] = survival.median_survival(km)
-    meta["dropout"] = {"status": "ok", "event": event, "module": "effectstudy.survival"}
+    dropout(table, clients, getattr(data, "events", None),
+            data if hasattr(data, "events") else None, spec, frames, meta)
 
 
-def _hooks(spec: dict[str, Any], meta: dict[str, Any]) -> None:
-    """Integrity (issue 12): a section the spec may ask for; the hook is in place (spec key,
-    a section in the results) and is filled when :mod:`effectstudy.fidelity` gets a
-    study-level entry point on harmonised data (its delivery logs and ratings are not
-    part of the harmonised table yet)."""
-    if "integrity" in spec:
-        meta["integrity"] = {"status": "not_wired", "module": "effectstudy.fidelity"}
+def _integrity(table: pd.DataFrame, data: Any, dd: Dictionary, spec: dict[str, Any],
+               frames: dict[str, pd.DataFrame], meta: dict[str, Any], seed: int) -> None:
+    """Programme integrity (issue 12): see :func:`effectstudy.study.integrity.integrity`."""
+    from effectstudy.study.integrity import integrity
+
+    integrity(getattr(data, "delivery", None), getattr(data, "fidelity_ratings", None), table,
+              dd, spec, frames, meta, seed=seed)
 
 
 # --------------------------------------------------------------------------- #
@@ -476,9 +475,13 @@ def run(spec: str | Path | dict[str, Any] | None, data: Any, *,
         randomization tests and WWC design checks (Kratochwill et al. 2010) per
         programme, the growth model (Kenward & Roger 1997), per-programme slopes per
         construct with KR intervals and their CR2 check (Pustejovsky & Tipton 2018),
-        simulated power and, when the spec asks for ``dropout``, Kaplan-Meier curves of
-        the time to dropout per programme (Kaplan & Meier 1958). ``save``/``load`` keep
-        them without recomputing. ``integrity`` is accepted as a hook (not yet computed).
+        simulated power and, when the spec asks for ``dropout``, the dropout and safety
+        section (:func:`effectstudy.study.dropout.dropout`: time to first absconding,
+        competing events, absconding rates, Cox, the growth result under multiple
+        imputation and the tipping point). ``save``/``load`` keep
+        them without recomputing. With ``integrity`` in the spec: adherence, dose,
+        fidelity score, dose-response, tailoring and the fidelity moderator
+        (:mod:`effectstudy.study.integrity`).
 
     References
     ----------
@@ -489,6 +492,10 @@ def run(spec: str | Path | dict[str, Any] | None, data: Any, *,
     """
     dd = dictionary if dictionary is not None else load_dictionary()
     spec_dict = validate_spec(spec) if isinstance(spec, dict) else load_spec(spec)
+    if isinstance(data, str | Path):  # read once: the dropout section needs its events too
+        from effectstudy.harmonise import read_harmonised
+
+        data = read_harmonised(data, dd)
     table, clients, upstream = _load_data(data, dd)
     seed = int(spec_dict.get("seed", 2026))
     cs = spec_dict.get("change", {})
@@ -533,7 +540,9 @@ def run(spec: str | Path | dict[str, Any] | None, data: Any, *,
         _power(spec_dict, frames, meta)
         meta["sections"].append("power")
     if "dropout" in spec_dict and {"weeks_in_care", "end_reason"} <= set(clients.columns):
-        _dropout(clients, spec_dict, frames, meta)
+        _dropout(table, clients, data, spec_dict, frames, meta)
         meta["sections"].append("dropout")
-    _hooks(spec_dict, meta)
+    if "integrity" in spec_dict:
+        _integrity(table, data, dd, spec_dict, frames, meta, seed)
+        meta["sections"].append("integrity")
     return StudyResults(spec=spec_dict, frames=frames, meta=meta)

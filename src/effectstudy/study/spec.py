@@ -21,8 +21,16 @@ Example (the demo's spec, :data:`DEMO_SPEC`)::
       formula: "z ~ week * programme + (1 + week | client)"
       ddf: kenward-roger
     follow_up: {occasions: [follow_up_3m, follow_up_6m, follow_up_12m]}
-    integrity: {}                         # hook (issue 12): effectstudy.fidelity
-    dropout: {event: absconded}           # time to dropout per programme (effectstudy.survival)
+    integrity:                            # programme integrity (issue 12): effectstudy.fidelity
+      construct: trauma_symptoms          # outcome of dose-response, tailoring, moderator
+      power_programmes: [6, 24]           # moderator power for so many programmes
+      power_nsim: 10
+    dropout:                              # dropout and safety (effectstudy.survival, .missing)
+      event: absconded                    # time to first absconding per programme
+      m: 5                                # imputations of the growth outcome (default 10)
+      deltas: [0.0, 0.5, 1.0]             # tipping-point grid, SD units in the worse direction
+      burn_in: 100
+      thin: 10
     power:
       nsim: 200
       design: {programmes: 6, clients_per_programme: 8, weeks: [0, 8, 16, 24, 32], ...}
@@ -61,8 +69,10 @@ _SCHEMA: dict[str, Any] = {
     "follow_up": {"occasions": list},
     # hooks for the integrity (issue 12) and dropout (issue 13) sections: accepted now,
     # filled by the study layer when effectstudy.fidelity / survival provide them
-    "integrity": dict,
-    "dropout": {"event": str},
+    "integrity": {"construct": str, "confidence": float, "block": int, "dose_unit": str,
+                  "dose_groups": int, "power_programmes": list, "power_nsim": int},
+    "dropout": {"event": str, "m": int, "deltas": list, "burn_in": int, "thin": int,
+                "term": str, "better": str, "confidence": float},
     "power": {"nsim": int, "alpha": float, "n_jobs": int, "design": dict,
               "vary": dict},
 }
@@ -87,7 +97,10 @@ DEMO_SPEC: dict[str, Any] = {
     "slopes": {"constructs": ["internalising", "externalising"],
                "formula": "z ~ week * programme + (1 + week | client)", "ddf": "kenward-roger"},
     "follow_up": {"occasions": ["follow_up_3m", "follow_up_6m", "follow_up_12m"]},
-    "dropout": {"event": "absconded"},
+    "integrity": {"construct": "trauma_symptoms", "power_programmes": [6, 24],
+                  "power_nsim": 10},
+    "dropout": {"event": "absconded", "m": 5, "deltas": [0.0, 0.5, 1.0], "burn_in": 100,
+                "thin": 10},
     "power": {
         "nsim": 200,
         "alpha": 0.05,

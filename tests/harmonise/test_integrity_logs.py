@@ -1,0 +1,163 @@
+"""Delivery logs and fidelity ratings through the harmoniser (issue 12 with issue 10's rules).
+
+Expected values come from the raw CSVs read here with pandas and from the generator
+(:func:`effectstudy.synth_integrity.generate_integrity`), never from the harmoniser.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pytest
+from harmonise_helpers import KEY
+
+from effectstudy.harmonise import harmonise, read_harmonised
+from effectstudy.harmonise.pseudonym import pseudonymise
+from effectstudy.synth_integrity import generate_integrity
+
+PROG = "hoenderloo"
+LOG = f"{PROG}_delivery_log.csv"
+RATINGS = f"{PROG}_fidelity_ratings.csv"
+FIELDS = ["week", "phase", "component", "delivered", "minutes"]
+
+
+def _raw_lines(path) -> int:
+    """Data lines of a CSV, counted without a CSV parser."""
+    return sum(1 for line in path.read_text(encoding="utf-8").splitlines()[1:] if line.strip())
+
+
+def test_harmonised_delivery_is_the_generated_log_with_keyed_pseudonyms(synth_run, dictionary):
+    synth, h, raw = synth_run
+    for prog in sorted(dictionary.sources):
+        path = raw / f"{prog}_delivery_log.csv"
+        sf = next(f for f in dictionary.sources[prog].files if f.layout == "delivery")
+        src = pd.read_csv(path, dtype={"client_id": str})
+        got = h.delivery[h.delivery["programme"] == prog].reset_index(drop=True)
+        assert len(got) == len(src) == _raw_lines(path)
+        want = [pseudonymise(prog, c, KEY) for c in src["client_id"]]
+        assert got["client"].tolist() == want
+        for col in FIELDS:
+            assert got[col].tolist() == src[col].tolist(), (prog, col)
+        assert got["source_row"].tolist() == list(range(2, len(src) + 2))
+        # the rows are the generator's own rows (the synth only renames clients and
+        # drops weeks after the end of care)
+        n = synth.clients.groupby("programme").size()
+        gen = generate_integrity(dictionary, seed=2026,
+                                 n_clients={p: max(int(n.get(p, 0)), 2)
+                                            for p in dictionary.programmes}).logs_raw
+        gen = gen[gen["programme"] == prog]
+        key = lambda f: list(map(tuple, f[FIELDS].astype(str).to_numpy()))  # noqa: E731
+        assert pd.Series(key(src)).isin(set(key(gen))).all()
+        # every log client is a client of the score exports (they link)
+        assert set(got["client"]) <= set(h.clients.loc[h.clients["programme"] == prog, "client"])
+        assert sf.client_id == "client_id"
+    # ratings: rater and target ids are keyed pseudonyms with their own prefixes
+    fr = h.fidelity_ratings
+    assert len(fr) == sum(_raw_lines(raw / f"{p}_fidelity_ratings.csv") for p in dictionary.sources)
+    assert fr["rater"].str.match(r"^R[A-Z]{2}-[0-9a-f]{20}$").all()
+    assert fr["target"].str.match(r"^T[A-Z]{2}-[0-9a-f]{20}$").all()
+    raw_raters = set(pd.read_csv(raw / RATINGS)["rater"])
+    assert not raw_raters & set(fr["rater"])
+    acc = h.provenance["integrity"]
+    assert all(v["in"] == v["out"] + v["rejected"] for v in acc.values())
+
+
+def test_round_trip_through_the_written_output(synth_run, tmp_path):
+    _, h, _ = synth_run
+    h.write(tmp_path / "out", format=("parquet", "csv"))
+    back = read_harmonised(tmp_path / "out")
+    pd.testing.assert_frame_equal(back.delivery, h.delivery)
+    pd.testing.assert_frame_equal(back.fidelity_ratings, h.fidelity_ratings)
+
+
+@pytest.fixture
+def bad(synth_run, tmp_path):
+    """The hoenderloo exports with bad rows appended to the delivery log and the ratings."""
+    _, _, raw = synth_run
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    for name in ("hoenderloo_metingen.sav", LOG, RATINGS):
+        shutil.copy(raw / name, folder / name)
+    log = pd.read_csv(folder / LOG, dtype=str)
+    cid = log["client_id"].iloc[0]
+    n0 = len(log)
+    extra = pd.DataFrame([
+        # row n0+2: component not in the dictionary (a name typed in the cell)
+        {"week": "3", "phase": "observatie", "component": "Naomi Jansen", "delivered": "1",
+         "minutes": "30", "client_id": cid},
+        # row n0+3: negative minutes
+        {"week": "3", "phase": "observatie", "component": "observation", "delivered": "1",
+         "minutes": "-5", "client_id": cid},
+        # row n0+4: a week long after the end of care
+        {"week": "900", "phase": "observatie", "component": "observation", "delivered": "1",
+         "minutes": "30", "client_id": cid},
+        # row n0+5: a phone number where the minutes go
+        {"week": "3", "phase": "observatie", "component": "observation", "delivered": "1",
+         "minutes": "06-41693266", "client_id": cid},
+        # row n0+6: an unknown phase
+        {"week": "3", "phase": "Bij Naomi thuis", "component": "observation", "delivered": "1",
+         "minutes": "30", "client_id": cid},
+    ])
+    log = pd.concat([log, extra], ignore_index=True)
+    log["Naomi Jansen 641693266"] = ""  # an undeclared column whose header is an identifier
+    log.to_csv(folder / LOG, index=False)
+    rt = pd.read_csv(folder / RATINGS, dtype=str)
+    r0 = len(rt)
+    first = rt.iloc[0].to_dict()
+    rt = pd.concat([rt, pd.DataFrame([
+        {**first, "item": "Naomi vertelde over thuis"},  # not on the checklist
+        {**first, "target": "x-month99", "score": "99"},  # outside the scoring range
+        dict(first),  # the same target x rater x item again
+        {**first, "target": "x-month98", "rater_role": "moeder van Naomi"},  # unknown role
+    ])], ignore_index=True)
+    rt.to_csv(folder / RATINGS, index=False)
+    h = harmonise(folder, key=KEY)
+    return h, folder, n0, r0
+
+
+def test_bad_rows_are_logged_with_file_row_column_and_reason(bad):
+    h, folder, n0, r0 = bad
+    rej = h.rejections
+    logrej = rej[rej["file"] == LOG]
+    rows = logrej[logrej["row"].notna()]
+    got = {(int(r), c, k) for r, c, k in zip(rows["row"], rows["column"], rows["kind"],
+                                             strict=True)}
+    want = {(n0 + 2, "component", "unknown_label"), (n0 + 3, "minutes", "out_of_range"),
+            (n0 + 4, "week", "implausible_value"), (n0 + 5, "minutes", "non_numeric"),
+            (n0 + 6, "phase", "unknown_phase")}
+    assert want <= got
+    undeclared = logrej[logrej["kind"] == "undeclared_columns"]
+    assert len(undeclared) == 1 and undeclared["row"].isna().all()
+    assert (logrej.loc[logrej["kind"] != "undeclared_columns", "reason"].str.len() > 0).all()
+    rrej = rej[rej["file"] == RATINGS]
+    kinds = dict(zip(rrej["row"].astype(int), rrej["kind"], strict=True))
+    assert kinds == {r0 + 2: "unknown_label", r0 + 3: "out_of_range", r0 + 4: "duplicate",
+                     r0 + 5: "unknown_label"}
+    assert (rej.loc[rej["file"].isin([LOG, RATINGS]), "scores"] == 0).all()
+
+
+def test_no_identifier_in_any_written_file(bad, tmp_path):
+    h, folder, _, _ = bad
+    h.write(tmp_path / "out", format=("parquet", "csv"))
+    raw_ids = set(pd.read_csv(folder / LOG, dtype=str)["client_id"])
+    raters = set(pd.read_csv(folder / RATINGS, dtype=str)["rater"])
+    needles = ["Naomi", "641693266", "41693266", "x-month99", *raw_ids, *raters]
+    for p in (tmp_path / "out").iterdir():
+        text = p.read_bytes().decode("latin-1")
+        for needle in needles:
+            if needle.isdigit() and p.suffix == ".parquet":
+                continue  # digit runs occur inside binary floats
+            assert needle not in text, (p.name, needle)
+
+
+def test_rows_in_equals_rows_out_plus_rejected_per_file(bad):
+    h, folder, _, _ = bad
+    acc = h.provenance["integrity"]
+    for name, frame in ((LOG, h.delivery), (RATINGS, h.fidelity_ratings)):
+        lines = _raw_lines(folder / name)  # independent of the CSV parser
+        rejected = int(((h.rejections["file"] == name)
+                        & (h.rejections["kind"] != "undeclared_columns")).sum())
+        kept = int((frame["source_file"] == name).sum())
+        assert acc[name]["in"] == lines == kept + rejected
+        assert acc[name]["out"] == kept and acc[name]["rejected"] == rejected

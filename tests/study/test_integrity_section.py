@@ -1,0 +1,156 @@
+"""The integrity section: numbers saved by the study layer, rendered in nl and en.
+
+The expected numbers are direct calls of :mod:`effectstudy.fidelity` on the same
+harmonised data (an outcome table built here, not by the study layer).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from effectstudy import fidelity, study
+from effectstudy.dictionary import load_integrity
+from effectstudy.harmonise import harmonise
+from effectstudy.report.analyses import Context
+from effectstudy.report.i18n import catalogue, use_language
+from effectstudy.report.integrity import HIDDEN, integrity_section
+from effectstudy.synth import generate
+
+KEY = b"test-key-for-the-integrity-0123456789"
+SMALL_N = re.compile(r"\bn\s*=\s*[0-4](?![\d]|[.,]\d)|\b[0-4] (?:clients|girls|cases|meisjes)\b")
+PSEUDONYM = re.compile(r"\b[A-Z]{1,4}-[0-9a-f]{20}\b")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("integrity")
+    generate(root / "raw", seed=2026)
+    h = harmonise(root / "raw", key=KEY)
+    spec = {"title": "t", "seed": 2026, "suppression": {"threshold": 5, "suppress_zero": True},
+            "integrity": copy.deepcopy(study.DEMO_SPEC["integrity"])}
+    res = study.run(spec, h)
+    res.save(root / "results")
+    return h, study.StudyResults.load(root / "results")
+
+
+def _outcome(h) -> pd.DataFrame:
+    t = h.table
+    t = t[(t["construct"] == "trauma_symptoms") & (t["instrument"] == "CRIES-13")
+          & (t["scale"] == "total") & t["raw"].notna() & t["session"].isna()]
+    return pd.DataFrame({"programme": t["programme"].astype(str).to_numpy(),
+                         "client": t["client"].astype(str).to_numpy(),
+                         "time": t["week"].astype(float).to_numpy(),
+                         "outcome": t["raw"].astype(float).to_numpy()})
+
+
+def _logs(h) -> pd.DataFrame:
+    return h.delivery[["programme", "client", "week", "phase", "component", "delivered",
+                       "minutes"]].reset_index(drop=True)
+
+
+def test_saved_numbers_equal_direct_fidelity_calls(demo):
+    h, res = demo
+    integ = load_integrity()
+    assert "integrity" in res.sections and res.meta["integrity"]["status"] == "computed"
+    assert res.meta["integrity"]["outcome"] == "CRIES-13/total"
+    adh = fidelity.adherence(_logs(h), integ, block=4)
+    got = res.frames["integrity_adherence"].set_index("programme")
+    want = adh.programmes
+    want = want.set_index("programme") if "programme" in want else want
+    assert sorted(got.index) == sorted(h.delivery["programme"].unique())
+    for col in ("n_clients", "adherence", "ci_lower", "ci_upper", "sessions_mean"):
+        np.testing.assert_allclose(got.loc[want.index, col].astype(float),
+                                   want[col].astype(float), rtol=1e-10, err_msg=col)
+    comp = res.frames["integrity_components"]
+    assert comp[["prescribed", "delivered"]].to_numpy().tolist() == \
+        adh.components[["prescribed", "delivered"]].to_numpy().tolist()
+    score = fidelity.fidelity_score(h.fidelity_ratings, integ)
+    np.testing.assert_allclose(res.frames["integrity_score"]["score"], score.scores["score"],
+                               rtol=1e-8)
+    np.testing.assert_allclose(res.frames["integrity_score"]["rater_share"],
+                               score.scores["rater_share"], rtol=1e-6)
+    dr = fidelity.dose_response(_outcome(h), _logs(h))
+    saved = res.frames["integrity_dose"].set_index("term").loc["dose"]
+    np.testing.assert_allclose([saved["estimate"], saved["df"], saved["ci_lower"]],
+                               [dr.dose["estimate"], dr.dose["df"], dr.dose["ci_lower"]],
+                               rtol=1e-6)
+    mod = fidelity.fidelity_moderator(_outcome(h), score.scores, power_programmes=None)
+    saved = res.frames["integrity_moderator"].set_index("term").loc["time:fidelity"]
+    np.testing.assert_allclose([saved["estimate"], saved["df"]],
+                               [mod.moderator["estimate"], mod.moderator["df"]], rtol=1e-6)
+    info = res.meta["integrity"]
+    assert info["moderator"]["n_programmes"] == _outcome(h)["programme"].nunique()
+    assert str(info["moderator"]["n_programmes"]) in info["moderator"]["sentence"]
+    assert len(res.frames["integrity_moderator_power"]) == 2  # [6, 24] programmes
+    tl = fidelity.tailoring(_logs(h), _outcome(h), integ)
+    assert info["tailoring"]["n_tests"] == tl.n_tests == len(res.frames["integrity_tailoring_tests"])
+
+
+def _texts(section) -> str:
+    out = []
+    for b in section.blocks:
+        out.append(b.caption)
+        if b.kind == "text":
+            out.append(str(b.content))
+        elif b.kind == "table":
+            out.append(b.content.to_csv(index=False))
+    return "\n".join(out)
+
+
+@pytest.mark.parametrize("lang", ["nl", "en"])
+def test_section_renders_in_both_languages(demo, lang):
+    _, res = demo
+    with use_language(lang):
+        sec = integrity_section(Context(res, "internal"))
+    assert sec.title == catalogue(lang)["integrity.title"]
+    kinds = [b.kind for b in sec.blocks]
+    assert kinds.count("figure") == 1 and kinds.count("table") >= 4
+    text = _texts(sec)
+    assert catalogue(lang)["integrity.tailoring_caption"] in text  # internal: tailoring table
+    assert "{" not in text  # every field filled
+
+
+def test_public_shows_programme_level_only(demo):
+    h, res = demo
+    with use_language("en"):
+        pub = integrity_section(Context(res, "public"))
+        internal = integrity_section(Context(res, "internal"))
+    text = _texts(pub)
+    assert not PSEUDONYM.search(text)  # no client, rater or target
+    assert not SMALL_N.search(text)
+    assert catalogue("en")["integrity.tailoring_caption"] not in text
+    tables = [b.content for b in pub.blocks if b.kind == "table"]
+    assert all("n" not in t.columns for t in tables)
+    # the component x programme cells rest on at least 5 clients, both ways, or are hidden
+    comp = res.frames["integrity_components"]
+    matrix = next(t for t in tables if "component" in t.columns)
+    shown = matrix["delivered"] != HIDDEN
+    n, d = comp["prescribed"].to_numpy(), comp["delivered"].to_numpy()
+    safe = (n >= 5) & (d >= 5) & (n - d >= 5)
+    assert shown.tolist() == safe.tolist()
+    assert (~safe).any() and safe.any()  # the demo has both kinds
+    # a programme of fewer than 5 clients gets no adherence number
+    small = res.frames["integrity_adherence"].query("n_clients < 5")["programme"].tolist()
+    adh = tables[0].set_index("programme")
+    for p in small:
+        name = Context(res, "public").programme_name(p)
+        assert adh.loc[name, "adherence"] == "fewer than 5"
+    assert len(_texts(internal)) > len(text)
+
+
+def test_dossier_shows_its_own_programme(demo):
+    _, res = demo
+    prog = "pinq_gesloten"
+    ctx = Context(res, "public", prog)
+    with use_language("nl"):
+        sec = integrity_section(ctx)
+    names = {ctx.programme_name(p) for p in res.frames["integrity_adherence"]["programme"]}
+    text = _texts(sec)
+    assert ctx.programme_name(prog) in text
+    assert not [n for n in names - {ctx.programme_name(prog)} if n in text]
+    assert catalogue("nl")["integrity.dossier_pooled"] in text
