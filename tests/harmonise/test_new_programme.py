@@ -32,6 +32,7 @@ from effectstudy.dictionary import ENV_DICTIONARY, default_path, load_dictionary
 from effectstudy.errors import HarmoniseError, SourceError
 from effectstudy.harmonise import harmonise, read_harmonised
 from effectstudy.harmonise.core import UndescribedFileWarning
+from small_counts import small_counts
 
 PROG = "de_brug"
 EXPORT = "de_brug_rom.xlsx"
@@ -417,26 +418,6 @@ def test_a_merged_cell_counts_for_its_top_left_cell_only(run, tmp_path):
 # -- the public report with --dictionary (issue 14, "Done when") ------------------------
 THRESHOLD = 5  # the demo spec's suppression threshold (asserted in the fixture)
 END_COLUMNS = ["completed care", "absconded", "transferred", "unknown (not recorded)"]
-#: counts below the threshold written out in text (the patterns of
-#: tests/privacy/test_attack_report.py, which is a test module and not imported here)
-_SMALL, _NOT_MORE = "[0-4]", r"(?![\d]|[.,]\d)"
-_WORDS = r"(?:clients?|girls?|cases?|meisjes|cliënten|cliënt|respondents?|children)"
-_DESIGN = r"(?!(?-i:(?<=N=1))(?:-[a-zA-Z]| design| multiple))"
-SMALL_COUNTS = [
-    re.compile(rf"\bn\s*=\s*{_SMALL}{_NOT_MORE}{_DESIGN}", re.I),
-    re.compile(rf"\(\s*n\s*=\s*{_SMALL}\s*\)", re.I),
-    re.compile(rf"\b{_SMALL}{_NOT_MORE} {_WORDS}\b", re.I),
-    re.compile(rf"\b(?:zero|one|two|three|four|een|twee|drie|vier) {_WORDS}\b", re.I),
-    re.compile(rf"fewer than \d+ to {_SMALL}{_NOT_MORE}", re.I),
-    re.compile(rf"\bto {_SMALL}{_NOT_MORE} {_WORDS}", re.I),
-]
-
-
-def _small_counts(text: str) -> list[str]:
-    text = re.sub(r"\s+", " ", text.replace("\u00a0", " "))
-    return [m.group(0) for p in SMALL_COUNTS for m in p.finditer(text)]
-
-
 def _visible_text(page: str) -> str:
     page = re.sub(r'src="data:[^"]*"', "", page)
     page = re.sub(r"<style.*?</style>", " ", page, flags=re.S)
@@ -524,7 +505,7 @@ def test_public_report_holds_no_identifier_and_no_small_count(run, public_report
     text = _visible_text(page)
     alts = " ".join(html.unescape(a) for a in re.findall(r'alt="([^"]*)"', page))
     assert "De Brug" in text and "unknown (not recorded)" in text
-    assert _small_counts(text) == [] and _small_counts(alts) == []
+    assert small_counts(text) == [] and small_counts(alts) == []
     # the grep does catch what it looks for
-    assert sorted(_small_counts("only 2 girls (n=3)")) == ["(n=3)", "2 girls", "n=3"]
+    assert sorted(small_counts("only 2 girls (n=3)")) == ["(n=3)", "2 girls", "n=3"]
     assert "Traceback" not in public_report["res"].output

@@ -39,6 +39,7 @@ from effectstudy.report import DEMO_SPEC, build_report
 from effectstudy.report.analyses import Section
 from effectstudy.report.i18n import catalogue
 from effectstudy.synth import generate
+from small_counts import small_counts
 
 THRESHOLD = DEMO_SPEC["suppression"]["threshold"]
 BIG = 100_000
@@ -305,27 +306,6 @@ def test_hidden_cells_are_labelled_honestly(public):
 # --------------------------------------------------------------------------- #
 # Grep every public output for small counts
 # --------------------------------------------------------------------------- #
-SMALL = "[0-4]"
-NOT_MORE = r"(?![\d]|[.,]\d)"  # "n=1,533" is a thousand, not one
-WORDS = r"(?:clients?|girls?|cases?|meisjes|cliënten|cliënt|respondents?|children)"
-#: "N=1" followed by "-design", "-onderzoek", " multiple baseline"...: the name of a
-#: design (single-case), not a count; every other "n=1" is still caught.
-DESIGN_TERM = r"(?!(?-i:(?<=N=1))(?:-[a-zA-Z]| design| multiple))"
-_PATTERNS = [
-    re.compile(rf"\bn\s*=\s*{SMALL}{NOT_MORE}{DESIGN_TERM}", re.I),
-    re.compile(rf"\(\s*n\s*=\s*{SMALL}\s*\)", re.I),
-    re.compile(rf"\b{SMALL}{NOT_MORE} {WORDS}\b", re.I),
-    re.compile(rf"\b(?:zero|one|two|three|four|een|twee|drie|vier) {WORDS}\b", re.I),
-    re.compile(rf"fewer than \d+ to {SMALL}{NOT_MORE}", re.I),
-    re.compile(rf"\bto {SMALL}{NOT_MORE} {WORDS}", re.I),
-]
-
-
-def small_counts(text: str) -> list[str]:
-    text = re.sub(r"\s+", " ", text.replace("\u00a0", " "))
-    return [m.group(0) for p in _PATTERNS for m in p.finditer(text)]
-
-
 def test_the_grep_finds_the_leaks_of_the_issue():
     # positive control: the texts the issue found in the old report are caught
     for leak in ("sample SD of intake scores (n=3)", "(n=2)", "n = 1 scores",
