@@ -155,16 +155,17 @@ def file_notices() -> Iterator[None]:
     from effectstudy.harmonise.core import UndescribedFileWarning
 
     _UNDESCRIBED.clear()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UndescribedFileWarning)
-        try:
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UndescribedFileWarning)
             yield
-        finally:
-            for w in caught:
-                if issubclass(w.category, UndescribedFileWarning):
-                    _UNDESCRIBED.append(str(w.message))
-                else:
-                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    finally:
+        # re-emitted outside the recording context (inside it they would be recorded again)
+        for w in caught:
+            if issubclass(w.category, UndescribedFileWarning):
+                _UNDESCRIBED.append(str(w.message))
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 @contextmanager
