@@ -113,10 +113,13 @@ def test_interrupted_write_leaves_old_or_new_never_partial(raw, tmp_path, sig):
     outcomes = []
     for _ in range(3):
         old.write(out, format=("parquet", "csv"))  # an earlier run
+        # stderr goes to a file: a pipe nobody reads fills up and blocks the writer
+        errfile = (tmp_path / "writer.err").open("w")
         child = subprocess.Popen([sys.executable, str(script), str(raw), str(out)],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                 stdout=subprocess.PIPE, stderr=errfile, text=True)
         try:
-            assert child.stdout.readline().strip() == "ready", child.stderr.read()
+            ready = child.stdout.readline().strip()
+            assert ready == "ready", (tmp_path / "writer.err").read_text()
             child.stdout.close()
             try:  # let it write for a random while, then interrupt it
                 child.wait(timeout=float(rng.uniform(0.2, 3.0)))
@@ -129,7 +132,7 @@ def test_interrupted_write_leaves_old_or_new_never_partial(raw, tmp_path, sig):
             if child.poll() is None:
                 child.kill()
                 child.wait()
-            child.stderr.close()
+            errfile.close()
         outcomes.append(_outcome(out, len(old.rejections)))
         # whatever an interrupted run left beside the output is private
         for left in tmp_path.glob(".out.*"):
