@@ -52,8 +52,11 @@ def raw(tmp_path) -> Path:
 # Item 12: an interrupted write never yields partial data
 # --------------------------------------------------------------------------- #
 _WRITER = textwrap.dedent('''
+    import signal
     import sys
     import pandas as pd
+    # a pytest-xdist worker ignores SIGINT and its children inherit that: restore Ctrl-C
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from effectstudy.harmonise import harmonise
 
     raw, out = sys.argv[1], sys.argv[2]
