@@ -39,14 +39,19 @@ Privacy rule (what the draft and the console may show)
 The export holds data of minors who are crime victims. The draft, the findings and the
 console output show:
 
-* **a column header** only when it does not look like an identifier itself: a header
-  holding 7 or more digits, or shaped like a person's name (capitalised words of letters
-  only, none of them a known field word such as ``naam``, ``datum`` or ``fase``), or
-  holding a date in words (``7 nov 2009``), an initial before a word (``M. Vos``), two
-  capitalised words that are not field or instrument words (a field word beside a name
-  does not make it safe: ``naam Mila Vos``), or such a word glued to other text by
-  ``_`` or ``.`` (``CRIES_Mila``), is shown as ``column #N`` (N counts the columns
-  from 1);
+* **a column header** only when it is made of column words (a whitelist, see
+  :mod:`effectstudy.scaffold._vocabulary`): every word of it is a word of
+  :data:`EXPORT_WORDS` (common Dutch and English export words such as ``datum``,
+  ``client``, ``score``, ``meting``, ``fase``), a word of the data dictionary in use (the
+  columns its sources map; the ids of its constructs, instruments, scales, occasions and
+  phases and the lower-case words of their labels), a compound of such words
+  (``Uitstroomreden``), a connecting word (``in``, ``van``), or a number of at most 4
+  digits (``T0``, ``Sessie 3``; not after a client word: ``client 12``). Any other header
+  -- a name in any case (``mila vos``, ``van der berg``), initials (``m.v.``), a date, a
+  BSN-like number, an e-mail address or a telephone number, as when an export was saved
+  with a data row as its header or pivoted with a column per client -- is shown as
+  ``column #N (not shown: may be a value)`` (N counts the columns from 1), with a hint
+  how to name it; there is no option to show it;
 * **never a cell value** of an identifier-looking or free-text column, nor of the
   client-id column; counts and shapes (``%d-%m-%Y``) only;
 * **label values** (occasion, phase, end-reason, ... labels) only when the column is a
@@ -62,7 +67,8 @@ console output show:
   the others are counted, not shown;
 * **text in score cells** only when it is a known missing-value code (``n.v.t.``,
   ``-``, ``onbekend``, ...); any other text is counted, not shown;
-* the sheet name and the export's file name follow the header rule.
+* the sheet name and the export's file name follow the header rule (the words of the
+  programme id count as column words for them).
 
 Errors are :class:`~effectstudy.errors.SourceError` naming the file (never a cell).
 """
@@ -70,6 +76,8 @@ Errors are :class:`~effectstudy.errors.SourceError` naming the file (never a cel
 from __future__ import annotations
 
 from effectstudy.scaffold._draft import draft_programme, draft_source
-from effectstudy.scaffold._read import Finding, elfproef, header_is_safe
+from effectstudy.scaffold._read import Finding, elfproef
+from effectstudy.scaffold._vocabulary import EXPORT_WORDS, dictionary_words, header_is_safe
 
-__all__ = ["Finding", "draft_programme", "draft_source", "elfproef", "header_is_safe"]
+__all__ = ["EXPORT_WORDS", "Finding", "dictionary_words", "draft_programme", "draft_source",
+           "elfproef", "header_is_safe"]

@@ -41,6 +41,7 @@ from effectstudy.scaffold._read import (
     one_line,
     tokens,
 )
+from effectstudy.scaffold._vocabulary import hidden_header
 
 # --------------------------------------------------------------------------- #
 # Columns
@@ -85,8 +86,9 @@ class ExportColumn:
 
     @property
     def shown(self) -> str:
-        """The header as comments and messages show it: one line, or ``column #N``."""
-        return one_line(self.header) if self.safe else f"column #{self.index + 1}"
+        """The header as comments and messages show it: one line, or
+        ``column #N (not shown: may be a value)``."""
+        return one_line(self.header) if self.safe else hidden_header(self.index)
 
     @property
     def identifier(self) -> bool:

@@ -61,7 +61,6 @@ from effectstudy.scaffold._read import (
     Finding,
     cell_text,
     fold,
-    header_is_safe,
     id_digits,
     is_number,
     mentions_name,
@@ -71,6 +70,7 @@ from effectstudy.scaffold._read import (
     tokens,
     yaml_scalar,
 )
+from effectstudy.scaffold._vocabulary import dictionary_words, header_hint, header_is_safe
 
 __all__ = ["draft_programme", "draft_source"]
 
@@ -97,8 +97,8 @@ def draft_source(export: str | Path, *, programme: str,
     tuple of (str, list of Finding)
         The draft YAML (comments explain each detection; ``# TODO`` marks what the user
         must decide) and the findings, under the package's privacy rule: no cell value of an
-        identifier-looking or free-text column anywhere, identifier-looking headers as
-        ``column #N``.
+        identifier-looking or free-text column anywhere, a header not made of column words
+        as ``column #N (not shown: may be a value)``.
 
     Raises
     ------
@@ -126,7 +126,10 @@ class _Drafter:
     def __init__(self, path: Path, programme: str, d: Dictionary, table: ExportTable) -> None:
         self.path, self.programme, self.d, self.t = path, programme, d, table
         self.findings: list[Finding] = list(table.findings)
-        self.extra_words = tuple(w for iid in d.instruments for w in tokens(iid) if len(w) > 2)
+        # column words of the dictionary in use; the programme id's words count for the
+        # file and sheet names only (a header is not shown for holding them)
+        self.vocabulary = dictionary_words(d)
+        self.name_words = self.vocabulary | frozenset(tokens(programme))
         self.cols: list[ExportColumn] = []
         width = max([len(table.header)] + [len(r) for r in table.body])
         for i in range(width):
@@ -134,9 +137,11 @@ class _Drafter:
             values = [r[i] for r in table.body if i < len(r) and not is_empty(r[i])]
             if not header and not values:
                 continue
-            self.cols.append(ExportColumn(i, header, values, header_is_safe(header, self.extra_words)))
+            self.cols.append(ExportColumn(i, header, values, header_is_safe(header, self.vocabulary)))
         self.lines: list[str] = []
         self.occ_labels: list[str] = []
+        #: date_column / phase_column found in a column whose header is not shown
+        self.hidden_roles: dict[str, ExportColumn] = {}
 
     def note(self, level: str, message: str) -> None:
         self.findings.append(Finding(level, message))
@@ -148,9 +153,6 @@ class _Drafter:
                 self.note("warning", f"column #{c.index + 1} has data but no header: give it "
                                      "a header in the export (the harmoniser refuses it)")
                 continue
-            if not c.safe:
-                self.note("warning", f"column #{c.index + 1}: its header looks like an "
-                                     "identifier itself (a name or 7+ digits) and is not shown")
             found = identifier_kind(c)
             if (found and found[0] in ("free_text", "contact", "name")
                     and not found[1].startswith("header")
@@ -163,6 +165,9 @@ class _Drafter:
                 found = None
             if found:
                 c.kind, c.why = found
+        hidden = [c.index for c in self.cols if c.header and not c.safe]
+        if hidden:
+            self.note("warning", header_hint(hidden))
 
     def run(self) -> tuple[str, list[Finding]]:
         self.classify()
@@ -235,14 +240,17 @@ class _Drafter:
                 fields[key] = c
                 used.add(c.index)
         if layout != "wide":
-            c = pick(self.cols, H_DATE, used)
-            if c is not None:
-                date_col = c.header
+            for key, rx in (("date_column", H_DATE), ("phase_column", H_PHASE)):
+                c = pick(self.cols, rx, used)
+                if c is None:
+                    continue
                 used.add(c.index)
-            c = pick(self.cols, H_PHASE, used)
-            if c is not None:
-                phase_col = c.header
-                used.add(c.index)
+                if not c.safe:
+                    self.hidden_roles[key] = c
+                elif key == "date_column":
+                    date_col = c.header
+                else:
+                    phase_col = c.header
             if layout == "long":
                 measures.extend(self.long_measures(roles, client, known, constructs, aliases))
             if layout in ("occasion_rows", "series"):
@@ -313,14 +321,16 @@ class _Drafter:
              phase_col: str | None, sex: ExportColumn | None, used: set[int]) -> None:
         t, d, prog_id = self.t, self.d, self.programme
         prog: Programme | None = d.programmes.get(prog_id)
-        stem_safe = header_is_safe(self.path.stem, self.extra_words)
+        stem_safe = header_is_safe(self.path.stem, self.name_words)
         self.out(f"# DRAFT of data_dictionary/sources/{prog_id}.yaml, written by "
                  "`effectstudy dictionary new-source`.")
         self.out("# Check every line against the export, fill in every TODO (uncomment the "
                  "lines you keep),")
         self.out("# then run `effectstudy dictionary check DIR`. No cell value of an "
                  "identifier or free-text")
-        self.out("# column is shown here; identifier-looking headers appear as 'column #N'.")
+        self.out("# column is shown here; a header not made of column words (datum, score, "
+                 "meting, an")
+        self.out("# instrument id, ...) appears as 'column #N (not shown: may be a value)'.")
         if prog is None:
             self.out(f"# Programme {prog_id!r} is not in programmes.yaml yet: add it first "
                      f"(`effectstudy dictionary new-programme {prog_id}`).")
@@ -347,7 +357,7 @@ class _Drafter:
             self.out(f"    csv: {{sep: {SEP_NAMES[t.sep or ',']}, decimal: {yaml_scalar(decimal)}, "
                      f"encoding: {t.encoding}}}")
         if t.format == "excel":
-            sheet_safe = header_is_safe(t.sheet or "", self.extra_words)
+            sheet_safe = header_is_safe(t.sheet or "", self.name_words)
             if sheet_safe:
                 self.out(f"    sheet: {yaml_scalar(t.sheet or '')}   # sheet #{(t.sheet_index or 0) + 1}")
             else:
@@ -426,6 +436,9 @@ class _Drafter:
             self.out(f"    date_column: {yaml_scalar(date_col)}")
         if phase_col:
             self.out(f"    phase_column: {yaml_scalar(phase_col)}")
+        for key, c in self.hidden_roles.items():
+            self.out(f"    {key}: TODO   # column #{c.index + 1} (its header is not shown: "
+                     "write it here)")
         # occasions
         if layout != "series":
             self.emit_occasions(layout, occ_labels, occasion, client)
@@ -572,6 +585,8 @@ class _Drafter:
             names = ({phase_col.replace("{occasion}", lab) for lab in self.occ_labels}
                      if "{occasion}" in phase_col else {phase_col})
             cols["phase"] = [c for c in self.cols if c.header in names]
+        elif "phase_column" in self.hidden_roles:
+            cols["phase"] = [self.hidden_roles["phase_column"]]
         for kind in ("last_phase", "end_reason", "interventions"):
             if kind in fields:
                 cols[kind] = [fields[kind]]

@@ -2,8 +2,8 @@
 the CSV, Excel and SPSS readers that find the header row, separator and encoding.
 
 Internal to :mod:`effectstudy.scaffold`, whose docstring states the privacy rule
-these helpers serve (:func:`header_is_safe`, :func:`elfproef` and :class:`Finding`
-are re-exported there).
+these helpers serve (:func:`elfproef` and :class:`Finding` are re-exported there; the
+header rule is :mod:`effectstudy.scaffold._vocabulary`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ class Finding:
     """One thing the scaffolder noticed: ``level`` is ``info``, ``todo`` or ``warning``.
 
     The message follows the privacy rule of :mod:`effectstudy.scaffold` (no cell value
-    of an identifier or free-text column, identifier-looking headers by position only).
+    of an identifier or free-text column, a header not made of column words by position
+    only).
     """
 
     level: str
@@ -72,37 +73,8 @@ def tokens(text: str) -> list[str]:
     return [t for t in re.split(r"[^a-z0-9]+", fold(text)) if t]
 
 
-#: Field words: a header containing one of these describes a column, it names no one.
-_FIELD_WORDS = (
-    "naam", "name", "datum", "date", "geboorte", "birth", "fase", "phase", "meting", "meet",
-    "moment", "score", "totaal", "total", "client", "nummer", "number", "reden", "einde",
-    "week", "zorg", "interventie", "intervention", "module", "trouw", "fidelity", "opmerking",
-    "notitie", "toelichting", "comment", "note", "leeftijd", "geslacht", "sexe", "duur",
-    "programma", "program", "schaal", "scale", "instrument", "occasion", "dossier", "resp",
-    "telefoon", "phone", "adres", "address", "mail", "postcode", "woonplaats", "status",
-    "code", "groep", "group", "locatie", "uitstroom", "instroom", "bijzonder", "conditie",
-    "condition", "sessie", "session", "incident", "afdeling", "behandel", "traject",
-    "verblijf", "start", "eind", "begin", "memo", "omschrijving", "type", "label", "soort",
-    "item", "vraag", "reason", "period", "stand", "aantal", "gemiddel", "diagnose", "plaatsing",
-    "school", "onderwijs", "risico", "veilig", "doel", "goal", "versie", "respondent",
-    "ouder", "mentor", "tussen", "follow", "intake", "bereikt", "reeks", "dagboek", "spanning",
-    "metingen", "export", "blad", "sheet", "data", "uitkomst", "rom", "toelichting", "modules",
-    "sex", "gender", "age", "id", "nr", "tel", "bsn", "dob", "sofi",
-)
 _PARTICLES = {"van", "de", "der", "den", "ter", "ten", "te", "t", "'t", "el", "al", "la", "le",
               "du", "da", "di", "von", "op", "in", "het", "bin", "ben"}
-
-
-def _has_field_word(text: str, extra: Sequence[str] = ()) -> bool:
-    folded = fold(text)
-    toks = set(tokens(text))
-    for word in (*_FIELD_WORDS, *extra):
-        if len(word) <= 3:
-            if word in toks:
-                return True
-        elif word in folded:
-            return True
-    return False
 
 
 _NAME_WORD = re.compile(r"^[^\W\d_]+(?:['’-][^\W\d_]+)*$")
@@ -150,54 +122,11 @@ def mentions_name(text: str) -> bool:
     return False
 
 
-def header_is_safe(header: str, extra_words: Sequence[str] = ()) -> bool:
-    """Whether an export header may be shown (see the privacy rule of :mod:`effectstudy.scaffold`).
-
-    Not safe: a header holding 7 or more digits, or shaped like a person's name
-    (capitalised words of letters only, none a known field word or ``extra_words``, such
-    as the dictionary's instrument names); a date in words; an initial before a word;
-    two capitalised words that are not field, instrument or particle words (a field word
-    does not launder a name beside it), or one glued to other text by ``_`` or ``.``
-    (``CRIES_Mila``). An all-capital acronym of up to 8 letters is safe.
-    """
-    text = str(header).strip()
-    if not text:
-        return False
-    if sum(ch.isdigit() for ch in text) >= 7:
-        return False
-    if "@" in text:
-        return False
-    if re.fullmatch(r"[A-Z]{1,8}", text):
-        return True
-    if _DATE_IN_WORDS.search(fold(text)):
-        return False
-    # A field word does not launder a name beside it (``CRIES_Mila van der Linden``,
-    # ``naam Mila Vos``, ``CRIES_Mila``): two capitalised words that are not field words,
-    # instrument words, acronyms or particles (a first and a last name), or one glued to
-    # other text by ``_`` or ``.``, make the header name-like.
-    if re.search(r"(?<![^\W\d_])[A-Z]\.\s*[^\W\d_]*[a-z]", text):
-        return False  # an initial before a word: ``M. Vos``, ``J.Jansen``
-    capitals = 0
-    for m in re.finditer(r"[^\W\d_]+", text):
-        word = m.group()
-        if not (word[0].isupper() and not word.isupper()):
-            continue  # lower case, or an all-capital acronym
-        if word.lower() in _PARTICLES or _has_field_word(word, extra_words):
-            continue
-        capitals += 1
-        glued = text[m.start() - 1:m.start()] in ("_", ".") and m.start() > 1
-        if capitals >= 2 or glued:
-            return False
-    if _has_field_word(text, extra_words):
-        return True
-    return not name_shaped(text, single=True)
-
-
 #: A date written with a month name (``7 nov 2009``, ``7 november 2009``, ``nov 7 2009``).
 _MONTHS = (r"jan(?:uari|uary)?|feb(?:ruari|ruary)?|mrt|maart|mar(?:ch)?|apr(?:il)?|mei|may|"
            r"jun[ie]?|jul[iy]?|aug(?:ustus|ust)?|sep(?:t(?:ember)?)?|okt(?:ober)?|oct(?:ober)?|"
            r"nov(?:ember)?|dec(?:ember)?")
-_DATE_IN_WORDS = re.compile(rf"(?<![a-z0-9])(?:\d{{1,2}}\.?\s*(?:{_MONTHS})\.?\s*\d{{2,4}}|"
+DATE_IN_WORDS = re.compile(rf"(?<![a-z0-9])(?:\d{{1,2}}\.?\s*(?:{_MONTHS})\.?\s*\d{{2,4}}|"
                             rf"(?:{_MONTHS})\.?\s*\d{{1,2}},?\s*\d{{2,4}})(?![a-z0-9])")
 
 
