@@ -1,11 +1,12 @@
 """The formula grammar and design matrices of :mod:`effectstudy.multilevel.design`.
 
 Formulas from spec and design files are parsed, never evaluated as Python.
-The column names and term order below were recorded once from patsy 1.0.3 (the
-library the package used before) on the reference datasets; the package's
-result tables and the R-reference tests depend on them, so they are kept as
-literal expected values here (patsy itself is not used by these tests).
-Matrices are checked against columns built by hand from the data.
+The column order, term order and coding below were recorded from R 4.2.2's
+``model.matrix`` on the reference datasets (column names respelled as patsy, the
+library the package used before, spelled them); R is not run by these tests.
+R's order (terms by degree, factors of a term in order of first appearance)
+decides which column a rank-deficient lme4 fit drops, so the R-reference tests
+depend on it. Matrices are checked against columns built by hand from the data.
 """
 
 from __future__ import annotations
@@ -45,14 +46,18 @@ def data(name: str) -> pd.DataFrame:
     return _CACHE[name].copy()
 
 
-# (dataset, right-hand side, column names, term names) as patsy 1.0.3 gave them
-PATSY_NAMES = [
+# (dataset, right-hand side, column names, term names) as R 4.2.2 gives them:
+# colnames(model.matrix(~ rhs, data)) and attr(terms, "term.labels"), respelled as
+# patsy spells them (programmeP2 -> programme[T.P2] for contrasts, programme[P1] for
+# full coding; TRUE -> True); the script checked that the respelled names map back
+# onto R's colnames one to one.
+R_NAMES = [
     ('growth_a', 'time * programme',
-     ['Intercept', 'programme[T.P2]', 'programme[T.P3]', 'programme[T.P4]', 'programme[T.P5]', 'programme[T.P6]', 'time', 'time:programme[T.P2]', 'time:programme[T.P3]', 'time:programme[T.P4]', 'time:programme[T.P5]', 'time:programme[T.P6]'],
-     ['Intercept', 'programme', 'time', 'time:programme']),
+     ['Intercept', 'time', 'programme[T.P2]', 'programme[T.P3]', 'programme[T.P4]', 'programme[T.P5]', 'programme[T.P6]', 'time:programme[T.P2]', 'time:programme[T.P3]', 'time:programme[T.P4]', 'time:programme[T.P5]', 'time:programme[T.P6]'],
+     ['Intercept', 'time', 'programme', 'time:programme']),
     ('growth_a', 'time * fidelity + age',
-     ['Intercept', 'time', 'fidelity', 'time:fidelity', 'age'],
-     ['Intercept', 'time', 'fidelity', 'time:fidelity', 'age']),
+     ['Intercept', 'time', 'fidelity', 'age', 'time:fidelity'],
+     ['Intercept', 'time', 'fidelity', 'age', 'time:fidelity']),
     ('growth_a', 'time + age',
      ['Intercept', 'time', 'age'],
      ['Intercept', 'time', 'age']),
@@ -90,14 +95,14 @@ PATSY_NAMES = [
      ['Intercept', 'time', 'age', 'fidelity', 'time:age', 'time:fidelity', 'age:fidelity'],
      ['Intercept', 'time', 'age', 'fidelity', 'time:age', 'time:fidelity', 'age:fidelity']),
     ('growth_a', 'time * fidelity * age',
-     ['Intercept', 'time', 'fidelity', 'time:fidelity', 'age', 'time:age', 'fidelity:age', 'time:fidelity:age'],
-     ['Intercept', 'time', 'fidelity', 'time:fidelity', 'age', 'time:age', 'fidelity:age', 'time:fidelity:age']),
+     ['Intercept', 'time', 'fidelity', 'age', 'time:fidelity', 'time:age', 'fidelity:age', 'time:fidelity:age'],
+     ['Intercept', 'time', 'fidelity', 'age', 'time:fidelity', 'time:age', 'fidelity:age', 'time:fidelity:age']),
     ('growth_a', 'C(occasion)',
      ['Intercept', 'C(occasion)[T.2]', 'C(occasion)[T.3]', 'C(occasion)[T.4]', 'C(occasion)[T.5]', 'C(occasion)[T.6]', 'C(occasion)[T.7]', 'C(occasion)[T.8]', 'C(occasion)[T.9]'],
      ['Intercept', 'C(occasion)']),
     ('growth_a', 'time * C(occasion)',
-     ['Intercept', 'C(occasion)[T.2]', 'C(occasion)[T.3]', 'C(occasion)[T.4]', 'C(occasion)[T.5]', 'C(occasion)[T.6]', 'C(occasion)[T.7]', 'C(occasion)[T.8]', 'C(occasion)[T.9]', 'time', 'time:C(occasion)[T.2]', 'time:C(occasion)[T.3]', 'time:C(occasion)[T.4]', 'time:C(occasion)[T.5]', 'time:C(occasion)[T.6]', 'time:C(occasion)[T.7]', 'time:C(occasion)[T.8]', 'time:C(occasion)[T.9]'],
-     ['Intercept', 'C(occasion)', 'time', 'time:C(occasion)']),
+     ['Intercept', 'time', 'C(occasion)[T.2]', 'C(occasion)[T.3]', 'C(occasion)[T.4]', 'C(occasion)[T.5]', 'C(occasion)[T.6]', 'C(occasion)[T.7]', 'C(occasion)[T.8]', 'C(occasion)[T.9]', 'time:C(occasion)[T.2]', 'time:C(occasion)[T.3]', 'time:C(occasion)[T.4]', 'time:C(occasion)[T.5]', 'time:C(occasion)[T.6]', 'time:C(occasion)[T.7]', 'time:C(occasion)[T.8]', 'time:C(occasion)[T.9]'],
+     ['Intercept', 'time', 'C(occasion)', 'time:C(occasion)']),
     ('growth_a', 'time + I(time ** 2)',
      ['Intercept', 'time', 'I(time ** 2)'],
      ['Intercept', 'time', 'I(time ** 2)']),
@@ -120,14 +125,14 @@ PATSY_NAMES = [
      ['Intercept', 'prog_rev[T.P5]', 'prog_rev[T.P4]', 'prog_rev[T.P3]', 'prog_rev[T.P2]', 'prog_rev[T.P1]', 'time'],
      ['Intercept', 'prog_rev', 'time']),
     ('growth_a', 'prog_rev:late',
-     ['Intercept', 'late[T.True]', 'prog_rev[T.P5]:late[False]', 'prog_rev[T.P4]:late[False]', 'prog_rev[T.P3]:late[False]', 'prog_rev[T.P2]:late[False]', 'prog_rev[T.P1]:late[False]', 'prog_rev[T.P5]:late[True]', 'prog_rev[T.P4]:late[True]', 'prog_rev[T.P3]:late[True]', 'prog_rev[T.P2]:late[True]', 'prog_rev[T.P1]:late[True]'],
+     ['Intercept', 'prog_rev[P6]:late[False]', 'prog_rev[P5]:late[False]', 'prog_rev[P4]:late[False]', 'prog_rev[P3]:late[False]', 'prog_rev[P2]:late[False]', 'prog_rev[P1]:late[False]', 'prog_rev[P6]:late[True]', 'prog_rev[P5]:late[True]', 'prog_rev[P4]:late[True]', 'prog_rev[P3]:late[True]', 'prog_rev[P2]:late[True]', 'prog_rev[P1]:late[True]'],
      ['Intercept', 'prog_rev:late']),
     ('growth_a', 'programme * late',
      ['Intercept', 'programme[T.P2]', 'programme[T.P3]', 'programme[T.P4]', 'programme[T.P5]', 'programme[T.P6]', 'late[T.True]', 'programme[T.P2]:late[T.True]', 'programme[T.P3]:late[T.True]', 'programme[T.P4]:late[T.True]', 'programme[T.P5]:late[T.True]', 'programme[T.P6]:late[T.True]'],
      ['Intercept', 'programme', 'late', 'programme:late']),
     ('growth_a', 'time * programme * late',
-     ['Intercept', 'programme[T.P2]', 'programme[T.P3]', 'programme[T.P4]', 'programme[T.P5]', 'programme[T.P6]', 'late[T.True]', 'programme[T.P2]:late[T.True]', 'programme[T.P3]:late[T.True]', 'programme[T.P4]:late[T.True]', 'programme[T.P5]:late[T.True]', 'programme[T.P6]:late[T.True]', 'time', 'time:programme[T.P2]', 'time:programme[T.P3]', 'time:programme[T.P4]', 'time:programme[T.P5]', 'time:programme[T.P6]', 'time:late[T.True]', 'time:programme[T.P2]:late[T.True]', 'time:programme[T.P3]:late[T.True]', 'time:programme[T.P4]:late[T.True]', 'time:programme[T.P5]:late[T.True]', 'time:programme[T.P6]:late[T.True]'],
-     ['Intercept', 'programme', 'late', 'programme:late', 'time', 'time:programme', 'time:late', 'time:programme:late']),
+     ['Intercept', 'time', 'programme[T.P2]', 'programme[T.P3]', 'programme[T.P4]', 'programme[T.P5]', 'programme[T.P6]', 'late[T.True]', 'time:programme[T.P2]', 'time:programme[T.P3]', 'time:programme[T.P4]', 'time:programme[T.P5]', 'time:programme[T.P6]', 'time:late[T.True]', 'programme[T.P2]:late[T.True]', 'programme[T.P3]:late[T.True]', 'programme[T.P4]:late[T.True]', 'programme[T.P5]:late[T.True]', 'programme[T.P6]:late[T.True]', 'time:programme[T.P2]:late[T.True]', 'time:programme[T.P3]:late[T.True]', 'time:programme[T.P4]:late[T.True]', 'time:programme[T.P5]:late[T.True]', 'time:programme[T.P6]:late[T.True]'],
+     ['Intercept', 'time', 'programme', 'late', 'time:programme', 'time:late', 'programme:late', 'time:programme:late']),
     ('growth_a', 'time + age - 1 + fidelity',
      ['time', 'age', 'fidelity'],
      ['time', 'age', 'fidelity']),
@@ -135,14 +140,14 @@ PATSY_NAMES = [
      ['Intercept', 'time', 'time:programme[T.P2]', 'time:programme[T.P3]', 'time:programme[T.P4]', 'time:programme[T.P5]', 'time:programme[T.P6]'],
      ['Intercept', 'time', 'time:programme']),
     ('threelevel', 'time * programme',
-     ['Intercept', 'programme[T.P2]', 'programme[T.P3]', 'programme[T.P4]', 'programme[T.P5]', 'programme[T.P6]', 'time', 'time:programme[T.P2]', 'time:programme[T.P3]', 'time:programme[T.P4]', 'time:programme[T.P5]', 'time:programme[T.P6]'],
-     ['Intercept', 'programme', 'time', 'time:programme']),
+     ['Intercept', 'time', 'programme[T.P2]', 'programme[T.P3]', 'programme[T.P4]', 'programme[T.P5]', 'programme[T.P6]', 'time:programme[T.P2]', 'time:programme[T.P3]', 'time:programme[T.P4]', 'time:programme[T.P5]', 'time:programme[T.P6]'],
+     ['Intercept', 'time', 'programme', 'time:programme']),
     ('threelevel', 'time * fidelity + age',
-     ['Intercept', 'time', 'fidelity', 'time:fidelity', 'age'],
-     ['Intercept', 'time', 'fidelity', 'time:fidelity', 'age']),
+     ['Intercept', 'time', 'fidelity', 'age', 'time:fidelity'],
+     ['Intercept', 'time', 'fidelity', 'age', 'time:fidelity']),
     ('dense_ar1', 'time * programme',
-     ['Intercept', 'programme[T.P2]', 'programme[T.P3]', 'programme[T.P4]', 'programme[T.P5]', 'programme[T.P6]', 'time', 'time:programme[T.P2]', 'time:programme[T.P3]', 'time:programme[T.P4]', 'time:programme[T.P5]', 'time:programme[T.P6]'],
-     ['Intercept', 'programme', 'time', 'time:programme']),
+     ['Intercept', 'time', 'programme[T.P2]', 'programme[T.P3]', 'programme[T.P4]', 'programme[T.P5]', 'programme[T.P6]', 'time:programme[T.P2]', 'time:programme[T.P3]', 'time:programme[T.P4]', 'time:programme[T.P5]', 'time:programme[T.P6]'],
+     ['Intercept', 'time', 'programme', 'time:programme']),
     ('dense_ar1', 'time + age',
      ['Intercept', 'time', 'age'],
      ['Intercept', 'time', 'age']),
@@ -179,12 +184,45 @@ PATSY_NAMES = [
     ('power_design_B', 'C(treat) * time',
      ['Intercept', 'C(treat)[T.1]', 'time', 'C(treat)[T.1]:time'],
      ['Intercept', 'C(treat)', 'time', 'C(treat):time']),
+    ('growth_a', 'fidelity + time * programme',
+     ['Intercept', 'fidelity', 'time', 'programme[T.P2]', 'programme[T.P3]', 'programme[T.P4]', 'programme[T.P5]', 'programme[T.P6]', 'time:programme[T.P2]', 'time:programme[T.P3]', 'time:programme[T.P4]', 'time:programme[T.P5]', 'time:programme[T.P6]'],
+     ['Intercept', 'fidelity', 'time', 'programme', 'time:programme']),
+    ('growth_a', 'late + programme:late',
+     ['Intercept', 'late[T.True]', 'late[False]:programme[T.P2]', 'late[True]:programme[T.P2]', 'late[False]:programme[T.P3]', 'late[True]:programme[T.P3]', 'late[False]:programme[T.P4]', 'late[True]:programme[T.P4]', 'late[False]:programme[T.P5]', 'late[True]:programme[T.P5]', 'late[False]:programme[T.P6]', 'late[True]:programme[T.P6]'],
+     ['Intercept', 'late', 'late:programme']),
+    ('growth_a', 'time + programme:time',
+     ['Intercept', 'time', 'time:programme[T.P2]', 'time:programme[T.P3]', 'time:programme[T.P4]', 'time:programme[T.P5]', 'time:programme[T.P6]'],
+     ['Intercept', 'time', 'time:programme']),
+    ('growth_a', 'time:age + programme:age',
+     ['Intercept', 'time:age', 'age:programme[T.P2]', 'age:programme[T.P3]', 'age:programme[T.P4]', 'age:programme[T.P5]', 'age:programme[T.P6]'],
+     ['Intercept', 'time:age', 'age:programme']),
+    ('growth_a', 'programme:age + time:age',
+     ['Intercept', 'programme[P1]:age', 'programme[P2]:age', 'programme[P3]:age', 'programme[P4]:age', 'programme[P5]:age', 'programme[P6]:age', 'age:time'],
+     ['Intercept', 'programme:age', 'age:time']),
+    ('growth_a', '0 + time:programme + late',
+     ['late[False]', 'late[True]', 'time:programme[P1]', 'time:programme[P2]', 'time:programme[P3]', 'time:programme[P4]', 'time:programme[P5]', 'time:programme[P6]'],
+     ['late', 'time:programme']),
+    ('growth_a', 'programme:late:time + programme',
+     ['Intercept', 'programme[T.P2]', 'programme[T.P3]', 'programme[T.P4]', 'programme[T.P5]', 'programme[T.P6]', 'programme[P1]:late[False]:time', 'programme[P2]:late[False]:time', 'programme[P3]:late[False]:time', 'programme[P4]:late[False]:time', 'programme[P5]:late[False]:time', 'programme[P6]:late[False]:time', 'programme[P1]:late[True]:time', 'programme[P2]:late[True]:time', 'programme[P3]:late[True]:time', 'programme[P4]:late[True]:time', 'programme[P5]:late[True]:time', 'programme[P6]:late[True]:time'],
+     ['Intercept', 'programme', 'programme:late:time']),
+    ('growth_a', 'time:programme:late + late:programme',
+     ['Intercept', 'programme[P1]:late[False]', 'programme[P2]:late[False]', 'programme[P3]:late[False]', 'programme[P4]:late[False]', 'programme[P5]:late[False]', 'programme[P6]:late[False]', 'programme[P1]:late[True]', 'programme[P2]:late[True]', 'programme[P3]:late[True]', 'programme[P4]:late[True]', 'programme[P5]:late[True]', 'programme[P6]:late[True]', 'time:programme[P1]:late[False]', 'time:programme[P2]:late[False]', 'time:programme[P3]:late[False]', 'time:programme[P4]:late[False]', 'time:programme[P5]:late[False]', 'time:programme[P6]:late[False]', 'time:programme[P1]:late[True]', 'time:programme[P2]:late[True]', 'time:programme[P3]:late[True]', 'time:programme[P4]:late[True]', 'time:programme[P5]:late[True]', 'time:programme[P6]:late[True]'],
+     ['Intercept', 'programme:late', 'time:programme:late']),
+    ('growth_a', 'late * programme - 1',
+     ['late[False]', 'late[True]', 'programme[T.P2]', 'programme[T.P3]', 'programme[T.P4]', 'programme[T.P5]', 'programme[T.P6]', 'late[T.True]:programme[T.P2]', 'late[T.True]:programme[T.P3]', 'late[T.True]:programme[T.P4]', 'late[T.True]:programme[T.P5]', 'late[T.True]:programme[T.P6]'],
+     ['late', 'programme', 'late:programme']),
+    ('growth_a', '(late + programme) / time',
+     ['Intercept', 'late[T.True]', 'programme[T.P2]', 'programme[T.P3]', 'programme[T.P4]', 'programme[T.P5]', 'programme[T.P6]', 'late[False]:programme[P1]:time', 'late[True]:programme[P1]:time', 'late[False]:programme[P2]:time', 'late[True]:programme[P2]:time', 'late[False]:programme[P3]:time', 'late[True]:programme[P3]:time', 'late[False]:programme[P4]:time', 'late[True]:programme[P4]:time', 'late[False]:programme[P5]:time', 'late[True]:programme[P5]:time', 'late[False]:programme[P6]:time', 'late[True]:programme[P6]:time'],
+     ['Intercept', 'late', 'programme', 'late:programme:time']),
+    ('growth_a', 'time:fidelity + fidelity:age + age',
+     ['Intercept', 'age', 'time:fidelity', 'fidelity:age'],
+     ['Intercept', 'age', 'time:fidelity', 'fidelity:age']),
 ]
 
 
-@pytest.mark.parametrize(("dataset", "rhs", "columns", "terms"), PATSY_NAMES,
-                         ids=[f"{d}:{r}" for d, r, _, _ in PATSY_NAMES])
-def test_names_and_order_as_patsy_gave_them(dataset, rhs, columns, terms):
+@pytest.mark.parametrize(("dataset", "rhs", "columns", "terms"), R_NAMES,
+                         ids=[f"{d}:{r}" for d, r, _, _ in R_NAMES])
+def test_names_and_order_as_r_gives_them(dataset, rhs, columns, terms):
     dm = design_matrix(rhs, data(dataset))
     assert dm.column_names == columns
     assert dm.design_info.term_names == terms
@@ -201,8 +239,8 @@ def test_matrix_of_time_by_programme_built_by_hand():
     X = design_matrix("time * programme", d).matrix
     t = d["time"].to_numpy(float)
     progs = ["P2", "P3", "P4", "P5", "P6"]
-    expected = np.column_stack([np.ones(len(d))] + [_dummy(d["programme"], p) for p in progs]
-                               + [t] + [t * _dummy(d["programme"], p) for p in progs])
+    expected = np.column_stack([np.ones(len(d)), t] + [_dummy(d["programme"], p) for p in progs]
+                               + [t * _dummy(d["programme"], p) for p in progs])
     np.testing.assert_array_equal(X, expected)
 
 
@@ -211,14 +249,28 @@ def test_full_coding_where_a_margin_is_missing_built_by_hand():
     X = design_matrix("0 + programme", d).matrix
     np.testing.assert_array_equal(
         X, np.column_stack([_dummy(d["programme"], f"P{i}") for i in range(1, 7)]))
-    # prog_rev:late -> late reduced, then prog_rev (reverse order, reference P6) x late in full
+    # prog_rev:late without margins: both in full (aliased with the intercept, as in R);
+    # prog_rev in its category order (P6 first) varies fastest
     X = design_matrix("prog_rev:late", d).matrix
     late = d["late"].to_numpy(bool)
-    cols = [np.ones(len(d)), late.astype(float)]
+    cols = [np.ones(len(d))]
     for lv in (False, True):
-        for p in ["P5", "P4", "P3", "P2", "P1"]:
+        for p in ["P6", "P5", "P4", "P3", "P2", "P1"]:
             cols.append(_dummy(d["programme"], p) * (late == lv))
     np.testing.assert_array_equal(X, np.column_stack(cols))
+    # late + programme:late -> late reduced, programme reduced within each level of late
+    X = design_matrix("late + programme:late", d).matrix
+    cols = [np.ones(len(d)), late.astype(float)]
+    for p in ["P2", "P3", "P4", "P5", "P6"]:
+        for lv in (False, True):
+            cols.append(_dummy(d["programme"], p) * (late == lv))
+    np.testing.assert_array_equal(X, np.column_stack(cols))
+    # no intercept: the first categorical factor of the first term with one in full
+    X = design_matrix("0 + time:programme + late", d).matrix
+    t = d["time"].to_numpy(float)
+    np.testing.assert_array_equal(
+        X, np.column_stack([(~late).astype(float), late.astype(float)]
+                           + [t * _dummy(d["programme"], f"P{i}") for i in range(1, 7)]))
 
 
 def test_transforms_and_reference_level_built_by_hand():
@@ -271,6 +323,12 @@ def test_grammar_accepts(formula, terms):
 
 def test_formula_variables_reads_every_column_once():
     assert formula_variables("y ~ I(t ** 2) + C(p) * t + log(y + a)") == ["y", "t", "p", "a"]
+
+
+def test_factors_are_listed_in_order_of_first_appearance():
+    # R's variable order, which orders the factors within each interaction
+    parsed = parse_terms("y ~ b:a + C(g) * I(a ** 2) - d:b")
+    assert [f.name() for f in parsed.factors] == ["y", "b", "a", "C(g)", "I(a ** 2)", "d"]
 
 
 def test_response_is_returned_with_its_rows():
@@ -378,8 +436,8 @@ def test_design_info_builds_new_data_with_the_fitted_coding():
     assert list(rows) == [0, 1]
     expected = np.zeros((2, 12))
     expected[:, 0] = 1
-    expected[0, 2] = 1          # programme[T.P3]
-    expected[1, 6] = 10.0       # time (P1 is the reference)
+    expected[0, 3] = 1          # programme[T.P3]
+    expected[1, 1] = 10.0       # time (P1 is the reference)
     np.testing.assert_array_equal(X, expected)
     with pytest.raises(ModelError, match="not among the 6 levels") as err:
         info.build(pd.DataFrame({"time": [1.0], "programme": ["Naomi Jansen"]}))
@@ -388,9 +446,9 @@ def test_design_info_builds_new_data_with_the_fitted_coding():
 
 def test_design_info_keeps_terms_levels_and_slices():
     info = design_matrix("time * programme", data("growth_a")).design_info
-    assert info.variables == ["programme", "time"]
+    assert info.variables == ["time", "programme"]
     assert info.term_name_slices["time:programme"] == slice(7, 12)
     (prog,) = [f for f in info.factor_infos if f.name() == "programme"]
     assert info.factor_infos[prog].type == "categorical"
     assert info.factor_infos[prog].categories == ("P1", "P2", "P3", "P4", "P5", "P6")
-    assert info.describe() == "1 + programme + time + time:programme"
+    assert info.describe() == "1 + time + programme + time:programme"

@@ -34,6 +34,7 @@ import pytest
 
 from effectstudy.errors import DataError
 from effectstudy.multilevel import FewClustersWarning, fit
+from effectstudy.multilevel._engine import independent_columns
 from effectstudy.multilevel.robust import cluster_robust
 from refdata import REFERENCE
 
@@ -127,16 +128,32 @@ def test_aliased_programme_level_agrees_with_lme4_where_the_choice_does_not_matt
     assert _compare("D2", time_terms) == 25
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "column order: the design keeps patsy's order (categorical-only terms first), R's "
-    "model.matrix orders terms by degree in formula order; lme4 therefore drops "
-    "programmeP6 and keeps fidelity, effectstudy drops fidelity"))
 def test_aliased_programme_level_drops_the_column_lme4_drops():
+    """The design orders terms as R's ``model.matrix`` (``Intercept, fidelity, time,
+    programme, time:programme``), so the rank check drops what lme4 drops:
+    ``programmeP6`` (aliased with the earlier intercept, fidelity and other
+    programme columns) and the all-zero ``time:programmeP3``; ``fidelity`` stays."""
     m = _lmm("D2")
     assert m.model.dropped_fixed == [_patsy(t) for t in _value("D2", "dropped_columns").split(";")]
-    assert _compare("D2") == 5 * 10
+    # 13 columns less the 2 dropped; every kept coefficient checked on 5 quantities
+    assert len(m.fixed_names) == 11 and "fidelity" in m.fixed_names
+    assert _compare("D2") == 5 * 11
     # REML logLik contains log|X'V^-1 X|, so it depends on which column is kept
     assert m.loglik == pytest.approx(float(_value("D2", "logLik_REML")), rel=TOL)
+
+
+def test_rank_check_keeps_the_columns_r_qr_keeps():
+    """``qr(X, tol = 1e-7, LAPACK = FALSE)`` in R 4.2.2 on this matrix gives rank 4
+    and ``pivot`` 1 2 6 8 3 4 5 7 9 (columns counted from 1): the exact alias
+    ``2x + 3``, the zero column and ``x + 1e-9 z`` go, ``x + 5e-7 w`` (relative
+    residual 4.9e-8) goes, ``x + 2e-6 w`` (2.0e-7) stays, and ``x + 1e-5 w`` is then
+    in the span of the kept columns; the kept columns stay in their order."""
+    x = np.arange(1.0, 9.0)
+    z = np.array([0, 1, 0, 1, 1, 0, 0, 1], dtype=float)
+    w = np.array([1, -1, 0, 0, 0, 0, 1, -1], dtype=float)
+    X = np.column_stack([np.ones(8), x, 2 * x + 3, np.zeros(8), x + 1e-9 * z, z,
+                         x + 5e-7 * w, x + 2e-6 * w, x + 1e-5 * w])
+    assert list(independent_columns(X) + 1) == [1, 2, 6, 8]
 
 
 # -- (b) cluster_robust with a level without complete rows -----------------------------

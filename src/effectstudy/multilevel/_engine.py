@@ -176,8 +176,8 @@ def independent_columns(X: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
     """Indices of the columns of ``X`` kept in order, each dropped if it lies in
     the span of the columns kept before it (relative residual norm below ``tol``).
 
-    This is the column choice of R's ``qr()`` (LINPACK ``dqrdc2``, limited
-    pivoting) that lme4's ``chkRank.X`` uses to drop aliased fixed effects.
+    This is R's ``qr(X, tol, LAPACK = FALSE)`` (LINPACK ``dqrdc2``, limited pivoting),
+    whose ``pivot[seq_len(rank)]`` lme4's ``chkRank.drop.cols`` keeps as fixed effects.
     """
     keep: list[int] = []
     Q = np.zeros((X.shape[0], 0))
@@ -187,7 +187,7 @@ def independent_columns(X: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
         r = x - Q @ (Q.T @ x)
         r = r - Q @ (Q.T @ r)  # re-orthogonalise
         nr = float(np.linalg.norm(r))
-        if nx > 0 and nr > tol * nx:
+        if nx > 0 and nr >= tol * nx:  # dqrdc2 keeps a norm >= tol * original
             keep.append(j)
             Q = np.column_stack([Q, r / nr])
     return np.array(keep, dtype=int)

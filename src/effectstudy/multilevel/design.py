@@ -5,17 +5,30 @@ Formulas are parsed by the grammar of :mod:`effectstudy.multilevel.grammar`
 Python); its public names (:func:`parse_terms`, :func:`formula_variables`,
 :class:`Factor`, :class:`Term`, :class:`FormulaTerms`) are re-exported here.
 
-The design matrices reproduce patsy's (Smith et al., patsy 1.0) conventions so
-that coefficient names and column order are unchanged: terms are grouped by
-their set of numeric factors (the group without numeric factors first), sorted
-by degree within a group; categorical factors get treatment contrasts with the
-first level as reference (sorted values; the category order of a pandas
-``Categorical``; ``False < True`` for booleans), or full dummy coding where a
-lower-order margin is absent, so that the matrix is full rank for the usual
-hierarchical models (the same rule as R's ``model.matrix``, Chambers & Hastie
-1992, *Statistical Models in S*, section 2.4.1). Columns are named
-``Intercept``, ``time``, ``programme[T.P2]``, ``time:programme[T.P2]``,
-``programme[P1]``, ``I(time ** 2)``, ``C(x)[T.b]``.
+The columns are those of R's ``model.matrix`` (R Core Team, *R: A Language
+and Environment for Statistical Computing*, ``?terms.formula`` and
+``?model.matrix``; Chambers & Hastie 1992, *Statistical Models in S*, chapter
+2), so that a rank-deficient fit drops the columns lme4 drops and coefficient
+tables line up with R's:
+
+* term order: the intercept, then the terms by their order (main effects,
+  two-way interactions, ...), each order in the order the formula gives
+  (``terms.formula`` with ``keep.order = FALSE``): ``fidelity + time * programme``
+  gives ``Intercept, fidelity, time, programme, time:programme``;
+* the factors of an interaction are in order of their first appearance in the
+  formula (``time + programme:time`` has the term ``time:programme``); the
+  first factor varies fastest over the columns of a term;
+* categorical factors get treatment contrasts with the first level as
+  reference (sorted values; the category order of a pandas ``Categorical``;
+  ``False < True`` for booleans), or full dummy coding where the term without
+  the factor is not contained in an earlier term; without an intercept the
+  first categorical factor of the first term that has one is coded in full.
+  Hierarchical formulas so give full-rank matrices; a formula such as
+  ``a:b`` without its margins gives aliased columns, as in R.
+
+Columns are named as patsy (Smith et al., patsy 1.0) names them, which the
+package has always used: ``Intercept``, ``time``, ``programme[T.P2]``,
+``time:programme[T.P2]``, ``programme[P1]``, ``I(time ** 2)``, ``C(x)[T.b]``.
 """
 
 from __future__ import annotations
@@ -206,57 +219,63 @@ def _eval_factor(info: FactorInfo, data: pd.DataFrame) -> tuple[np.ndarray, np.n
 
 
 # ---------------------------------------------------------------------------
-# coding (which contrasts each term gets)
+# term order and coding (R's terms.formula and model.matrix)
 # ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Subterm:
-    """Factors of one block of columns; ``full`` marks categorical factors coded in full."""
+    """The factors of one term's columns; ``full`` marks categorical factors coded in full."""
 
     factors: tuple[Factor, ...]
     full: frozenset[Factor]
 
 
-def _subsets(items: Sequence[Factor]) -> list[tuple[Factor, ...]]:
-    idx = list(range(len(items)))
-    subs = [c for r in range(len(items) + 1) for c in itertools.combinations(idx, r)]
-    return [tuple(items[i] for i in s) for s in subs]
+def _r_terms(terms: Sequence[Term], order: Sequence[Factor]) -> list[Term]:
+    """The terms in R's order, each with its factors in R's variable order.
 
-
-def _codings(cats: list[Factor], used: set[frozenset]) -> list[dict[Factor, bool]]:
-    """Full-rank coding of one term's categorical factors given the margins already used.
-
-    Each subset of the term's categorical factors not yet spanned by an earlier
-    term of the same numeric group is a block of contrast-coded columns; a block
-    that contains a lower one by one factor absorbs it by coding that factor in
-    full (the rule of patsy and of R's ``model.matrix``).
+    R's ``terms.formula`` (``keep.order = FALSE``) puts the intercept first,
+    then the terms by their order (main effects, two-way interactions, ...),
+    keeping the formula's order within an order; the factors of a term follow
+    the order in which the variables first appear in the formula, so
+    ``time + programme:time`` has the term ``time:programme``.
     """
-    blocks: list[dict[Factor, bool]] = []
-    for sub in _subsets(cats):
-        key = frozenset(sub)
-        if key not in used:
-            blocks.append(dict.fromkeys(sub, False))
-            used.add(key)
-    changed = True
-    while changed:
-        changed = False
-        for i, short in enumerate(blocks):
-            for j in range(i + 1, len(blocks)):
-                long = blocks[j]
-                extra = set(long) - set(short)
-                if (len(long) - len(short) == 1 and set(short) <= set(long)
-                        and all(long[k] == short[k] for k in short)):
-                    (f,) = extra
-                    if long[f]:
-                        continue
-                    merged = dict(short)
-                    merged[f] = True
-                    blocks[j] = merged
-                    blocks.pop(i)
-                    changed = True
-                    break
-            if changed:
-                break
-    return blocks
+    rank = {f: i for i, f in enumerate(order)}
+    for t in terms:  # terms built without a parser: order of appearance
+        for f in t.factors:
+            rank.setdefault(f, len(rank))
+    out: list[Term] = []
+    for t in terms:
+        term = Term(tuple(sorted(t.factors, key=rank.__getitem__)))
+        if term not in out:
+            out.append(term)
+    return sorted(out, key=lambda t: len(t.factors))  # stable within an order
+
+
+def _r_codings(terms: Sequence[Term], infos: dict[Factor, FactorInfo]) -> list[frozenset[Factor]]:
+    """The categorical factors coded in full (dummy per level) in each term.
+
+    R's ``model.matrix`` rule (Chambers & Hastie 1992, *Statistical Models in
+    S*, section 2.4.1; ``TermCode`` in R's ``model.c``): a categorical factor
+    of a term gets treatment contrasts if the term without it is empty or is
+    contained in an earlier term (in the order of :func:`_r_terms`), and full
+    coding otherwise. Without an intercept the first categorical factor of the
+    first term that has one is coded in full as well. Non-hierarchical
+    formulas (``a:b`` without ``a``) can so give aliased columns, as in R.
+    """
+    earlier: list[frozenset[Factor]] = []
+    need_full = INTERCEPT not in terms
+    out: list[frozenset[Factor]] = []
+    for t in terms:
+        factors = frozenset(t.factors)
+        cats = [f for f in t.factors if infos[f].type == "categorical"]
+        full = {f for f in cats
+                if (factors - {f}) and not any(factors - {f} <= e for e in earlier)}
+        if need_full and cats:
+            full.add(cats[0])
+            need_full = False
+        if t.factors:
+            earlier.append(factors)
+        out.append(frozenset(full))
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -372,7 +391,7 @@ def _block_columns(sub: _Subterm, infos: dict[Factor, FactorInfo],
         per_factor.append([(fmt.format(code=f.code, lv=_level_str(cats[i])),
                             (v == i).astype(float)) for i in keep])
     names, cols = [], []
-    # the first factor varies fastest, as in patsy
+    # the first factor varies fastest, as in R's model.matrix (and patsy)
     for combo in itertools.product(*reversed(per_factor)):
         combo = combo[::-1]
         names.append(":".join(c[0] for c in combo) if combo else "Intercept")
@@ -394,31 +413,18 @@ def _assemble(blocks: list[tuple[Term, list[_Subterm]]], infos: dict[Factor, Fac
     return np.column_stack(cols)
 
 
-def _make_info(formula: str, terms: Sequence[Term], data: pd.DataFrame) -> DesignInfo:
+def _make_info(formula: str, terms: Sequence[Term], data: pd.DataFrame,
+               order: Sequence[Factor] = ()) -> DesignInfo:
+    """Coding, columns and names of ``terms`` on ``data``; ``order`` is the
+    formula's order of first appearance of the factors (see :func:`_r_terms`)."""
+    terms = _r_terms(terms, order)
     infos: dict[Factor, FactorInfo] = {}
     for t in terms:
         for f in t.factors:
             if f not in infos:
                 infos[f] = _factor_info(f, data)
-    # group terms by their set of numeric factors; the group without any comes first
-    groups: dict[frozenset, list[Term]] = {}
-    for t in terms:
-        key = frozenset(f for f in t.factors if infos[f].type == "numerical")
-        groups.setdefault(key, []).append(t)
-    order = list(groups)
-    if frozenset() in groups:
-        order.remove(frozenset())
-        order.insert(0, frozenset())
-    blocks: list[tuple[Term, list[_Subterm]]] = []
-    for key in order:
-        used: set[frozenset] = set()
-        for t in sorted(groups[key], key=lambda t: len(t.factors)):
-            cats = [f for f in t.factors if infos[f].type == "categorical"]
-            subs = []
-            for coding in _codings(cats, used):
-                fs = tuple(f for f in t.factors if infos[f].type == "numerical" or f in coding)
-                subs.append(_Subterm(fs, frozenset(f for f, full in coding.items() if full)))
-            blocks.append((t, subs))
+    blocks = [(t, [_Subterm(t.factors, full)])
+              for t, full in zip(terms, _r_codings(terms, infos), strict=True)]
     names: list[str] = []
     slices: dict[Term, slice] = {}
     empty = {f: np.zeros(0) for f in infos}
@@ -466,7 +472,7 @@ def design_matrix(formula: str, data: pd.DataFrame,
         raise ModelError("data must be a pandas DataFrame")
     parsed = parse_terms(formula)
     rhs = formula.split("~", 1)[-1].strip()
-    info = _make_info(rhs, parsed.rhs, data)
+    info = _make_info(rhs, parsed.rhs, data, parsed.factors)
     mat, rows = info.build(data, NA_action)
     return DesignMatrix(mat, info, rows)
 
@@ -491,7 +497,7 @@ def design_matrices(formula: str, data: pd.DataFrame, NA_action: NAAction = "rai
     if yinfo.type != "numerical":
         raise ModelError(f"the response {yf.code} is not numeric", column=yf.variables[0])
     rhs = formula.split("~", 1)[1].strip()
-    info = _make_info(rhs, parsed.rhs, data)
+    info = _make_info(rhs, parsed.rhs, data, parsed.factors)
     values, missing = _evaluate({yf: yinfo, **info.factor_infos}, data)
     rows = _rows(missing, NA_action, len(data))
     X = _assemble(info._blocks, info.factor_infos, values, rows)

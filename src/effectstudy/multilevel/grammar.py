@@ -197,10 +197,17 @@ class _Expr:
 
 @dataclass(frozen=True)
 class FormulaTerms:
-    """A parsed formula: the response terms (may be empty) and the right-hand terms."""
+    """A parsed formula: the response terms (may be empty) and the right-hand terms.
+
+    ``rhs`` holds the terms as the formula expands them (the intercept first if
+    present); ``factors`` every factor in order of first appearance, left to
+    right and the response included (R's order of the ``variables`` of a
+    ``terms`` object, which orders the factors within each interaction).
+    """
 
     lhs: tuple[Term, ...]
     rhs: tuple[Term, ...]
+    factors: tuple[Factor, ...] = ()
 
     @property
     def variables(self) -> list[str]:
@@ -226,6 +233,8 @@ class _Parser:
         self.toks = _tokenize(formula)
         self.i = 0
         self.depth = 0
+        #: factors in order of first appearance
+        self.seen: list[Factor] = []
 
     # -- helpers --------------------------------------------------------------
     @property
@@ -247,6 +256,11 @@ class _Parser:
         if self.tok.text != text or self.tok.kind not in ("op",):
             raise self.fail(self.tok, f" (expected {text!r})")
         return self.advance()
+
+    def note(self, factor: Factor) -> Factor:
+        if factor not in self.seen:
+            self.seen.append(factor)
+        return factor
 
     def enter(self) -> None:
         self.depth += 1
@@ -275,7 +289,7 @@ class _Parser:
             lhs = self.as_expr(lhs, end)
             lhs_terms = ((INTERCEPT,) if lhs.intercept else ()) + lhs.terms
         rhs_terms = (() if rhs.removed else (INTERCEPT,)) + rhs.terms
-        return FormulaTerms(lhs_terms, rhs_terms)
+        return FormulaTerms(lhs_terms, rhs_terms, tuple(self.seen))
 
     def expr(self, min_prec: int) -> _Expr | _Tok:
         self.enter()
@@ -310,9 +324,10 @@ class _Parser:
         if tok.kind == "name":
             _check_name(tok)
             if self.toks[self.i + 1].text == "(":
-                return _Expr.of(False, False, [Term((self.call(),))])
+                return _Expr.of(False, False, [Term((self.note(self.call()),))])
             self.advance()
-            return _Expr.of(False, False, [Term((Factor(tok.text, "column", (tok.text,)),))])
+            factor = self.note(Factor(tok.text, "column", (tok.text,)))
+            return _Expr.of(False, False, [Term((factor,))])
         if tok.kind == "string":
             raise self.fail(tok, " (text is only allowed as the reference level in "
                                  "C(x, Treatment(reference='level')))")
