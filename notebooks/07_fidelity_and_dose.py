@@ -26,6 +26,7 @@ import pandas as pd
 
 from effectstudy import fidelity
 from effectstudy.dictionary import load_integrity
+from effectstudy.study.integrity import dose_curve_range
 from effectstudy.synth_integrity import generate_integrity
 
 pd.set_option("display.width", 160)
@@ -94,9 +95,10 @@ fig = adh.drift_plot()
 # ## 4. Programme fidelity score
 #
 # Per programme the crossed random-effects model `score ~ 1 + (1 | target) + (1 | rater)` gives
-# the fidelity score (share of the checklist's range) with a Kenward-Roger interval; the raters
-# are a random factor, so their disagreement widens the interval. `rater_agreement` gives the
-# Shrout-Fleiss ICCs of the same ratings.
+# the fidelity score (share of the checklist's range) with Kenward-Roger SE and df; the raters
+# are a random factor, so their disagreement widens the interval. The interval is computed on
+# the logit scale and transformed back, so it never passes 0% or 100%. `rater_agreement` gives
+# the Shrout-Fleiss ICCs of the same ratings.
 
 # %%
 score = fidelity.fidelity_score(sim.ratings, integ)
@@ -124,6 +126,17 @@ dr.by_group.round(3)
 
 # %%
 fig = dr.plot()
+
+# %% [markdown]
+# The plot above shows every observed dose (the rug) and runs to the largest one: one girl's
+# value, so it is for internal use. A study run saves the curve only over a trimmed range
+# (10th-90th percentile, at least five girls beyond each end, rounded inwards) and the report
+# draws those saved points:
+
+# %%
+span = dose_curve_range(dr.data, threshold=5)
+print(f"published dose range: {span[0]:g} to {span[1]:g} sessions")
+dr.curve(*span, points=5).round(3)
 
 # %% [markdown]
 # **Tailoring.** Which tailored components the girls received, per programme, and the

@@ -131,15 +131,16 @@ def test_bad_log_rows_go_to_the_rejection_log(integ):
     clean, rej = validate_logs(full, integ, clients=clients, file="vl_log.csv")
     assert list(rej.columns) == list(LOG_COLUMNS)
     assert len(clean) == len(log)
-    assert list(rej["kind"]) == ["unknown_component", "out_of_range", "outside_care",
-                                 "unknown_phase", "non_numeric", "unknown_programme"]
+    assert list(rej["kind"]) == ["component_not_in_programme", "delivery_out_of_range",
+                                 "delivery_outside_care", "unknown_phase", "non_numeric",
+                                 "integrity_unknown_programme"]
     # rows: the first data row is row 2 (header row 1)
     assert list(rej["row"]) == [len(log) + 2 + i for i in range(6)]
     assert list(rej["column"]) == ["component", "minutes", "week", "phase", "delivered", "programme"]
     assert (rej["file"] == "vl_log.csv").all() and (rej["scores"] == 1).all()
     text = rej.astype(str).to_string()
     assert "Jansen" not in text and "0612345678" not in text and "nowhere" not in text
-    assert rej.loc[rej["kind"] == "out_of_range", "value"].iloc[0] == "-5"
+    assert rej.loc[rej["kind"] == "delivery_out_of_range", "value"].iloc[0] == "-5"
     # adherence refuses a log that validate_logs would reject, without repeating its text
     with pytest.raises(DataError) as err:
         adherence(full, integ)
@@ -158,7 +159,11 @@ def test_missing_columns_and_bad_ratings(integ):
     ], columns=["programme", "target", "rater", "item", "score"])
     clean, rej = validate_ratings(ratings, integ)
     assert len(clean) == 1
-    assert list(rej["kind"]) == ["duplicate", "unknown_item", "out_of_range", "missing_value"]
+    assert list(rej["kind"]) == ["duplicate", "item_not_on_checklist", "rating_out_of_range",
+                                 "rating_missing_id"]
+    from effectstudy.harmonise.log import KINDS
+
+    assert set(rej["kind"]) <= set(KINDS)  # the harmoniser logs them as they are
     assert "Jansen" not in rej.astype(str).to_string()
 
 
@@ -180,6 +185,24 @@ def _reference_value(icc_type: str) -> float:
     return float(row["value"].iloc[0])
 
 
+def anova_se_df(y: np.ndarray) -> tuple[float, float]:
+    """SE of the grand mean of a balanced target x rater matrix ``y`` and its df, by hand.
+
+    Two-way random-effects ANOVA: var(mean) = (MS_T + MS_R - MS_E) / (T R), with
+    Satterthwaite's df for that combination of mean squares.
+    """
+    n_t, n_r = y.shape
+    grand = y.mean()
+    ms_t = n_r * ((y.mean(axis=1) - grand) ** 2).sum() / (n_t - 1)
+    ms_r = n_t * ((y.mean(axis=0) - grand) ** 2).sum() / (n_r - 1)
+    resid = y - y.mean(axis=1, keepdims=True) - y.mean(axis=0, keepdims=True) + grand
+    ms_e = (resid**2).sum() / ((n_t - 1) * (n_r - 1))
+    comb = ms_t + ms_r - ms_e
+    df = comb**2 / (ms_t**2 / (n_t - 1) + ms_r**2 / (n_r - 1)
+                    + ms_e**2 / ((n_t - 1) * (n_r - 1)))
+    return float(np.sqrt(comb / (n_t * n_r))), float(df)
+
+
 def test_fidelity_score_variance_components_give_psych_icc2(integ):
     ratings = _reference_ratings()
     res = fidelity_score(ratings, integ, scale="raw").scores.iloc[0]
@@ -190,16 +213,9 @@ def test_fidelity_score_variance_components_give_psych_icc2(integ):
     assert res["score"] == pytest.approx(ratings["score"].mean(), abs=1e-8)
     # balanced two-way ANOVA by hand: var(mean) = (MS_T + MS_R - MS_E) / (T R) with
     # Satterthwaite's df; the rater mean square is part of it (rater variance included)
-    y = ratings.pivot(index="target", columns="rater", values="score").to_numpy(float)
-    n_t, n_r = y.shape
-    grand = y.mean()
-    ms_t = n_r * ((y.mean(axis=1) - grand) ** 2).sum() / (n_t - 1)
-    ms_r = n_t * ((y.mean(axis=0) - grand) ** 2).sum() / (n_r - 1)
-    resid = y - y.mean(axis=1, keepdims=True) - y.mean(axis=0, keepdims=True) + grand
-    ms_e = (resid**2).sum() / ((n_t - 1) * (n_r - 1))
-    comb = ms_t + ms_r - ms_e
-    assert res["se"] == pytest.approx(np.sqrt(comb / (n_t * n_r)), rel=1e-5)
-    df = comb**2 / (ms_t**2 / (n_t - 1) + ms_r**2 / (n_r - 1) + ms_e**2 / ((n_t - 1) * (n_r - 1)))
+    se, df = anova_se_df(ratings.pivot(index="target", columns="rater",
+                                       values="score").to_numpy(float))
+    assert res["se"] == pytest.approx(se, rel=1e-5)
     assert res["df"] == pytest.approx(df, rel=1e-4)
     share = fidelity_score(ratings, integ).scores.iloc[0]
     assert share["score"] == pytest.approx(res["score"] / 10)

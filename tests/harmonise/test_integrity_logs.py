@@ -71,17 +71,21 @@ def test_round_trip_through_the_written_output(synth_run, tmp_path):
     pd.testing.assert_frame_equal(back.fidelity_ratings, h.fidelity_ratings)
 
 
-@pytest.fixture
-def bad(synth_run, tmp_path):
-    """The hoenderloo exports with bad rows appended to the delivery log and the ratings."""
-    _, _, raw = synth_run
+def _hoenderloo_copy(raw, tmp_path):
+    """The hoenderloo score export, delivery log and ratings copied to a new folder; the
+    folder, the delivery log, its first client id and its number of rows."""
     folder = tmp_path / "raw"
     folder.mkdir()
     for name in ("hoenderloo_metingen.sav", LOG, RATINGS):
         shutil.copy(raw / name, folder / name)
     log = pd.read_csv(folder / LOG, dtype=str)
-    cid = log["client_id"].iloc[0]
-    n0 = len(log)
+    return folder, log, log["client_id"].iloc[0], len(log)
+
+
+@pytest.fixture
+def bad(synth_run, tmp_path):
+    """The hoenderloo exports with bad rows appended to the delivery log and the ratings."""
+    folder, log, cid, n0 = _hoenderloo_copy(synth_run[2], tmp_path)
     extra = pd.DataFrame([
         # row n0+2: component not in the dictionary (a name typed in the cell)
         {"week": "3", "phase": "observatie", "component": "Naomi Jansen", "delivered": "1",
@@ -123,8 +127,9 @@ def test_bad_rows_are_logged_with_file_row_column_and_reason(bad):
     rows = logrej[logrej["row"].notna()]
     got = {(int(r), c, k) for r, c, k in zip(rows["row"], rows["column"], rows["kind"],
                                              strict=True)}
-    want = {(n0 + 2, "component", "unknown_label"), (n0 + 3, "minutes", "out_of_range"),
-            (n0 + 4, "week", "implausible_value"), (n0 + 5, "minutes", "non_numeric"),
+    want = {(n0 + 2, "component", "component_not_in_programme"),
+            (n0 + 3, "minutes", "delivery_out_of_range"),
+            (n0 + 4, "week", "delivery_outside_care"), (n0 + 5, "minutes", "non_numeric"),
             (n0 + 6, "phase", "unknown_phase")}
     assert want <= got
     undeclared = logrej[logrej["kind"] == "undeclared_columns"]
@@ -132,8 +137,16 @@ def test_bad_rows_are_logged_with_file_row_column_and_reason(bad):
     assert (logrej.loc[logrej["kind"] != "undeclared_columns", "reason"].str.len() > 0).all()
     rrej = rej[rej["file"] == RATINGS]
     kinds = dict(zip(rrej["row"].astype(int), rrej["kind"], strict=True))
-    assert kinds == {r0 + 2: "unknown_label", r0 + 3: "out_of_range", r0 + 4: "duplicate",
-                     r0 + 5: "unknown_label"}
+    assert kinds == {r0 + 2: "item_not_on_checklist", r0 + 3: "rating_out_of_range",
+                     r0 + 4: "duplicate", r0 + 5: "unknown_rater_role"}
+    # the integrity checks have kinds of their own, not the score exports' kinds
+    from effectstudy.harmonise.log import INTEGRITY_KINDS, KINDS
+
+    integrity_rows = rej[rej["file"].isin([LOG, RATINGS])]
+    own = integrity_rows[integrity_rows["kind"].isin(INTEGRITY_KINDS)]
+    assert len(own) == 6 and set(INTEGRITY_KINDS) <= set(KINDS)
+    assert not integrity_rows["kind"].isin(["unknown_label", "implausible_value",
+                                            "missing_score", "out_of_range"]).any()
     assert (rej.loc[rej["file"].isin([LOG, RATINGS]), "scores"] == 0).all()
 
 
@@ -161,3 +174,51 @@ def test_rows_in_equals_rows_out_plus_rejected_per_file(bad):
         kept = int((frame["source_file"] == name).sum())
         assert acc[name]["in"] == lines == kept + rejected
         assert acc[name]["out"] == kept and acc[name]["rejected"] == rejected
+
+
+# --------------------------------------------------------------------------- #
+# Run-wide pseudonym collisions also cover clients seen only in a delivery log
+# --------------------------------------------------------------------------- #
+LOG_ONLY = ("88001234", "88005678")  # two girls in the log but in no score export
+
+
+@pytest.fixture
+def log_only(synth_run, tmp_path):
+    """The hoenderloo exports with two log-only clients appended to the delivery log."""
+    folder, log, cid, n0 = _hoenderloo_copy(synth_run[2], tmp_path)
+    extra = pd.DataFrame([{"week": "2", "phase": "observatie", "component": "observation",
+                           "delivered": "1", "minutes": "30", "client_id": c} for c in LOG_ONLY])
+    pd.concat([log, extra], ignore_index=True).to_csv(folder / LOG, index=False)
+    return folder, cid, n0
+
+
+def test_log_only_clients_are_harmonised_without_a_collision(log_only):
+    folder, _, n0 = log_only
+    h = harmonise(folder, key=KEY)
+    got = h.delivery[h.delivery["source_row"] >= n0 + 2]
+    assert got["client"].tolist() == [pseudonymise(PROG, c, KEY) for c in LOG_ONLY]
+    # they are in no score export: the log is their only trace
+    assert not set(got["client"]) & set(h.clients["client"])
+
+
+@pytest.mark.parametrize("other", ["scored", "log_only"])
+def test_collision_of_a_log_only_client_stops_the_run(log_only, monkeypatch, other):
+    import effectstudy.harmonise.integrity as integrity
+    from effectstudy.errors import HarmoniseError
+
+    folder, cid, n0 = log_only
+    real = integrity.pseudonymise
+    if other == "scored":
+        # the first log-only girl gets the pseudonym of a girl of the score export
+        forced = {LOG_ONLY[0]: real(PROG, cid, KEY)}
+        where = rf"\S+ row \d+ and {LOG} row {n0 + 2}"
+    else:
+        # both log-only girls get one pseudonym that no scored girl has
+        forced = dict.fromkeys(LOG_ONLY, "HO-" + "0" * 20)
+        where = rf"{LOG} row {n0 + 2} and {LOG} row {n0 + 3}"
+    monkeypatch.setattr(integrity, "pseudonymise",
+                        lambda prog, rid, key: forced.get(str(rid)) or real(prog, rid, key))
+    with pytest.raises(HarmoniseError, match=rf"share one pseudonym \({where}\)") as err:
+        harmonise(folder, key=KEY)
+    for raw_id in (cid, *LOG_ONLY):
+        assert raw_id not in str(err.value)

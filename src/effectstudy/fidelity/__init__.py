@@ -45,7 +45,7 @@ from effectstudy.fidelity.dose import (
     fidelity_moderator,
     tailoring,
 )
-from effectstudy.fidelity.score import FidelityScoreResult, fidelity_score
+from effectstudy.fidelity.score import FidelityScoreResult, fidelity_score, logit_interval
 
 __all__ = ["AGREEMENT_COLUMNS", "ICC_DESCRIPTIONS", "IncompleteRatingsWarning",
            "RaterAgreementResult", "rater_agreement",
@@ -53,4 +53,4 @@ __all__ = ["AGREEMENT_COLUMNS", "ICC_DESCRIPTIONS", "IncompleteRatingsWarning",
            "fidelity_profile_plot", "korn_graubard", "validate_logs", "validate_ratings",
            "SIX_PROGRAMMES_SENTENCE", "DoseResponseResult", "ModeratorResult", "TailoringResult",
            "cumulative_dose", "dose_response", "fidelity_moderator", "tailoring",
-           "FidelityScoreResult", "fidelity_score"]
+           "FidelityScoreResult", "fidelity_score", "logit_interval"]

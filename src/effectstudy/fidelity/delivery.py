@@ -168,11 +168,12 @@ def validate_logs(logs: pd.DataFrame, dictionary: Any = None, *, clients: pd.Dat
         ``clean``: the valid rows (``week`` int, ``delivered`` int 0/1, ``minutes``
         float), original order. ``rejected``: one row per rejected log row in the
         columns of :data:`effectstudy.harmonise.log.LOG_COLUMNS` with kinds
-        ``unknown_programme``, ``unknown_component``, ``unknown_phase``,
-        ``missing_client_id``, ``non_numeric``, ``out_of_range`` (negative minutes,
-        ``delivered`` not 0/1, week below 1) and ``outside_care`` (week after the
-        client's time in care). A reason never repeats the cell's text; only numbers
-        are shown in ``value``.
+        ``integrity_unknown_programme``, ``component_not_in_programme``,
+        ``unknown_phase``, ``missing_client_id``, ``non_numeric``,
+        ``delivery_out_of_range`` (negative minutes, ``delivered`` not 0/1, week below
+        1) and ``delivery_outside_care`` (week after the client's time in care); the
+        integrity kinds are :data:`effectstudy.harmonise.log.INTEGRITY_KINDS`. A reason
+        never repeats the cell's text; only numbers are shown in ``value``.
     """
     require_columns(logs, LOG_INPUT_COLUMNS, "delivery log")
     integ = integrity_dictionary(dictionary)
@@ -193,14 +194,14 @@ def validate_logs(logs: pd.DataFrame, dictionary: Any = None, *, clients: pd.Dat
         prog, client, week, phase, comp, dv, mins = rec
         row = first_row + i
         if prog not in progs:
-            _reject(rejected, None, file, row, "programme", "unknown_programme",
+            _reject(rejected, None, file, row, "programme", "integrity_unknown_programme",
                     "programme is not in the data dictionary")
             continue
         if client is None or pd.isna(client) or not str(client).strip():
             _reject(rejected, prog, file, row, "client", "missing_client_id", "no client id")
             continue
         if comp not in comp_sets[prog]:
-            _reject(rejected, prog, file, row, "component", "unknown_component",
+            _reject(rejected, prog, file, row, "component", "component_not_in_programme",
                     "component is not listed for this programme in the data dictionary")
             continue
         if phase not in phase_sets[prog]:
@@ -213,21 +214,22 @@ def validate_logs(logs: pd.DataFrame, dictionary: Any = None, *, clients: pd.Dat
             _reject(rejected, prog, file, row, bad, "non_numeric", f"{bad} is not a number")
             continue
         if m < 0:
-            _reject(rejected, prog, file, row, "minutes", "out_of_range", "negative minutes", f"{m:g}")
+            _reject(rejected, prog, file, row, "minutes", "delivery_out_of_range",
+                    "negative minutes", f"{m:g}")
             continue
         if d not in (0.0, 1.0):
-            _reject(rejected, prog, file, row, "delivered", "out_of_range", "delivered is not 0 or 1",
-                    f"{d:g}")
+            _reject(rejected, prog, file, row, "delivered", "delivery_out_of_range",
+                    "delivered is not 0 or 1", f"{d:g}")
             continue
         if w < 1 or w != int(w):
-            _reject(rejected, prog, file, row, "week", "out_of_range",
+            _reject(rejected, prog, file, row, "week", "delivery_out_of_range",
                     "week is not a whole number from 1", f"{w:g}")
             continue
         limit = care.get(str(client))
         if clients is not None and (limit is None or w > limit):
             reason = ("week after the client's time in care" if limit is not None
                       else "client has no recorded time in care")
-            _reject(rejected, prog, file, row, "week", "outside_care", reason, f"{w:g}")
+            _reject(rejected, prog, file, row, "week", "delivery_outside_care", reason, f"{w:g}")
             continue
         keep[i], weeks[i], minutes[i], delivered[i] = True, w, m, int(d)
     clean = logs.loc[keep].copy()
@@ -242,11 +244,12 @@ def validate_ratings(ratings: pd.DataFrame, dictionary: Any = None, *, file: str
     """Check fidelity ratings against the programme's fidelity instrument.
 
     Rejected (one rejection-log row each, columns of ``LOG_COLUMNS``): a programme
-    without a fidelity instrument (``unknown_programme``), an item that is not on the
-    programme's checklist (``unknown_item``), a missing target or rater
-    (``missing_value``), a score that is not a number (``non_numeric``) or outside the
-    instrument's scoring range (``out_of_range``), and a second rating of the same
-    target, rater and item (``duplicate``; the first is kept).
+    without a fidelity instrument (``integrity_unknown_programme``), an item that is not
+    on the programme's checklist (``item_not_on_checklist``), a missing target or rater
+    (``rating_missing_id``), a score that is not a number (``non_numeric``) or outside
+    the instrument's scoring range (``rating_out_of_range``), and a second rating of the
+    same target, rater and item (``duplicate``; the first is kept). The integrity kinds
+    are :data:`effectstudy.harmonise.log.INTEGRITY_KINDS`.
     """
     require_columns(ratings, RATING_INPUT_COLUMNS, "fidelity ratings")
     integ = integrity_dictionary(dictionary)
@@ -260,23 +263,23 @@ def validate_ratings(ratings: pd.DataFrame, dictionary: Any = None, *, file: str
         try:
             inst = integ.instrument_for(prog)
         except KeyError:
-            _reject(rejected, None, file, row, "programme", "unknown_programme",
+            _reject(rejected, None, file, row, "programme", "integrity_unknown_programme",
                     "programme has no fidelity instrument in the data dictionary")
             continue
         if item not in {it.id for it in inst.items}:
-            _reject(rejected, prog, file, row, "item", "unknown_item",
+            _reject(rejected, prog, file, row, "item", "item_not_on_checklist",
                     "item is not on the programme's fidelity checklist")
             continue
         bad = next((c for c, v in (("target", target), ("rater", rater)) if v is None or pd.isna(v)), None)
         if bad is not None:
-            _reject(rejected, prog, file, row, bad, "missing_value", f"no {bad}")
+            _reject(rejected, prog, file, row, bad, "rating_missing_id", f"no {bad}")
             continue
         s = _as_number(score)
         if s is None:
             _reject(rejected, prog, file, row, "score", "non_numeric", "score is not a number")
             continue
         if not inst.score_min <= s <= inst.score_max:
-            _reject(rejected, prog, file, row, "score", "out_of_range",
+            _reject(rejected, prog, file, row, "score", "rating_out_of_range",
                     f"score outside {inst.score_min:g}-{inst.score_max:g}", f"{s:g}")
             continue
         k = (prog, target, rater, item)

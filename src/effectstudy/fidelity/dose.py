@@ -113,12 +113,43 @@ class DoseResponseResult:
     dose_column: str
     notes: list[str] = field(default_factory=list)
 
+    def curve(self, lower: float = 0.0, upper: float | None = None,
+              points: int = 50) -> pd.DataFrame:
+        """The dose-response line with its Kenward-Roger band on a grid of doses.
+
+        ``estimate = b_dose x dose`` is the expected difference in the outcome between
+        a client with this cumulative dose and one with none, at the same week in care
+        (and programme). Its variance is ``dose**2 var(b_dose)`` with the df of
+        ``b_dose``, so the Kenward & Roger (1997) interval of that difference at each dose
+        is ``(b_dose -+ t se) x dose``: ``ci_lower`` and ``ci_upper``. The grid runs from
+        ``lower`` to ``upper`` (default: the largest observed dose). The extremes of the
+        observed range are single clients' doses: a caller who publishes the curve
+        chooses a range that shows none (see :mod:`effectstudy.study.integrity`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``points`` rows: ``dose, estimate, ci_lower, ci_upper``.
+        """
+        observed = self.data[self.dose_column].to_numpy(float)
+        if upper is None:
+            upper = float(np.nanmax(observed)) if len(observed) else 1.0
+        if not (np.isfinite(lower) and np.isfinite(upper) and upper > lower):
+            raise DataError("the dose range of the curve must run from a lower to a higher dose")
+        if int(points) < 2:
+            raise DataError("a dose-response curve needs at least two points")
+        grid = np.linspace(float(lower), float(upper), int(points))
+        b, lo, hi = (float(self.dose[k]) for k in ("estimate", "ci_lower", "ci_upper"))
+        return pd.DataFrame({"dose": grid, "estimate": b * grid,
+                             "ci_lower": np.minimum(lo * grid, hi * grid),
+                             "ci_upper": np.maximum(lo * grid, hi * grid)})
+
     def plot(self, ax: Any = None, **kwargs: Any) -> Any:
         """Expected difference in the outcome by cumulative dose (same week), with the KR band.
 
-        The line is ``b_dose x dose`` and the band ``(b_dose -+ t se) x dose`` over the
-        observed dose range (observed doses as a rug). ``kwargs`` go to ``ax.plot``.
-        Returns the Figure.
+        The line and band of :meth:`curve` over the observed dose range (observed doses
+        as a rug, so for internal use only). ``kwargs`` go to ``ax.plot``. Returns the
+        Figure.
         """
         import matplotlib.pyplot as plt
 
@@ -127,11 +158,10 @@ class DoseResponseResult:
         else:
             fig = ax.figure
         observed = self.data[self.dose_column].to_numpy(float)
-        grid = np.linspace(0.0, float(np.nanmax(observed)) if len(observed) else 1.0, 100)
-        b, lo, hi = (float(self.dose[k]) for k in ("estimate", "ci_lower", "ci_upper"))
-        (line,) = ax.plot(grid, b * grid, **kwargs)
-        ax.fill_between(grid, lo * grid, hi * grid, color=line.get_color(), alpha=0.2,
-                        label=f"{self.confidence:.0%} interval (Kenward-Roger)")
+        cv = self.curve(points=100)
+        (line,) = ax.plot(cv["dose"], cv["estimate"], **kwargs)
+        ax.fill_between(cv["dose"], cv["ci_lower"], cv["ci_upper"], color=line.get_color(),
+                        alpha=0.2, label=f"{self.confidence:.0%} interval (Kenward-Roger)")
         ax.plot(observed, np.full_like(observed, ax.get_ylim()[0]), "|", color="grey", alpha=0.3)
         ax.axhline(0.0, color="black", lw=0.6)
         ax.set_xlabel(f"cumulative received dose ({self.dose_column})")

@@ -44,6 +44,7 @@ from effectstudy.harmonise.events import build_events, event_accounting, events_
 from effectstudy.harmonise.integrity import (
     DELIVERY_COLUMNS,
     RATINGS_COLUMNS,
+    IntegrityResult,
     build_integrity,
     delivery_frame,
     ratings_frame,
@@ -564,18 +565,34 @@ def _check_collisions(owners_by_pseudonym: dict[str, tuple[str, str, int]], res:
     """
     pairs = [(ob.get("client"), ob.get("row")) for ob in res.client_obs]
     pairs += [(r.get("client"), r.get("source_row")) for r in res.records]
+    _check_pairs(owners_by_pseudonym, res.file, pairs, owners)
+
+
+def _check_log_collisions(owners_by_pseudonym: dict[str, tuple[str, str, int]],
+                          res: IntegrityResult, owners: dict[int, str]) -> None:
+    """:func:`_check_collisions` for a delivery log: its clients (also those in no score
+    export) join the same run-wide check, row by row."""
+    if res.layout != "delivery" or "client" not in res.rows:
+        return
+    pairs = list(zip(res.rows["client"].tolist(), res.source_rows, strict=True))
+    _check_pairs(owners_by_pseudonym, res.file, pairs, owners)
+
+
+def _check_pairs(owners_by_pseudonym: dict[str, tuple[str, str, int]], file: str,
+                 pairs: list[tuple[Any, Any]], owners: dict[int, str]) -> None:
+    """Record (pseudonym, source row) pairs of one file; stop at a second owner."""
     for client, row in pairs:
         if client is None or row is None:
             continue
         owner = owners.get(int(row))
         if owner is None:
             continue
-        first = owners_by_pseudonym.setdefault(client, (owner, res.file, int(row)))
+        first = owners_by_pseudonym.setdefault(client, (owner, file, int(row)))
         if first[0] != owner:
             raise HarmoniseError(
                 f"two different client ids share one pseudonym ({first[1]} row {first[2]} and "
-                f"{res.file} row {int(row)}); they would be merged: choose another pseudonym "
-                "key", file=res.file, row=int(row))
+                f"{file} row {int(row)}); they would be merged: choose another pseudonym "
+                "key", file=file, row=int(row))
 
 
 # --------------------------------------------------------------------------- #
@@ -677,6 +694,9 @@ def harmonise(
             integ_d = integ_d or load_integrity(d)
             integrity_results.append(read_integrity(raw, sf, integ_d, key_bytes, log, path.name))
             results.append(FileResult(path.name, sf.programme))
+            # a delivery log's clients join the collision check (some are in no score export)
+            _check_log_collisions(owners_by_pseudonym, integrity_results[-1],
+                                  _row_owners(raw, sf, key_bytes))
             continue
         owners = _row_owners(raw, sf, key_bytes)
         results.append(map_file(raw, sf, d, key_bytes, log, path.name))

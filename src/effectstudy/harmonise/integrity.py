@@ -22,11 +22,16 @@ Privacy (the rules of the score exports apply):
 Accounting unit: the **log row** (one row of the export). Per file
 ``rows in = rows out + rows rejected`` exactly; the counts are in ``provenance.json``
 under ``integrity`` (the score accounting is unchanged: an integrity file reads no score
-cell). Rejected rows remove no score, so their ``scores`` is 0. The rejection kinds of
-the fidelity validators map onto the harmoniser's kinds: an unknown component or item
-and an unknown programme are ``unknown_label``, a week outside the client's time in care
-``implausible_value``, a missing target or rater ``missing_score``; the reason names the
-original check.
+cell). Rejected rows remove no score, so their ``scores`` is 0. Checks that exist only for
+these exports have their own rejection kinds
+(:data:`~effectstudy.harmonise.log.INTEGRITY_KINDS`): ``component_not_in_programme``,
+``delivery_out_of_range`` (negative minutes, ``delivered`` not 0/1, a week below 1),
+``delivery_outside_care`` (a week after the client's time in care),
+``item_not_on_checklist``, ``rating_missing_id`` (no target or rater),
+``rating_out_of_range``, ``unknown_rater_role``, ``wrong_fidelity_instrument`` and
+``integrity_unknown_programme``; a missing client id, an unknown phase, a cell that is
+not a number and a second rating of the same target, rater and item keep the shared
+kinds (``missing_client_id``, ``unknown_phase``, ``non_numeric``, ``duplicate``).
 """
 
 from __future__ import annotations
@@ -61,9 +66,6 @@ RATINGS_COLUMNS = ("programme", "instrument", "target", "rater", "rater_role", "
 #: Rater roles accepted (a closed list; anything else is logged and not kept).
 RATER_ROLES = ("team", "external")
 
-_KIND_MAP = {"unknown_component": "unknown_label", "unknown_item": "unknown_label",
-             "unknown_programme": "unknown_label", "outside_care": "implausible_value",
-             "missing_value": "missing_score"}
 _DTYPES = {"week": "int64", "delivered": "int64", "minutes": "float64", "score": "float64",
            "source_row": "int64"}
 
@@ -166,7 +168,7 @@ def read_integrity(raw: RawTable, sf: SourceFile, integ: IntegrityDictionary, ke
         bad = ~role.isin(RATER_ROLES)
         for idx in np.flatnonzero(bad.to_numpy()):
             rej.loc[len(rej)] = _rej_row(sf, file, raw.rows[int(clean.index[idx])],
-                                         declared["rater_role"], "unknown_label",
+                                         declared["rater_role"], "unknown_rater_role",
                                          "rater role is not one of: " + ", ".join(RATER_ROLES))
         clean = clean.assign(rater_role=role)[~bad.to_numpy()]
     else:
@@ -180,7 +182,7 @@ def read_integrity(raw: RawTable, sf: SourceFile, integ: IntegrityDictionary, ke
                != inst_id).to_numpy()
         for idx in np.flatnonzero(bad):
             rej.loc[len(rej)] = _rej_row(sf, file, raw.rows[int(clean.index[idx])],
-                                         declared["instrument"], "unknown_label",
+                                         declared["instrument"], "wrong_fidelity_instrument",
                                          f"instrument is not {inst_id} (the programme's "
                                          "fidelity instrument)")
         clean = clean[~bad]
@@ -204,15 +206,12 @@ def _rej_row(sf: SourceFile, file: str, row: int, column: str, kind: str, reason
 
 def _to_source_rows(rej: pd.DataFrame, rows: tuple[int, ...], sf: SourceFile,
                     declared: dict[str, str]) -> pd.DataFrame:
-    """Validator rows (0-based positions) -> source rows, export column names, our kinds."""
+    """Validator rows (0-based positions) -> source rows and export column names."""
     if rej.empty:
         return rej.assign(scores=0)
     out = rej.copy()
     out["row"] = [rows[int(i)] for i in out["row"]]
     out["column"] = [declared.get(str(c), str(c)) for c in out["column"]]
-    out["reason"] = [f"{k.replace('_', ' ')}: {r}" if k in _KIND_MAP else r
-                     for k, r in zip(out["kind"], out["reason"], strict=True)]
-    out["kind"] = [_KIND_MAP.get(k, k) for k in out["kind"]]
     out["programme"] = sf.programme
     out["scores"] = 0
     return out.reset_index(drop=True)

@@ -6,6 +6,9 @@ unit, see :mod:`effectstudy.harmonise.mapping`) the entry removes from the table
 * a bad score cell (non-numeric, out of range, duplicate) removes 1;
 * a bad row-level cell (missing client id, unknown occasion/phase/instrument label,
   unparseable measurement date) removes all score records that depended on it;
+* a bad row of a delivery log or of fidelity ratings (kinds :data:`INTEGRITY_KINDS`,
+  or a shared kind such as ``non_numeric``) removes 0: those exports hold no score
+  records; they are accounted in log rows (:mod:`effectstudy.harmonise.integrity`);
 * notes (undeclared columns dropped, an inconsistent client-level value, an
   unparseable birth date, a deviating fidelity, and entries of kind ``note``: a hint
   such as "these cells look like decimal commas", a measurement whose week in care
@@ -84,6 +87,24 @@ EVENT_KINDS = (
     "event_unknown_type",
 )
 KINDS = KINDS + EVENT_KINDS
+
+#: Kinds of entries that each remove one *row* of a delivery log or of fidelity ratings
+#: (``scores`` 0; see :mod:`effectstudy.harmonise.integrity`): checks that exist only
+#: for these exports. Their rows can also be rejected under the shared kinds
+#: ``missing_client_id``, ``unknown_phase``, ``non_numeric`` and ``duplicate``, which
+#: mean there what they mean for the score exports.
+INTEGRITY_KINDS = (
+    "integrity_unknown_programme",  # programme not in the dictionary / no fidelity instrument
+    "component_not_in_programme",   # delivery: component not listed for the programme
+    "delivery_out_of_range",        # delivery: negative minutes, delivered not 0/1, week < 1
+    "delivery_outside_care",        # delivery: week after the client's time in care
+    "item_not_on_checklist",        # ratings: item not on the programme's checklist
+    "rating_missing_id",            # ratings: no target or no rater
+    "rating_out_of_range",          # ratings: score outside the instrument's scoring range
+    "unknown_rater_role",           # ratings: rater role not one of the closed list
+    "wrong_fidelity_instrument",    # ratings: instrument is not the programme's
+)
+KINDS = KINDS + INTEGRITY_KINDS
 
 SHAPES = ("number", "date", "label")
 NOT_SHOWN = "value not shown"

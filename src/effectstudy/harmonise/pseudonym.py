@@ -10,7 +10,8 @@ Why 20 hex digits (80 bits): by the birthday bound, the chance that any two of `
 clients share a pseudonym is at most ``n (n - 1) / 2 / 2**80``; at a million clients
 that is below ``4.2e-13`` (and the programme code separates programmes on top of it).
 :func:`~effectstudy.harmonise.harmonise` still checks the whole run (all files, all
-programmes) and stops on a collision instead of merging two girls.
+programmes, including clients seen only in a delivery log and in no score export) and
+stops on a collision instead of merging two girls.
 
 Where the key comes from, first match wins:
 

@@ -23,8 +23,9 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from effectstudy._io import DIR_MODE, atomic_write_bytes, atomic_write_text
 from effectstudy.errors import SpecError
-from effectstudy.report.analyses import FIGURE_DPI, Section, run_sections
 from effectstudy.report.i18n import LANGUAGES, has, num, t, use_language
+from effectstudy.report.sections import run_sections
+from effectstudy.report.sections.layout import FIGURE_DPI, Section
 from effectstudy.study.results import StudyResults
 
 

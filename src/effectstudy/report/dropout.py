@@ -93,7 +93,7 @@ def _curves_figure(ctx: Any, frame: pd.DataFrame, programmes: list[str], value: 
                    start: float, ylabel: str):
     import matplotlib.pyplot as plt
 
-    from effectstudy.report.analyses import locale_axes
+    from effectstudy.report.sections.layout import locale_axes
     from effectstudy.style import color, use_style
 
     order = sorted(ctx.meta.get("programmes", {}))
@@ -239,7 +239,7 @@ def _tipping_sentence(ctx: Any, info: dict[str, Any], tp: pd.DataFrame) -> str:
 def _tipping_figure(tp: pd.DataFrame):
     import matplotlib.pyplot as plt
 
-    from effectstudy.report.analyses import locale_axes
+    from effectstudy.report.sections.layout import locale_axes
     from effectstudy.style import GREY, use_style
 
     with use_style():
@@ -278,7 +278,7 @@ def _missing(ctx: Any, sec: Any, info: dict[str, Any]) -> None:
 
 def dropout_section(ctx: Any) -> Any:
     """The dropout and safety section of a report or a dossier (``ctx``: a report Context)."""
-    from effectstudy.report.analyses import Section
+    from effectstudy.report.sections.layout import Section
 
     info = ctx.meta.get("dropout", {})
     sec = Section("dropout", _k("title"))

@@ -18,6 +18,9 @@ Reads what :mod:`effectstudy.study.integrity` saved (frames ``integrity_*`` and
 * **Tailoring** (client x component associations) is internal only; the public report
   states that it was run, as exploratory, and the number of tests.
 * Model results (dose-response, fidelity moderator, power) carry no group counts.
+* **Dose-response curve**: drawn from the saved points only (no per-client dose), over
+  the trimmed range the study layer chose (:func:`effectstudy.study.integrity.dose_curve_range`);
+  the public report leaves it out when it was trimmed for a smaller threshold than its own.
 
 A dossier shows its own programme's rows; the pooled models (dose-response, moderator)
 are in the cross-programme report.
@@ -151,6 +154,41 @@ def _drift_table(ctx: Any, drift: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _dose_curve_figure(curve: pd.DataFrame, unit: str, level: str):
+    """Line and band of the saved dose-response curve points (nothing is computed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    x = curve["dose"].to_numpy(float)
+    (line,) = ax.plot(x, curve["estimate"].to_numpy(float))
+    ax.fill_between(x, curve["ci_lower"].to_numpy(float), curve["ci_upper"].to_numpy(float),
+                    color=line.get_color(), alpha=0.2, label=_k("dose_curve_band", level=level))
+    ax.axhline(0.0, color="black", lw=0.6)
+    ax.set_xlabel(_k("axis_dose", unit=unit))
+    ax.set_ylabel(_k("axis_dose_difference"))
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _dose_curve(ctx: Any, sec: Any, info: dict[str, Any], dose: dict[str, Any]) -> None:
+    """The dose-response plot with its band, or why it is not shown."""
+    curve = _frame(ctx, "integrity_dose_curve", own=False)
+    span = dose.get("curve")
+    if curve.empty or not span or (ctx.public and int(span.get("threshold", 0)) < ctx.threshold):
+        sec.text(_k("dose_curve_hidden", threshold=ctx.threshold))
+        return
+    unit = _k(f"units_{dose.get('unit', 'sessions')}")
+    level = num(100 * float(info.get("confidence", 0.95)), 0) + "%"
+    sec.figure(_dose_curve_figure(curve, unit, level),
+               _k("dose_curve_caption", outcome=info.get("outcome") or "", unit=unit,
+                  level=level, lower=num(span["from"], 0), upper=num(span["to"], 0),
+                  trim=num(100 * float(span.get("trim", 0.1)), 0),
+                  threshold=int(span["threshold"])))
+
+
 def _coef_row(frame: pd.DataFrame, term: str) -> pd.Series | None:
     if frame.empty or "term" not in frame:
         return None
@@ -160,7 +198,7 @@ def _coef_row(frame: pd.DataFrame, term: str) -> pd.Series | None:
 
 def integrity_section(ctx: Any) -> Any:
     """The integrity section (cross-programme report, or a dossier with ``ctx.programme``)."""
-    from effectstudy.report.analyses import Section
+    from effectstudy.report.sections.layout import Section
 
     sec = Section("integrity", _k("title"))
     info = ctx.meta.get("integrity", {})
@@ -209,6 +247,7 @@ def _pooled(ctx: Any, sec: Any, info: dict[str, Any]) -> None:
                     ci=_ci(row["ci_lower"], row["ci_upper"], 3), df=num(row["df"], 1),
                     p=num(row["p_value"], 3), unit=_k(f"unit_{dose.get('unit', 'sessions')}"),
                     outcome=info.get("outcome") or ""))
+        _dose_curve(ctx, sec, info, dose)
         groups = _frame(ctx, "integrity_dose_groups", own=False)
         if len(groups) and "dose_group" in groups:
             sec.table(pd.DataFrame({

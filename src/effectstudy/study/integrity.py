@@ -21,6 +21,14 @@ Spec keys (all optional)::
 The outcome is the raw score of the construct's most-used instrument scale (one metric;
 ``z`` needs a verified norm that many scales lack), at ``week`` since intake.
 
+The dose-response curve (frame ``integrity_dose_curve``: ``dose, estimate, ci_lower,
+ci_upper``, :data:`DOSE_CURVE_POINTS` points of
+:meth:`~effectstudy.fidelity.DoseResponseResult.curve`) is saved only over a range that
+shows no single girl's dose (:func:`dose_curve_range`): the ends of the observed range
+are one girl's values, so the range is trimmed to the 10th-90th percentile of the girls'
+doses, narrowed until at least ``suppression.threshold`` girls lie at or beyond each
+end, and rounded inwards. No per-client dose is saved with it.
+
 References
 ----------
 Carroll, C. et al. (2007). A conceptual framework for implementation fidelity.
@@ -36,12 +44,14 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from effectstudy.dictionary import Dictionary, load_integrity
 from effectstudy.errors import EffectStudyError
 
-__all__ = ["integrity", "outcome_table", "INTEGRITY_DEFAULTS"]
+__all__ = ["integrity", "outcome_table", "dose_curve_range", "INTEGRITY_DEFAULTS",
+           "DOSE_CURVE_TRIM", "DOSE_CURVE_POINTS"]
 
 #: Defaults of the ``integrity:`` spec block.
 INTEGRITY_DEFAULTS: dict[str, Any] = {
@@ -67,6 +77,39 @@ def outcome_table(table: pd.DataFrame, construct: str) -> tuple[pd.DataFrame, st
     return out, f"{inst}/{scale}"
 
 
+#: Share of the girls trimmed from each end of the dose range of the saved curve.
+DOSE_CURVE_TRIM = 0.10
+#: Points of the saved dose-response curve.
+DOSE_CURVE_POINTS = 41
+
+
+def dose_curve_range(data: pd.DataFrame, threshold: int, *, dose: str = "dose",
+                     client: str = "client", trim: float = DOSE_CURVE_TRIM
+                     ) -> tuple[float, float] | None:
+    """A dose range to publish the dose-response curve over, revealing no single girl.
+
+    With each girl's lowest and highest cumulative dose over her occasions, the range
+    runs from the ``trim`` quantile of the lowest doses to the ``1 - trim`` quantile of
+    the highest, narrowed so that at least ``threshold`` girls have a dose at or below
+    its lower end and at or above its upper end, then rounded inwards to a whole number
+    of units (to two significant digits above 100: 1234 minutes -> 1200). None when
+    fewer than ``2 * threshold`` girls remain or the range is empty.
+    """
+    per = data.groupby(client)[dose].agg(["min", "max"]).dropna()
+    k = max(int(threshold), 1)
+    if len(per) < 2 * k:
+        return None
+    low = np.sort(per["min"].to_numpy(float))
+    high = np.sort(per["max"].to_numpy(float))[::-1]
+    lower = max(float(np.quantile(low, trim)), float(low[k - 1]))
+    upper = min(float(np.quantile(high, 1 - trim)), float(high[k - 1]))
+    if upper <= 0:
+        return None
+    step = max(1.0, 10.0 ** (np.floor(np.log10(upper)) - 1))
+    lower, upper = step * np.ceil(lower / step), step * np.floor(upper / step)
+    return (float(lower), float(upper)) if upper > lower else None
+
+
 def _frame(df: pd.DataFrame | None) -> pd.DataFrame:
     if df is None:
         return pd.DataFrame()
@@ -85,7 +128,8 @@ def integrity(delivery: pd.DataFrame | None, ratings: pd.DataFrame | None,
     n (clients prescribed) and the drift over weeks in care; the fidelity score with its
     Kenward-Roger interval and rater share (:func:`~effectstudy.fidelity.fidelity_score`);
     then the dose-response coefficient with KR inference
-    (:func:`~effectstudy.fidelity.dose_response`), tailoring (exploratory, with the
+    (:func:`~effectstudy.fidelity.dose_response`) and its curve with the KR band over a
+    trimmed dose range (:func:`dose_curve_range`), tailoring (exploratory, with the
     number of tests; :func:`~effectstudy.fidelity.tailoring`) and programme fidelity as
     a moderator of the programme slopes (KR, CR2, simulated power and the
     six-programmes sentence; :func:`~effectstudy.fidelity.fidelity_moderator`).
@@ -137,6 +181,16 @@ def integrity(delivery: pd.DataFrame | None, ratings: pd.DataFrame | None,
                         "unit": str(opts["dose_unit"]),
                         "group_formula": dr.group_formula, "notes": list(dr.notes),
                         "n_clients": int(dr.data["client"].nunique())}
+        threshold = int((spec.get("suppression") or {}).get("threshold", 5))
+        span = dose_curve_range(dr.data, threshold, dose=dr.dose_column)
+        if span is None:
+            info["dose"]["curve"] = None
+            info["notes"].append("dose-response curve: too few girls for a dose range that "
+                                 "shows no single girl's dose; not saved")
+        else:
+            frames["integrity_dose_curve"] = dr.curve(*span, points=DOSE_CURVE_POINTS)
+            info["dose"]["curve"] = {"from": span[0], "to": span[1], "trim": DOSE_CURVE_TRIM,
+                                     "threshold": threshold, "points": DOSE_CURVE_POINTS}
     except EffectStudyError as exc:
         info["notes"].append(f"dose-response: {exc}")
     try:

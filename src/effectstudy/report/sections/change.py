@@ -1,0 +1,210 @@
+"""Report section: reliable change, the norm-referenced view and pre-post effect sizes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from effectstudy.report.i18n import num, t
+from effectstudy.report.sections.layout import (
+    CATEGORIES,
+    Context,
+    Section,
+    ci_text,
+    pretty,
+    pretty_measure,
+    public_note,
+    public_text,
+    round_frame,
+)
+from effectstudy.report.suppression import suppress_table
+
+
+def reliable_change_section(ctx: Context) -> Section:
+    ch = ctx.meta.get("change", {})
+    pre, post = ch.get("pre", "intake"), ch.get("post", "discharge")
+    method = ch.get("method", "jacobson-truax")
+    sec = Section("change", t("change.title", pre=pretty(pre), post=pretty(post)))
+    rc = ctx.frame("rc")
+    if rc.empty:
+        sec.text(t("change.none"))
+        return sec
+    assessed = rc[rc["category"] != "not assessable"]
+    if ctx.programme is not None:
+        _dossier_change(ctx, sec, rc, assessed)
+    elif ctx.public:
+        counts = (assessed.assign(construct=assessed["construct"].map(pretty))
+                  .groupby(["construct", "category"])["client"].nunique().unstack(fill_value=0)
+                  .reindex(columns=list(CATEGORIES), fill_value=0))
+        shown = suppress_table(counts, threshold=ctx.threshold, suppress_zero=ctx.suppress_zero)
+        shown = _translate_table(shown)
+        sec.table(shown.reset_index(), t("change.caption_public") + " "
+                  + t("common.suppression_note", threshold=ctx.threshold))
+    else:
+        summ = ctx.frame("rc_summary")
+        summ = summ.assign(programme=summ["programme"].map(ctx.programme_name))
+        sec.table(_summary_wide(summ), t("change.caption_internal"))
+    if not ctx.public:
+        _per_client(ctx, sec, rc, assessed)
+    prov = (rc[["instrument", "scale", "reliability", "reliability_type", "reliability_source",
+                "sd_source", "cutoff", "cutoff_kind", "cutoff_source", "note"]]
+            .drop_duplicates(["instrument", "scale"]).reset_index(drop=True))
+    if ctx.public:
+        prov["sd_source"] = prov["sd_source"].map(public_text)
+        prov["note"] = prov["note"].map(public_note)
+    for table, caption in _provenance_tables(prov):
+        sec.table(table, caption)
+    sec.methods.append(t("change.methods", method=method, pre=pretty(pre), post=pretty(post)))
+    sec.references.append(t("ref.jacobson"))
+    return sec
+
+
+def _translate_table(shown: pd.DataFrame) -> pd.DataFrame:
+    shown = shown.rename(columns=lambda c: t("common.total") if c == "Total" else pretty(c),
+                         index=lambda r: t("common.total") if r == "Total" else r)
+    shown.columns.name = None
+    shown.index.name = t("col.construct")
+    return shown
+
+
+def _per_client(ctx: Context, sec: Section, rc: pd.DataFrame, assessed: pd.DataFrame) -> None:
+    from effectstudy.change import jacobson_plot  # draws saved numbers, computes nothing
+
+    cols = ["programme", "client", "construct", "instrument", "pre", "post", "rci", "category"]
+    cut = [f"{_num(c, 2)} ({_kind(k)})" if _num(c, 2) else ""
+           for c, k in zip(rc["cutoff"], rc["cutoff_kind"], strict=True)]
+    per_client = (round_frame(rc[cols], 2)
+                  .assign(programme=rc["programme"].map(ctx.programme_name),
+                          construct=rc["construct"].map(pretty),
+                          category=rc["category"].map(pretty), cutoff=cut)
+                  .sort_values(["programme", "construct", "client"], kind="stable"))
+    sec.table(per_client.rename(columns={"rci": "RCI", "cutoff": t("col.cutoff_kind")}),
+              t("change.caption_per_client"))
+    for construct in sorted(assessed["construct"].unique())[:3]:
+        sec.figure(jacobson_plot(rc, construct=construct),
+                   t("change.jacobson", construct=pretty(construct)))
+
+
+def _dossier_change(ctx: Context, sec: Section, rc: pd.DataFrame,
+                    assessed: pd.DataFrame) -> None:
+    """One programme: per construct the norm-referenced view, the standardised change
+    with its CI, and reliable and clinically significant change."""
+    th = ctx.threshold
+    published: dict[str, Any] = {}
+    # norm-referenced view: clients in the clinical range at intake and at discharge
+    nv = ctx.frame("norm_view")
+    if nv.empty:
+        sec.text(t("change.no_norm_view"))
+    else:
+        rows = []
+        for _, r in nv.sort_values(["construct", "instrument", "scale"]).iterrows():
+            n, k0, k1 = int(r["n"]), int(r["clinical_pre"]), int(r["clinical_post"])
+            row = {t("col.construct"): pretty(r["construct"]),
+                   t("col.measure"): pretty_measure(f"{r['instrument']} {r['scale']}"),
+                   t("col.cutoff_kind"): f"{_num(r['cutoff'], 2)} ({_kind(r['cutoff_kind'])})"}
+            if ctx.public and n < th:
+                row.update({"n": f"<{th}", t("col.clinical_pre"): "", t("col.clinical_post"): ""})
+            elif ctx.public:
+                row.update({"n": n, t("col.clinical_pre"): _share(k0, n, th),
+                            t("col.clinical_post"): _share(k1, n, th)})
+            else:
+                row.update({"n": n, t("col.clinical_pre"): _share(k0, n, 0),
+                            t("col.clinical_post"): _share(k1, n, 0)})
+            rows.append(row)
+        sec.table(pd.DataFrame(rows), t("change.norm_caption") + (
+            " " + t("common.suppression_note", threshold=th) if ctx.public else ""))
+    # standardised change with its CI
+    pp = ctx.frame("prepost")
+    if not pp.empty:
+        rows = []
+        for _, r in pp.sort_values(["construct", "instrument", "scale"]).iterrows():
+            n = int(r["n"])
+            row = {t("col.construct"): pretty(r["construct"]),
+                   t("col.measure"): pretty_measure(f"{r['instrument']} {r['scale']}")}
+            if ctx.public and n < th:
+                row.update({"n": f"<{th}", "d_z": "", t("col.ci"): ""})
+            else:
+                row.update({"n": n, "d_z": num(r.get("d_z"), 2),
+                            t("col.ci"): ci_text(r.get("d_z_ci_lower"), r.get("d_z_ci_upper"))})
+            rows.append(row)
+        sec.table(pd.DataFrame(rows), t("change.prepost_caption"))
+        published["prepost"] = pp
+    # reliable and clinically significant change: clients per category and construct
+    heading = t("change.rc_heading")
+    sec.text(heading)
+    if assessed.empty:
+        sec.text(t("change.none_assessable"))
+    else:
+        counts = (assessed.assign(construct=assessed["construct"].map(pretty))
+                  .groupby(["construct", "category"])["client"].nunique().unstack(fill_value=0)
+                  .reindex(columns=list(CATEGORIES), fill_value=0))
+        if ctx.public:
+            shown = suppress_table(counts, threshold=th, suppress_zero=ctx.suppress_zero)
+        else:
+            shown = counts.copy()
+            shown["Total"] = counts.sum(axis=1)
+            shown.loc["Total"] = shown.sum(axis=0)
+            shown = shown.astype(object)
+        shown = _translate_table(shown)
+        published["change"] = shown
+        sec.table(shown.reset_index(), t("change.caption_programme") + (
+            " " + t("common.suppression_note", threshold=th) if ctx.public else ""))
+    ctx.published.update(published)
+
+
+def _share(k: int, n: int, threshold: int) -> str:
+    """'k (p%)' or, for a count below the threshold, '<5' (no percentage: it would give k)."""
+    if threshold and k < threshold:
+        return f"<{threshold}"
+    return f"{k} ({num(100 * k / n, 0)}%)" if n else ""
+
+
+def _num(v: Any, digits: int = 2) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return ""
+    return num(v, digits).rstrip("0").rstrip(".,") if num(v, digits) else ""
+
+
+def _summary_wide(summ: pd.DataFrame) -> pd.DataFrame:
+    """Internal change summary, one row per programme and construct (presentation only)."""
+    rows = []
+    for (prog, construct), g in summ.groupby(["programme", "construct"], sort=True):
+        assessed = int(g["n_assessed"].iloc[0])
+        if assessed == 0:
+            continue
+        row = {t("col.programme"): prog, t("col.construct"): pretty(construct),
+               t("col.assessed"): assessed,
+               t("col.not_assessable"): int(g["n_not_assessable"].iloc[0])}
+        for _, r in g.iterrows():
+            # non-breaking spaces keep "n (p%, lower-upper%)" on one line
+            row[pretty(r["category"])] = (
+                f"{int(r['n'])}\u00a0({num(100 * r['proportion'], 0)}%,\u00a0"
+                f"{num(100 * r['ci_lower'], 0)}-{num(100 * r['ci_upper'], 0)}%)")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _kind(kind: Any) -> str:
+    """A cut-off kind ('published', 'a', 'c') in the report's language."""
+    from effectstudy.report.i18n import has
+
+    k = str(kind).split(" (")[0]
+    return t(f"cutoff_kind.{k}") if has(f"cutoff_kind.{k}") else k
+
+
+def _provenance_tables(prov: pd.DataFrame) -> list[tuple[pd.DataFrame, str]]:
+    """Split the reliable-change provenance into a compact table and a sources table."""
+    measure = prov["instrument"] + " " + prov["scale"].map(pretty)
+    rel = [f"{_num(r, 2)} ({ty})" if _num(r, 2) else t("change.none_published")
+           for r, ty in zip(prov["reliability"], prov["reliability_type"], strict=True)]
+    cut = [f"{_num(c, 2)} ({_kind(k)})" if _num(c, 2) else ""
+           for c, k in zip(prov["cutoff"], prov["cutoff_kind"], strict=True)]
+    compact = pd.DataFrame({t("col.measure"): measure, t("col.reliability"): rel,
+                            t("col.cutoff_kind"): cut, t("col.note"): prov["note"].fillna("")})
+    sources = pd.DataFrame({t("col.measure"): measure,
+                            t("col.reliability_source"): prov["reliability_source"],
+                            t("col.sd_source"): prov["sd_source"],
+                            t("col.cutoff_source"): prov["cutoff_source"]})
+    return [(compact, t("change.provenance_caption")), (sources, t("change.sources_caption"))]

@@ -1,0 +1,33 @@
+"""Report section: follow-up (programme dossier)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from effectstudy.report.i18n import num, t
+from effectstudy.report.sections.layout import Context, Section, ci_text, pretty, pretty_measure
+
+
+def follow_up_section(ctx: Context) -> Section:
+    sec = Section("follow_up", t("follow_up.title"))
+    fu = ctx.frame("follow_up")
+    if fu.empty or "n" not in fu or not (fu["n"] > 0).any():
+        sec.text(t("follow_up.none"))
+        return sec
+    pre = ctx.meta.get("change", {}).get("pre", "intake")
+    order = ctx.meta.get("occasion_order", {})
+    rows = []
+    for _, r in fu.assign(_o=fu["occasion"].map(order)).sort_values(
+            ["construct", "instrument", "scale", "_o"]).iterrows():
+        n = int(r["n"])
+        row = {t("col.construct"): pretty(r["construct"]),
+               t("col.measure"): pretty_measure(f"{r['instrument']} {r['scale']}"),
+               t("col.occasion"): pretty(r["occasion"])}
+        if ctx.public and n < ctx.threshold:
+            row.update({"n": f"<{ctx.threshold}", "d_z": "", t("col.ci"): ""})
+        else:
+            row.update({"n": n, "d_z": num(r.get("d_z"), 2),
+                        t("col.ci"): ci_text(r.get("d_z_ci_lower"), r.get("d_z_ci_upper"))})
+        rows.append(row)
+    sec.table(pd.DataFrame(rows), t("follow_up.caption", pre=pretty(pre)))
+    return sec
