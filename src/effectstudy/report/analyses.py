@@ -7,6 +7,7 @@ the names other code and the tests import from here.
 
 from __future__ import annotations
 
+from effectstudy.report.publication import CATEGORIES, FLOW_COLUMNS
 from effectstudy.report.sections import AUDIENCES, run_sections
 from effectstudy.report.sections.change import reliable_change_section
 from effectstudy.report.sections.descriptives import descriptives
@@ -16,9 +17,7 @@ from effectstudy.report.sections.follow_up import follow_up_section
 from effectstudy.report.sections.growth import multilevel_section
 from effectstudy.report.sections.integrity import integrity_section
 from effectstudy.report.sections.layout import (
-    CATEGORIES,
     FIGURE_DPI,
-    FLOW_COLUMNS,
     Block,
     Context,
     Section,

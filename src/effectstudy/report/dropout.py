@@ -11,8 +11,9 @@ Reads what :mod:`effectstudy.study.dropout` saved (frames ``dropout_*`` and
   ``<5`` cell gives, no count.
 * **At risk** below the curves: counts at landmark weeks after the intake (the column
   at week 0 would repeat the sample-flow count and is left out), counts below the
-  threshold shown as ``<5`` (:func:`effectstudy.report.suppression.protect`, with the
-  published inequalities that a later count is at most an earlier one).
+  threshold shown as ``<5``, partners as ``x``, from the one suppression pattern of all
+  public documents (:mod:`effectstudy.report.publication`: a later count is at most an
+  earlier one, and at most the programme's referred clients in the flow).
 * **Absconding rates** are shown per programme only where the programme has at least
   ``threshold`` clients *and* at least ``threshold`` episodes; neither the episodes nor
   the weeks of exposure are printed. The exact Poisson interval is a function of the
@@ -35,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from effectstudy.report.i18n import label, num, t
-from effectstudy.report.suppression import SECONDARY_LABEL, protect
+from effectstudy.report.publication import at_risk, landmark_weeks
 
 _K = "dropout_safety"
 
@@ -44,41 +45,28 @@ def _k(key: str, **fields: Any) -> str:
     return t(f"{_K}.{key}", **fields)
 
 
-def _landmarks(max_time: float) -> list[int]:
-    """Landmark weeks for the at-risk table: a round step, at most eight columns."""
-    for step in (4, 8, 13, 26, 52):
-        if max_time / step <= 8:
-            break
-    return [step * i for i in range(0, int(max_time // step) + 1)]
-
-
-def at_risk(curve: pd.DataFrame, week: float) -> int:
-    """Number still at risk at ``week`` from a saved curve (first time >= week)."""
-    later = curve[curve["time"] >= week]
-    return int(later["n_risk"].iloc[0]) if len(later) else 0
-
-
 def at_risk_table(ctx: Any, km: pd.DataFrame, programmes: list[str]) -> tuple[pd.DataFrame, bool]:
-    """At-risk counts per drawn programme at landmark weeks, suppressed for the public."""
-    weeks = _landmarks(float(km["time"].max()) if len(km) else 0.0)
+    """At-risk counts per drawn programme at landmark weeks, suppressed for the public.
+
+    A public document takes its weeks and its marks from the one suppression pattern of
+    all public documents (:mod:`effectstudy.report.publication`): the at-risk counts
+    bound the flow counts (no more girls at risk than referred), so they are protected
+    together with the flow of the report and of every dossier.
+    """
     if ctx.public:
-        weeks = [w for w in weeks if w > 0]
-    values = {(p, w): at_risk(km[km["programme"] == p], w) for p in programmes for w in weeks}
-    labels: dict[tuple[str, int], str] = {}
-    hidden = False
-    if ctx.public and values:
-        leq = [((p, b), (p, a)) for p in programmes for a, b in zip(weeks, weeks[1:], strict=False)]
-        sup = protect(values, [], threshold=ctx.threshold, suppress_zero=ctx.suppress_zero,
-                      leq=leq)
-        for cell in sup.hidden:
-            labels[cell] = sup.label(cell, ctx.threshold) or SECONDARY_LABEL
-        hidden = bool(sup.hidden)
+        plan = ctx.plan
+        weeks = plan.weeks(ctx.programme)
+        cells = {(p, w): plan.shown(("at_risk", p, w)) for p in programmes for w in weeks}
+    else:
+        weeks = landmark_weeks(float(km["time"].max()) if len(km) else 0.0)
+        cells = {(p, w): at_risk(km[km["programme"] == p], w) for p in programmes for w in weeks}
     rows = []
     for p in programmes:
         row = {t("col.programme"): ctx.programme_name(p)}
         for w in weeks:
-            row[_k("week_col", week=w)] = labels.get((p, w), str(values[(p, w)]))
+            row[_k("week_col", week=w)] = str(cells[(p, w)])
         rows.append(row)
+    hidden = any(isinstance(v, str) for v in cells.values())
     return pd.DataFrame(rows), hidden
 
 

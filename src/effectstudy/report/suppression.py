@@ -23,7 +23,7 @@ explain both marks (:func:`suppression_note`).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Collection, Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +36,7 @@ SECONDARY_LABEL = "x"
 
 Cell = Hashable
 Line = tuple[Sequence[Cell], Cell | None]
+SumLeq = tuple[Sequence[Cell], Sequence[Cell]]
 
 
 def primary_label(threshold: int) -> str:
@@ -73,7 +74,8 @@ class Suppression:
 def feasible_ranges(values: dict, lines: Sequence[Line], hidden: set, bounds: dict,
                     leq: Sequence[tuple[Cell, Cell]] = (), *,
                     stop_below: float | dict | None = None,
-                    order: Sequence[Cell] = (), skip: set | frozenset = frozenset()) -> dict:
+                    order: Sequence[Cell] = (), skip: set | frozenset = frozenset(),
+                    sum_leq: Sequence[SumLeq] = ()) -> dict:
     """Smallest and largest integer value of each hidden cell given everything published.
 
     Parameters
@@ -89,6 +91,9 @@ def feasible_ranges(values: dict, lines: Sequence[Line], hidden: set, bounds: di
         Hidden cell -> ``(low, high)`` known to the reader (``high`` may be ``inf``).
     leq
         Pairs ``(a, b)`` known to satisfy ``a <= b``.
+    sum_leq
+        Pairs of cell lists ``(left, right)`` known to satisfy
+        ``sum(left) <= sum(right)``.
     stop_below, order, skip
         Stop at the first cell (cells of ``order`` first) whose range is narrower
         than ``stop_below`` (a number, or a width per cell; the search for a pinned
@@ -132,6 +137,13 @@ def feasible_ranges(values: dict, lines: Sequence[Line], hidden: set, bounds: di
             add(coef, 0.0, 0.0)
     for a, b in leq:
         add({a: 1.0, b: -1.0}, -np.inf, 0.0)
+    for left, right in sum_leq:
+        coef = {}
+        for c in left:
+            coef[c] = coef.get(c, 0.0) + 1.0
+        for c in right:
+            coef[c] = coef.get(c, 0.0) - 1.0
+        add(coef, -np.inf, 0.0)
     lo = np.array([bounds[c][0] for c in cells], dtype=float)
     hi = np.array([bounds[c][1] for c in cells], dtype=float)
     constraints = [LinearConstraint(np.array(rows), rhs_lo, rhs_hi)] if rows else []
@@ -171,7 +183,8 @@ def feasible_ranges(values: dict, lines: Sequence[Line], hidden: set, bounds: di
 
 def protect(values: dict, lines: Sequence[Line], *, threshold: int = 5,
             suppress_zero: bool = True, leq: Sequence[tuple[Cell, Cell]] = (),
-            min_width: int = 2) -> Suppression:
+            min_width: int = 2, sum_leq: Sequence[SumLeq] = (),
+            fixed: Collection[Cell] = ()) -> Suppression:
     """Primary and secondary suppression, audited by integer programming.
 
     Parameters
@@ -186,6 +199,13 @@ def protect(values: dict, lines: Sequence[Line], *, threshold: int = 5,
         Primary rule: hide counts below ``threshold`` (and zeros if asked).
     leq
         Published inequalities ``(a, b)``: ``a <= b`` (e.g. analysed <= referred).
+    sum_leq
+        Published inequalities between sums, ``(left, right)``:
+        ``sum(left) <= sum(right)``.
+    fixed
+        Cells never hidden as a secondary partner (counts printed in tables that
+        only know the primary rule, such as an ``n`` column); they are hidden when
+        below the threshold and enter every relation either way.
     min_width
         Every hidden cell must keep a feasible range ``max - min >= min_width``
         (or as wide as its own bounds allow, when they are narrower).
@@ -217,12 +237,35 @@ def protect(values: dict, lines: Sequence[Line], *, threshold: int = 5,
     for a, b in leq:
         neighbours[a].add(b)
         neighbours[b].add(a)
+    for left, right in sum_leq:
+        cells = list(left) + list(right)
+        for c in cells:
+            neighbours[c].update(cells)
+    fixed = _published_closure(values, lines, frozenset(fixed), primary)
 
     def cheapest(candidates) -> Cell | None:
-        pool = [c for c in candidates if c not in hidden]
+        pool = [c for c in candidates if c not in hidden and c not in fixed]
         nonzero = [c for c in pool if values[c] >= threshold]
         pool = nonzero or pool
         return min(pool, key=lambda c: (values[c], str(c))) if pool else None
+
+    def nearest_partner(cell: Cell) -> Cell | None:
+        """The cheapest visible cell closest to ``cell`` in the graph of relations.
+
+        A direct neighbour first; when every neighbour is hidden already (in a cube
+        of linked tables the cell may be pinned through hidden margins), the
+        neighbours' neighbours, and so on outwards.
+        """
+        seen = {cell}
+        frontier = {cell}
+        while frontier:
+            ring = set().union(*(neighbours[c] for c in frontier)) - seen
+            found = cheapest(ring)
+            if found is not None:
+                return found
+            seen |= ring
+            frontier = ring
+        return None
 
     # shortcut: a lone hidden cell in a relation always needs a partner
     changed = True
@@ -248,26 +291,46 @@ def protect(values: dict, lines: Sequence[Line], *, threshold: int = 5,
         # cell found wide stays wide and need not be solved again
         want = {c: min(min_width, bounds[c][1] - bounds[c][0]) for c in hidden}
         ranges = feasible_ranges(values, lines, hidden, bounds, leq, stop_below=want,
-                                 order=last, skip=wide)
+                                 order=last, skip=wide, sum_leq=sum_leq)
         pinned = sorted((c for c, (lo, hi) in ranges.items() if hi - lo < want[c]), key=str)
         wide.update(c for c, (lo, hi) in ranges.items() if hi - lo >= want[c])
         if not pinned:
             break
         partner = None
         for c in pinned:
-            partner = cheapest(neighbours[c])
+            partner = nearest_partner(c)
             if partner is not None:
                 break
         if partner is None:
-            near = set().union(*(neighbours[c] for c in hidden))
-            partner = cheapest(near)
-            if partner is None:
-                partner = cheapest(values)
+            partner = cheapest(values)
         if partner is None:  # everything is hidden already
             break
         hidden.add(partner)
         last = pinned
     return Suppression(frozenset(primary), frozenset(hidden - primary))
+
+
+def _published_closure(values: dict, lines: Sequence[Line], fixed: frozenset,
+                       primary: set) -> frozenset:
+    """The fixed cells plus every cell their printed values determine through a relation.
+
+    A fixed cell at or above the threshold is printed. A relation whose cells are all
+    printed or determined but one determines that one too: hiding it would protect
+    nothing, so it is never chosen as a partner either.
+    """
+    known = {c for c in fixed if c not in primary}
+    out = set(fixed)
+    changed = True
+    while changed:
+        changed = False
+        for members, total in lines:
+            cells = list(members) + ([total] if total is not None else [])
+            unknown = [c for c in cells if c not in known]
+            if len(unknown) == 1 and (total is not None or len(cells) > 1):
+                known.add(unknown[0])
+                out.add(unknown[0])
+                changed = True
+    return frozenset(out)
 
 
 def suppress_cells(values: dict, lines: Sequence[Line], *, threshold: int = 5,

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from effectstudy.report.i18n import num, t
+from effectstudy.report.publication import CATEGORIES, shown_cube
 from effectstudy.report.sections.layout import (
-    CATEGORIES,
     Context,
     Section,
     ci_text,
@@ -19,7 +19,6 @@ from effectstudy.report.sections.layout import (
     public_text,
     round_frame,
 )
-from effectstudy.report.suppression import suppress_table
 
 
 def reliable_change_section(ctx: Context) -> Section:
@@ -35,11 +34,7 @@ def reliable_change_section(ctx: Context) -> Section:
     if ctx.programme is not None:
         _dossier_change(ctx, sec, rc, assessed)
     elif ctx.public:
-        counts = (assessed.assign(construct=assessed["construct"].map(pretty))
-                  .groupby(["construct", "category"])["client"].nunique().unstack(fill_value=0)
-                  .reindex(columns=list(CATEGORIES), fill_value=0))
-        shown = suppress_table(counts, threshold=ctx.threshold, suppress_zero=ctx.suppress_zero)
-        shown = _translate_table(shown)
+        shown = _translate_table(_public_counts(ctx, assessed))
         sec.table(shown.reset_index(), t("change.caption_public") + " "
                   + t("common.suppression_note", threshold=ctx.threshold))
     else:
@@ -137,12 +132,12 @@ def _dossier_change(ctx: Context, sec: Section, rc: pd.DataFrame,
     if assessed.empty:
         sec.text(t("change.none_assessable"))
     else:
-        counts = (assessed.assign(construct=assessed["construct"].map(pretty))
-                  .groupby(["construct", "category"])["client"].nunique().unstack(fill_value=0)
-                  .reindex(columns=list(CATEGORIES), fill_value=0))
         if ctx.public:
-            shown = suppress_table(counts, threshold=th, suppress_zero=ctx.suppress_zero)
+            shown = _public_counts(ctx, assessed)
         else:
+            counts = (assessed.assign(construct=assessed["construct"].map(pretty))
+                      .groupby(["construct", "category"])["client"].nunique()
+                      .unstack(fill_value=0).reindex(columns=list(CATEGORIES), fill_value=0))
             shown = counts.copy()
             shown["Total"] = counts.sum(axis=1)
             shown.loc["Total"] = shown.sum(axis=0)
@@ -152,6 +147,19 @@ def _dossier_change(ctx: Context, sec: Section, rc: pd.DataFrame,
         sec.table(shown.reset_index(), t("change.caption_programme") + (
             " " + t("common.suppression_note", threshold=th) if ctx.public else ""))
     ctx.published.update(published)
+
+
+def _public_counts(ctx: Context, assessed: pd.DataFrame) -> pd.DataFrame:
+    """Clients per construct and change category as a public document prints them.
+
+    The cells come from the one suppression pattern of all public documents
+    (:mod:`effectstudy.report.publication`): the report's table is the sum of the
+    dossiers' tables, so they are protected together.
+    """
+    constructs = sorted((str(c) for c in assessed["construct"].unique()),
+                        key=lambda c: str(pretty(c)))
+    shown = shown_cube(ctx.plan, ctx.programme, constructs)
+    return shown.rename(index=lambda c: c if c == "Total" else pretty(c))
 
 
 def _share(k: int, n: int, threshold: int) -> str:

@@ -15,16 +15,14 @@ import numpy as np
 import pandas as pd
 
 from effectstudy.report.i18n import num, t
+from effectstudy.report.publication import (
+    PublicationPlan,
+    publication_plan,
+)
 
 #: Resolution of every report figure (the renderer shows figures at physical size).
 FIGURE_DPI = 150
 
-#: Reliable-change categories in report order (as :mod:`effectstudy.change` names them).
-CATEGORIES = ("recovered", "improved", "unchanged", "deteriorated")
-#: The flow columns; end of care is completed, absconded, transferred or unknown (not
-#: recorded), and the four add up to the referred clients.
-FLOW_COLUMNS = ("referred", "included", "completed", "absconded", "transferred", "unknown",
-                "analysed")
 
 
 def pretty(value: Any) -> Any:
@@ -146,6 +144,11 @@ class Context:
 
     def few(self) -> str:
         return t("common.fewer_than", threshold=self.threshold)
+
+    @property
+    def plan(self) -> PublicationPlan:
+        """The one suppression pattern of every public document of these results."""
+        return publication_plan(self.results)
 
 
 def round_frame(frame: pd.DataFrame, digits: int = 3) -> pd.DataFrame:

@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 from effectstudy.report.i18n import t
+from effectstudy.report.sections.flow import flow_cell
 from effectstudy.report.sections.layout import Context, Section, count_text, is_count
 
 
@@ -16,10 +17,9 @@ def limitations_section(ctx: Context) -> Section:
     n_by = pd.Series(cpp["clients"].to_numpy(), index=cpp["programme"]) if len(cpp) else \
         pd.Series(dtype=int)
     if ctx.programme is not None:
-        flow = ctx.published.get("flow")
-        row = flow.iloc[0] if flow is not None and len(flow) else None
-        size = count_text(ctx, row.iloc[0]) if row is not None else ctx.few()
-        analysed = count_text(ctx, row.iloc[5]) if row is not None else ctx.few()
+        referred, analysed = flow_cell(ctx, "referred"), flow_cell(ctx, "analysed")
+        size = count_text(ctx, referred) if referred is not None else ctx.few()
+        analysed = count_text(ctx, analysed) if analysed is not None else ctx.few()
         sec.text(t("limitations.dossier", size=size, analysed=analysed,
                    programme=ctx.programme_name(ctx.programme)))
         return sec

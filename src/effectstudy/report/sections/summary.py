@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from effectstudy.report.i18n import t
+from effectstudy.report.sections.flow import flow_cell
 from effectstudy.report.sections.layout import Context, Section, count_text, pretty
 
 
@@ -11,11 +12,10 @@ def summary_section(ctx: Context) -> Section:
     clients, how certain. No number appears here that the tables do not show."""
     sec = Section("summary", t("summary.title"))
     name = ctx.programme_name(ctx.programme or "")
-    flow = ctx.published.get("flow")
-    row = flow.iloc[0] if flow is not None and len(flow) else None
+    referred, analysed = flow_cell(ctx, "referred"), flow_cell(ctx, "analysed")
     sec.text(t("summary.who", programme=name,
-               referred=count_text(ctx, row.iloc[0]) if row is not None else ctx.few(),
-               analysed=count_text(ctx, row.iloc[5]) if row is not None else ctx.few()))
+               referred=count_text(ctx, referred) if referred is not None else ctx.few(),
+               analysed=count_text(ctx, analysed) if analysed is not None else ctx.few()))
     slopes = ctx.frame("slopes", own=False)
     said = False
     for construct in ctx.meta.get("slopes", {}).get("constructs", []):
