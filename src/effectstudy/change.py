@@ -287,7 +287,15 @@ def reliable_change(
         'deteriorated' or 'none'), clinically_significant, category (recovered,
         improved, unchanged, deteriorated, or 'not assessable'), and the provenance
         of every number: sd, sd_source, reliability, reliability_type,
-        reliability_source, cutoff, cutoff_kind, cutoff_source, note.
+        reliability_source, cutoff, cutoff_kind, cutoff_source, note. The English
+        texts ``sd_source``, ``cutoff_source`` and ``note`` are also given as codes,
+        for reports in other languages (:data:`CODE_COLUMNS`): ``note_codes``
+        (``;``-joined keys of :data:`NOTES`, in the order of ``note``),
+        ``sd_source_code`` (:data:`SD_SOURCES`) with ``sd_source_key`` (the norm's
+        reference key), ``cutoff_source_code`` (:data:`CUTOFF_SOURCES`) with
+        ``cutoff_source_key`` (the reference key of the published cut-off or of the
+        norm mean), and ``norm_used`` (the verified norm group used for the SD or
+        the cut-off, as the dictionary names it in English, or empty).
 
     Notes
     -----
@@ -311,10 +319,33 @@ def reliable_change(
     cols = ["programme", "client", "construct", "instrument", "scale", "better", "pre", "post",
             "change", "rci", "reliable", "direction", "clinically_significant", "category", "sd",
             "sd_source", "reliability", "reliability_type", "reliability_source", "cutoff",
-            "cutoff_kind", "cutoff_source", "method", "note"]
+            "cutoff_kind", "cutoff_source", "method", "note", *CODE_COLUMNS]
     if not out:
         return pd.DataFrame(columns=cols)
     return pd.concat(out, ignore_index=True)[cols]
+
+
+#: The notes of :func:`reliable_change` by code (``note_codes``), in English (``note``).
+#: Fields: ``instrument``, ``scale`` and ``method`` of the row.
+NOTES = {
+    "ages_unknown": "clients' ages unknown: the norm group is assumed to apply",
+    "norm_not_covering": ("the verified norm group does not cover every client (age): SD and "
+                          "cut-off taken from the sample"),
+    "no_verified_norm": "no verified norm: SD taken from the sample",
+    "no_reliability": "no published reliability for {instrument} {scale}: RCI not computed",
+    "no_usable_sd": "no usable SD (too few clients or no spread): RCI not computed",
+    "needs_three": "{method} needs at least three clients: RCI not computed",
+    "unstable_sd": "{method} with fewer than 20 clients: sample SDs are unstable",
+    "no_cutoff": "no cut-off: clinical significance not assessed",
+}
+#: The coded provenance columns of :func:`reliable_change` (see its Returns).
+CODE_COLUMNS = ("note_codes", "sd_source_code", "sd_source_key", "cutoff_source_code",
+                "cutoff_source_key", "norm_used")
+#: Where the SD of a row comes from (``sd_source_code``): a verified norm or the sample.
+SD_SOURCES = ("norm", "sample")
+#: Where the cut-off of a row comes from (``cutoff_source_code``): the published clinical
+#: cut-off, c from a verified norm and the sample's pre scores, or a from the pre scores.
+CUTOFF_SOURCES = ("published", "norm_sample", "sample")
 
 
 def _applicable_norm(sc, grp: pd.DataFrame, notes: list[str]):
@@ -334,11 +365,10 @@ def _applicable_norm(sc, grp: pd.DataFrame, notes: list[str]):
         found = {id(sc.norm_for(a)): sc.norm_for(a) for a in grp["age"]}
         norm = next(iter(found.values())) if len(found) == 1 else None
     else:
-        notes.append("clients' ages unknown: the norm group is assumed to apply")
+        notes.append("ages_unknown")
         return verified[0]
     if norm is None:
-        notes.append("the verified norm group does not cover every client (age): SD and "
-                      "cut-off taken from the sample")
+        notes.append("norm_not_covering")
     return norm
 
 
@@ -356,10 +386,13 @@ def _classify_group(grp, dd, prog, inst, scale_id, method, sd_choice, criterion,
     sample_sd = float(np.std(pre, ddof=1)) if n >= 2 else np.nan
     if sd_choice == "norm" and norm is not None:
         sd_val, sd_src = float(norm.sd.value), f"{norm.sd.source} ({norm.group})"
+        grp["sd_source_code"], grp["sd_source_key"] = "norm", norm.sd.source
     else:
         sd_val, sd_src = sample_sd, f"sample SD of {pre_occ} scores (the programme's own clients)"
+        grp["sd_source_code"], grp["sd_source_key"] = "sample", None
         if sd_choice == "norm":
-            notes.append("no verified norm: SD taken from the sample")
+            notes.append("no_verified_norm")
+    grp["norm_used"] = norm.group if norm is not None else None
     rel = sc.reliability
     grp["sd"], grp["sd_source"] = sd_val, sd_src
     grp["reliability"] = rel.value if rel.verified else np.nan
@@ -368,13 +401,13 @@ def _classify_group(grp, dd, prog, inst, scale_id, method, sd_choice, criterion,
 
     rci = np.full(n, np.nan)
     if not rel.verified:
-        notes.append(f"no published reliability for {inst} {scale_id}: RCI not computed")
+        notes.append("no_reliability")
     elif not (np.isfinite(sd_val) and sd_val > 0):
-        notes.append("no usable SD (too few clients or no spread): RCI not computed")
+        notes.append("no_usable_sd")
     elif method == "jacobson-truax":
         rci = reliable_change_index(pre, post, sd=sd_val, reliability=rel.value)
     elif n < 3:
-        notes.append(f"{method} needs at least three clients: RCI not computed")
+        notes.append("needs_three")
     else:
         sd_pre, sd_post = float(np.std(pre, ddof=1)), float(np.std(post, ddof=1))
         if method == "maassen":
@@ -385,7 +418,7 @@ def _classify_group(grp, dd, prog, inst, scale_id, method, sd_choice, criterion,
             rci = reliable_change_hageman_arrindell(pre, post, sd_pre=sd_pre, sd_post=sd_post,
                                                     reliability=rel.value, r_prepost=r_pp)
         if n < 20:
-            notes.append(f"{method} with fewer than 20 clients: sample SDs are unstable")
+            notes.append("unstable_sd")
     grp["change"] = post - pre
     grp["rci"] = rci
     reliable = np.abs(rci) > criterion
@@ -398,8 +431,13 @@ def _classify_group(grp, dd, prog, inst, scale_id, method, sd_choice, criterion,
 
     cutoff, kind, csrc = _cutoff(sc, norm, pre, better)
     if cutoff is None:
-        notes.append("no cut-off: clinical significance not assessed")
+        notes.append("no_cutoff")
     grp["cutoff"], grp["cutoff_kind"], grp["cutoff_source"] = cutoff, kind, csrc
+    code = (None if cutoff is None else "published" if kind.startswith("published")
+            else "norm_sample" if kind == "c" else "sample")
+    grp["cutoff_source_code"] = code
+    grp["cutoff_source_key"] = (sc.cutoff.source if code == "published"
+                                else norm.mean.source if code == "norm_sample" else None)
     if cutoff is not None:
         functional_post = _functional(post, cutoff, kind, better)
         dysfunctional_pre = ~_functional(pre, cutoff, kind, better)
@@ -412,7 +450,9 @@ def _classify_group(grp, dd, prog, inst, scale_id, method, sd_choice, criterion,
     cat = np.select([improving & crossed, improving, worsening], ["recovered", "improved",
                                                                   "deteriorated"], "unchanged")
     grp["category"] = np.where(np.isfinite(rci), cat, "not assessable")
-    grp["note"] = "; ".join(notes)
+    fields = {"instrument": inst, "scale": scale_id, "method": method}
+    grp["note"] = "; ".join(NOTES[code].format(**fields) for code in notes)
+    grp["note_codes"] = ";".join(notes)
     return grp
 
 

@@ -12,7 +12,8 @@ Sub-commands:
 Mounted in :mod:`effectstudy.cli` as ``app.add_typer(dictionary_app, name="dictionary")``.
 Like every command, an :class:`~effectstudy.errors.EffectStudyError` becomes one line on
 stderr and exit code 1. Nothing printed here holds a cell value of an identifier or
-free-text column (the scaffolder's privacy rule).
+free-text column, nor a header that is not made of column words (the scaffolder's privacy
+rule: such a header may be a value, and no option shows it).
 """
 
 from __future__ import annotations
@@ -80,7 +81,10 @@ def new_source(
     header row of a workbook, the date format, the identifier columns (to be dropped),
     and the score columns matched to the dictionary's instruments; the occasion and
     phase labels found are listed as TODO lines to map. No cell value of an identifier
-    or free-text column is shown.
+    or free-text column is shown, and a header only when it is made of column words
+    (datum, score, meting, an instrument id, ...): any other header may be a value (a
+    name, a date, a number) and is shown as 'column #N (not shown: may be a value)'.
+    There is no option to show it.
     """
     from effectstudy.cli import errors_as_exit
     from effectstudy.scaffold import draft_source
@@ -160,6 +164,7 @@ def check(
         for pid in missing:
             console.print(f"programme {pid} has no sources/{pid}.yaml: its exports cannot be "
                           "harmonised yet", style="yellow", markup=False, highlight=False)
+        _print_untranslated(console, d)
         console.print(f"sha256 {d.sha256}", markup=False, highlight=False)
         left = _todos_left(folder)
         if left:
@@ -167,6 +172,26 @@ def check(
             more = f" and {len(left) - 5} more" if len(left) > 5 else ""
             raise fail(f"{len(left)} TODO(s) of a draft are still in the dictionary: {shown}"
                        f"{more} (fill them in)")
+
+
+def _print_untranslated(console: Console, d) -> None:
+    """Name every text field without a Dutch text (a Dutch report marks its English text
+    as untranslated); the dictionary stays valid."""
+    import pandas as pd
+
+    from effectstudy.dictionary import load_integrity
+
+    missing = pd.concat([d.untranslated("nl"), load_integrity(d).untranslated("nl")],
+                        ignore_index=True)
+    if missing.empty:
+        console.print("every text has a Dutch translation", markup=False, highlight=False)
+        return
+    console.print(f"{len(missing)} text(s) without a Dutch translation (a Dutch report shows "
+                  "them in English, marked as not translated); write them as {en: ..., nl: ...}:",
+                  style="yellow", markup=False, highlight=False)
+    for _, row in missing.iterrows():
+        console.print(f"  {row['file']}: {row['key']}", style="yellow", markup=False,
+                      highlight=False)
 
 
 _TODO = re.compile(r"\bTODO\b")

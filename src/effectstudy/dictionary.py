@@ -43,6 +43,17 @@ file strictly: an unknown or misspelt key, a missing required key, a value of th
 wrong type, or a reference to something not defined elsewhere raises
 :class:`~effectstudy.errors.DictionaryError` naming the file and the key path.
 
+Texts in two languages
+----------------------
+Every human-readable text field (:data:`TEXT_FIELDS`: labels, setting, group, aims,
+norm groups, checklist items, ...) is either a plain string, which means English only,
+or a mapping with exactly the languages of :data:`TEXT_LANGUAGES`
+(``{en: ..., nl: ...}``). The typed classes keep the English text in the field itself
+(``prog.setting``) and every language in ``translations``; ``prog.text("setting", "nl")``
+gives the Dutch text or None. :meth:`Dictionary.untranslated` lists the fields without a
+Dutch text (``effectstudy dictionary check`` reports them): a Dutch report never shows
+their English text as if it were Dutch.
+
 A number whose ``source`` is ``UNVERIFIED`` (or missing) is *flagged*: it is kept
 for range checks or planning, but :meth:`Scale.norm_for` and friends never
 present it as a norm, reliability or clinical cut-off.
@@ -68,7 +79,7 @@ from typing import Any
 import pandas as pd
 
 from effectstudy._yaml_io import read_yaml
-from effectstudy.errors import DictionaryError
+from effectstudy.errors import DictionaryError, SpecError
 
 UNVERIFIED = "UNVERIFIED"
 LAYOUTS = ("wide", "occasion_rows", "long", "series", "delivery", "fidelity_ratings")
@@ -93,11 +104,73 @@ CLIENT_SEXES = ("female", "male")
 #: Environment variable naming the data dictionary folder (see :func:`resolve_dictionary`).
 ENV_DICTIONARY = "EFFECTSTUDY_DICTIONARY"
 DIRECTIONS = ("higher", "lower")
+#: Languages of the dictionary's texts; a text field is a string (English) or a mapping of
+#: exactly these languages (``{en: ..., nl: ...}``).
+TEXT_LANGUAGES = ("en", "nl")
+#: The text fields, per dictionary file and record (as in :meth:`Dictionary.untranslated`).
+TEXT_FIELDS = {
+    "constructs.yaml": {"constructs": ("label",)},
+    "occasions.yaml": {"occasions": ("label",), "phases": ("label",)},
+    "instruments.yaml": {"instruments": ("name",), "norms": ("group",)},
+    "programmes.yaml": {"programmes": ("setting", "security", "group", "aims"),
+                        "phases": ("label",), "interventions": ("label",),
+                        "components": ("label",)},
+    "fidelity.yaml": {"fidelity_instruments": ("name",), "items": ("text",)},
+    "events.yaml": {"event_types": ("label", "description")},
+}
 
 
 # --------------------------------------------------------------------------- #
 # Typed view
 # --------------------------------------------------------------------------- #
+def _translations() -> Any:
+    """The ``translations`` field of a record with text fields (not compared, not hashed)."""
+    return field(default_factory=dict, compare=False, hash=False, repr=False)
+
+
+def _check_language(language: str) -> None:
+    if language not in TEXT_LANGUAGES:
+        raise SpecError(f"language must be one of {list(TEXT_LANGUAGES)}, not {language!r}")
+
+
+class Texts:
+    """Mixin of the records with text fields: every language the dictionary gives.
+
+    ``translations`` maps a field name to ``{language: text}``; the field itself holds
+    the English text. A record built without translations has English only.
+    """
+
+    translations: Mapping[str, Mapping[str, str]]
+
+    def text(self, name: str, language: str = "en") -> str | None:
+        """Text field ``name`` in ``language``; None when the dictionary gives none.
+
+        Parameters
+        ----------
+        name
+            A text field of the record (``"setting"``, ``"label"``, ...).
+        language
+            One of :data:`TEXT_LANGUAGES`.
+
+        Returns
+        -------
+        str or None
+            None when the field is empty or has no text in ``language`` (never the
+            English text in place of a missing Dutch one).
+        """
+        _check_language(language)
+        texts = self.texts(name)
+        return texts.get(language)
+
+    def texts(self, name: str) -> dict[str, str]:
+        """Every language of text field ``name`` (``{}`` when the field is empty)."""
+        given = self.translations.get(name)
+        if given:
+            return dict(given)
+        value = getattr(self, name)
+        return {"en": value} if isinstance(value, str) and value else {}
+
+
 class Sourced:
     """Mixin of the dictionary's sourced numbers: a ``value`` and its ``source`` key."""
 
@@ -127,30 +200,37 @@ class Reference:
 
 
 @dataclass(frozen=True)
-class Construct:
+class Construct(Texts):
     id: str
     label: str
     better: str
+    translations: Mapping[str, Mapping[str, str]] = _translations()
 
 
 @dataclass(frozen=True)
-class Occasion:
+class Occasion(Texts):
     id: str
     label: str
     order: int
     weeks_after_discharge: int | None = None
+    translations: Mapping[str, Mapping[str, str]] = _translations()
 
 
 @dataclass(frozen=True)
-class CanonicalPhase:
+class CanonicalPhase(Texts):
     id: str
     label: str
     order: int
+    translations: Mapping[str, Mapping[str, str]] = _translations()
 
 
 @dataclass(frozen=True)
-class Norm:
-    """Mean and SD of a scale in a norm group."""
+class Norm(Texts):
+    """Mean and SD of a scale in a norm group.
+
+    ``group`` is the English description; it also names the norm group in harmonised
+    data (``norm_group``), so it is the identity of the group.
+    """
 
     group: str
     sex: str
@@ -158,6 +238,7 @@ class Norm:
     age_max: float | None
     mean: SourcedValue
     sd: SourcedValue
+    translations: Mapping[str, Mapping[str, str]] = _translations()
 
     @property
     def verified(self) -> bool:
@@ -220,33 +301,36 @@ class Scale:
 
 
 @dataclass(frozen=True)
-class Instrument:
+class Instrument(Texts):
     id: str
     name: str
     respondent: str
     age_min: float | None
     age_max: float | None
     scales: Mapping[str, Scale]
+    translations: Mapping[str, Mapping[str, str]] = _translations()
 
 
 @dataclass(frozen=True)
-class ProgrammePhase:
+class ProgrammePhase(Texts):
     id: str
     label: str
     canonical: str
     typical_weeks: SourcedValue
+    translations: Mapping[str, Mapping[str, str]] = _translations()
 
 
 @dataclass(frozen=True)
-class Intervention:
+class Intervention(Texts):
     """One intervention of a programme's closed vocabulary (as its description names it)."""
 
     id: str
     label: str
+    translations: Mapping[str, Mapping[str, str]] = _translations()
 
 
 @dataclass(frozen=True)
-class Programme:
+class Programme(Texts):
     id: str
     name: str
     provider: str
@@ -266,6 +350,7 @@ class Programme:
     interventions: tuple[Intervention, ...] = ()
     #: ``female``, ``male`` or ``mixed``: who the programme admits; decides norm groups.
     sex: str = "mixed"
+    translations: Mapping[str, Mapping[str, str]] = _translations()
 
     def phase(self, phase_id: str) -> ProgrammePhase:
         for p in self.phases:
@@ -397,6 +482,44 @@ class Dictionary:
                 )
         return pd.DataFrame(rows)
 
+    def text_records(self) -> list[tuple[str, str, Texts]]:
+        """Every record with text fields as ``(file, key path, record)``."""
+        out: list[tuple[str, str, Texts]] = []
+        out += [("constructs.yaml", f"constructs.{c.id}", c) for c in self.constructs.values()]
+        out += [("occasions.yaml", f"occasions.{o.id}", o) for o in self.occasions.values()]
+        out += [("occasions.yaml", f"phases.{p.id}", p) for p in self.phases.values()]
+        for inst in self.instruments.values():
+            out.append(("instruments.yaml", f"instruments.{inst.id}", inst))
+            for sc in inst.scales.values():
+                out += [("instruments.yaml", f"instruments.{inst.id}.scales.{sc.id}.norms[{i}]", n)
+                        for i, n in enumerate(sc.norms)]
+        for prog in self.programmes.values():
+            k = f"programmes.{prog.id}"
+            out.append(("programmes.yaml", k, prog))
+            out += [("programmes.yaml", f"{k}.phases[{i}]", ph) for i, ph in enumerate(prog.phases)]
+            out += [("programmes.yaml", f"{k}.interventions[{i}]", iv)
+                    for i, iv in enumerate(prog.interventions)]
+        out += [("events.yaml", f"event_types.{e.id}", e) for e in self.event_types.values()]
+        return out
+
+    def untranslated(self, language: str = "nl") -> pd.DataFrame:
+        """Every text field of the dictionary without a text in ``language``.
+
+        Parameters
+        ----------
+        language
+            One of :data:`TEXT_LANGUAGES` (default Dutch, the language of the reports
+            besides English).
+
+        Returns
+        -------
+        DataFrame
+            One row per missing text: ``file``, ``key`` (the key path, as in
+            :class:`~effectstudy.errors.DictionaryError`) and ``text`` (the English text
+            to translate).
+        """
+        return _untranslated(self.text_records(), language)
+
     def unverified(self) -> pd.DataFrame:
         """Every number in the dictionary that has no published source (flagged)."""
         rows: list[dict[str, Any]] = []
@@ -431,6 +554,20 @@ class Dictionary:
                 if not ph.typical_weeks.verified:
                     add(f"{where}.{ph.id}", "typical weeks", ph.typical_weeks.value)
         return pd.DataFrame(rows, columns=["where", "what", "value", "note"])
+
+
+def _untranslated(records: list[tuple[str, str, Texts]], language: str) -> pd.DataFrame:
+    """The text fields of ``records`` (see :data:`TEXT_FIELDS`) lacking ``language``."""
+    _check_language(language)
+    rows = []
+    for file, key, record in records:
+        # the record's kind: the last key of its path ("...phases[0]" -> "phases")
+        kind = key.rsplit(".", 1)[-1].split("[", 1)[0]
+        for name in TEXT_FIELDS[file][kind if "[" in key else key.split(".", 1)[0]]:
+            texts = record.texts(name)
+            if texts and language not in texts:
+                rows.append({"file": file, "key": f"{key}.{name}", "text": texts.get("en", "")})
+    return pd.DataFrame(rows, columns=["file", "key", "text"])
 
 
 # --------------------------------------------------------------------------- #
@@ -472,6 +609,21 @@ class _Reader:
         if not isinstance(obj, str) or not obj.strip():
             raise self.fail(f"expected text, got {obj!r}", key)
         return obj
+
+    def texts(self, obj: Any, key: str, *, allow_none: bool = False
+              ) -> tuple[str | None, dict[str, str]]:
+        """A text field: a string (English only) or ``{en: ..., nl: ...}``.
+
+        Returns the English text and every language given (``{}`` for an empty field).
+        """
+        if obj is None and allow_none:
+            return None, {}
+        if isinstance(obj, Mapping):
+            m = self.mapping(obj, key, required=TEXT_LANGUAGES)
+            given = {lang: str(self.text(m[lang], f"{key}.{lang}")) for lang in TEXT_LANGUAGES}
+            return given["en"], given
+        text = str(self.text(obj, key))
+        return text, {"en": text}
 
     def number(self, obj: Any, key: str, *, allow_none: bool = True) -> float | None:
         if obj is None and allow_none:
@@ -535,8 +687,9 @@ def _constructs(folder: Path) -> dict[str, Construct]:
     for cid, entry in body.items():
         k = f"constructs.{cid}"
         m = r.mapping(entry, k, required=("label", "better"))
-        out[cid] = Construct(cid, r.text(m["label"], f"{k}.label"),
-                             r.choice(m["better"], f"{k}.better", DIRECTIONS))
+        label, tr = r.texts(m["label"], f"{k}.label")
+        out[cid] = Construct(cid, str(label), r.choice(m["better"], f"{k}.better", DIRECTIONS),
+                             translations={"label": tr})
     return out
 
 
@@ -549,15 +702,18 @@ def _occasions(folder: Path) -> tuple[dict[str, Occasion], dict[str, CanonicalPh
         k = f"occasions.{oid}"
         m = r.mapping(entry, k, required=("label", "order"), optional=("weeks_after_discharge",))
         wad = r.number(m.get("weeks_after_discharge"), f"{k}.weeks_after_discharge")
-        occ[oid] = Occasion(oid, r.text(m["label"], f"{k}.label"),
+        label, tr = r.texts(m["label"], f"{k}.label")
+        occ[oid] = Occasion(oid, str(label),
                             int(r.number(m["order"], f"{k}.order", allow_none=False)),
-                            None if wad is None else int(wad))
+                            None if wad is None else int(wad), translations={"label": tr})
     phases = {}
     for pid, entry in r.entries(data["phases"], "phases").items():
         k = f"phases.{pid}"
         m = r.mapping(entry, k, required=("label", "order"))
-        phases[pid] = CanonicalPhase(pid, r.text(m["label"], f"{k}.label"),
-                                     int(r.number(m["order"], f"{k}.order", allow_none=False)))
+        label, tr = r.texts(m["label"], f"{k}.label")
+        phases[pid] = CanonicalPhase(pid, str(label),
+                                     int(r.number(m["order"], f"{k}.order", allow_none=False)),
+                                     translations={"label": tr})
     return occ, phases
 
 
@@ -597,11 +753,13 @@ def _instruments(folder: Path, refs: Mapping[str, Reference]) -> dict[str, Instr
                 sd = r.sourced(n["sd"], f"{nk}.sd", refs)
                 if sd.value is not None and sd.value <= 0:
                     raise r.fail("a norm SD must be positive", f"{nk}.sd.value")
-                norms.append(Norm(r.text(n["group"], f"{nk}.group"),
+                group, tr = r.texts(n["group"], f"{nk}.group")
+                norms.append(Norm(str(group),
                                   r.choice(n["sex"], f"{nk}.sex", ("female", "male", "any")),
                                   r.number(n["age_min"], f"{nk}.age_min"),
                                   r.number(n["age_max"], f"{nk}.age_max"),
-                                  r.sourced(n["mean"], f"{nk}.mean", refs), sd))
+                                  r.sourced(n["mean"], f"{nk}.mean", refs), sd,
+                                  translations={"group": tr}))
             cutoff = None
             if s["cutoff"] is not None:
                 c = r.mapping(s["cutoff"], f"{sk}.cutoff", required=("value", "rule", "kind", "source"),
@@ -620,9 +778,10 @@ def _instruments(folder: Path, refs: Mapping[str, Reference]) -> dict[str, Instr
                                         r.source_key(rel["source"], f"{sk}.reliability.source", refs),
                                         rel.get("population"), rel.get("note")),
                 norms=tuple(norms), cutoff=cutoff)
-        out[iid] = Instrument(iid, r.text(m["name"], f"{k}.name"), r.text(m["respondent"], f"{k}.respondent"),
+        name, tr = r.texts(m["name"], f"{k}.name")
+        out[iid] = Instrument(iid, str(name), r.text(m["respondent"], f"{k}.respondent"),
                               r.number(ages["min"], f"{k}.ages.min"), r.number(ages["max"], f"{k}.ages.max"),
-                              scales)
+                              scales, translations={"name": tr})
     return out
 
 
@@ -644,9 +803,11 @@ def _programmes(folder: Path, refs: Mapping[str, Reference],
         for i, ph in enumerate(m["phases"]):
             hk = f"{k}.phases[{i}]"
             p = r.mapping(ph, hk, required=("id", "label", "canonical", "typical_weeks"))
-            phases.append(ProgrammePhase(r.text(p["id"], f"{hk}.id"), r.text(p["label"], f"{hk}.label"),
+            label, tr = r.texts(p["label"], f"{hk}.label")
+            phases.append(ProgrammePhase(r.text(p["id"], f"{hk}.id"), str(label),
                                          r.choice(p["canonical"], f"{hk}.canonical", tuple(canon)),
-                                         r.sourced(p["typical_weeks"], f"{hk}.typical_weeks", refs)))
+                                         r.sourced(p["typical_weeks"], f"{hk}.typical_weeks", refs),
+                                         translations={"label": tr}))
         if len({p.id for p in phases}) != len(phases):
             raise r.fail("phase ids must be unique", f"{k}.phases")
         after = m.get("aftercare_weeks")
@@ -657,24 +818,28 @@ def _programmes(folder: Path, refs: Mapping[str, Reference],
         for i, iv in enumerate(ivs):
             ik = f"{k}.interventions[{i}]"
             e = r.mapping(iv, ik, required=("id", "label"))
-            interventions.append(Intervention(r.text(e["id"], f"{ik}.id"),
-                                              r.text(e["label"], f"{ik}.label")))
+            label, tr = r.texts(e["label"], f"{ik}.label")
+            interventions.append(Intervention(r.text(e["id"], f"{ik}.id"), str(label),
+                                              translations={"label": tr}))
         if len({iv.id for iv in interventions}) != len(interventions):
             raise r.fail("intervention ids must be unique", f"{k}.interventions")
+        texts = {name: r.texts(m.get(name), f"{k}.{name}", allow_none=name == "aims")
+                 for name in ("setting", "security", "group", "aims")}
         out[pid] = Programme(
             id=pid, name=r.text(m["name"], f"{k}.name"), provider=r.text(m["provider"], f"{k}.provider"),
-            setting=r.text(m["setting"], f"{k}.setting"), security=r.text(m["security"], f"{k}.security"),
+            setting=str(texts["setting"][0]), security=str(texts["security"][0]),
             typical_weeks=r.sourced(dur["typical"], f"{k}.duration_weeks.typical", refs),
             maximum_weeks=r.sourced(dur["maximum"], f"{k}.duration_weeks.maximum", refs),
             age_min=r.number(ages["min"], f"{k}.age_range.min"),
             age_max=r.number(ages["max"], f"{k}.age_range.max"),
             age_source=r.source_key(ages["source"], f"{k}.age_range.source", refs),
-            group=r.text(m["group"], f"{k}.group"),
+            group=str(texts["group"][0]),
             reach=r.choice(m["reach"], f"{k}.reach", ("regional", "national")),
-            phases=tuple(phases), aims=m.get("aims"), interventions=tuple(interventions),
+            phases=tuple(phases), aims=texts["aims"][0], interventions=tuple(interventions),
             sex=r.choice(m.get("sex", "mixed"), f"{k}.sex", PROGRAMME_SEXES),
             short_name=r.text(m.get("short_name"), f"{k}.short_name", allow_none=True),
-            aftercare_weeks=None if after is None else r.sourced(after, f"{k}.aftercare_weeks", refs))
+            aftercare_weeks=None if after is None else r.sourced(after, f"{k}.aftercare_weeks", refs),
+            translations={name: tr for name, (_, tr) in texts.items() if tr})
     return out
 
 
@@ -929,7 +1094,7 @@ class ComponentDose(Sourced):
 
 
 @dataclass(frozen=True)
-class Component:
+class Component(Texts):
     """One component of a programme as its description names it."""
 
     programme: str
@@ -939,6 +1104,7 @@ class Component:
     delivery: str
     dose: ComponentDose
     interventions: tuple[str, ...]
+    translations: Mapping[str, Mapping[str, str]] = _translations()
 
     def applies_in(self, phase: str | None) -> bool:
         """Whether the component is prescribed in programme phase ``phase``."""
@@ -946,14 +1112,15 @@ class Component:
 
 
 @dataclass(frozen=True)
-class FidelityItem:
+class FidelityItem(Texts):
     id: str
     component: str
-    text: str
+    text: str  # type: ignore[assignment]  # the item's English text (Texts.text is shadowed)
+    translations: Mapping[str, Mapping[str, str]] = _translations()
 
 
 @dataclass(frozen=True)
-class FidelityInstrument:
+class FidelityInstrument(Texts):
     """A fidelity checklist of one programme (``fidelity.yaml``)."""
 
     id: str
@@ -966,6 +1133,7 @@ class FidelityInstrument:
     scoring_source: str
     source: str
     items: tuple[FidelityItem, ...]
+    translations: Mapping[str, Mapping[str, str]] = _translations()
 
     def item(self, item_id: str) -> FidelityItem:
         for it in self.items:
@@ -993,6 +1161,19 @@ class IntegrityDictionary:
             if inst.programme == programme:
                 return inst
         raise KeyError(f"no fidelity instrument for programme {programme!r}")
+
+    def untranslated(self, language: str = "nl") -> pd.DataFrame:
+        """Text fields of the components and fidelity checklists without ``language``
+        (same columns as :meth:`Dictionary.untranslated`)."""
+        records: list[tuple[str, str, Texts]] = []
+        for pid, comps in self.components.items():
+            records += [("programmes.yaml", f"programmes.{pid}.components[{i}]", c)
+                        for i, c in enumerate(comps)]
+        for inst in self.fidelity_instruments.values():
+            k = f"fidelity_instruments.{inst.id}"
+            records.append(("fidelity.yaml", k, inst))
+            records += [("fidelity.yaml", f"{k}.items[{i}]", it) for i, it in enumerate(inst.items)]
+        return _untranslated(records, language)
 
     def components_frame(self) -> pd.DataFrame:
         """One row per programme component with its intended dose and its source."""
@@ -1033,15 +1214,16 @@ def _components(folder: Path, d: Dictionary) -> dict[str, tuple[Component, ...]]
             if not isinstance(ivs, list) or not ivs:
                 raise r.fail("interventions must be a non-empty list of intervention ids",
                              f"{ck}.interventions")
+            label, tr = r.texts(m["label"], f"{ck}.label")
             comps.append(Component(
-                programme=pid, id=r.text(m["id"], f"{ck}.id"), label=r.text(m["label"], f"{ck}.label"),
+                programme=pid, id=r.text(m["id"], f"{ck}.id"), label=str(label),
                 phase=r.choice(m["phase"], f"{ck}.phase", phase_ids),
                 delivery=r.choice(m["delivery"], f"{ck}.delivery", DELIVERIES),
                 dose=ComponentDose(value, r.choice(dose["unit"], f"{ck}.dose.unit", DOSE_UNITS),
                                    r.source_key(dose["source"], f"{ck}.dose.source", d.references),
                                    dose.get("note")),
                 interventions=tuple(r.choice(iv, f"{ck}.interventions[{j}]", iv_ids)
-                                    for j, iv in enumerate(ivs))))
+                                    for j, iv in enumerate(ivs)), translations={"label": tr}))
         if len({c.id for c in comps}) != len(comps):
             raise r.fail("component ids must be unique within a programme", k)
         out[pid] = tuple(comps)
@@ -1076,13 +1258,15 @@ def _fidelity_instruments(folder: Path, d: Dictionary,
         for i, ientry in enumerate(m["items"]):
             ik = f"{k}.items[{i}]"
             it = r.mapping(ientry, ik, required=("id", "component", "text"))
+            text, tr = r.texts(it["text"], f"{ik}.text")
             items.append(FidelityItem(r.text(it["id"], f"{ik}.id"),
                                       r.choice(it["component"], f"{ik}.component", comp_ids),
-                                      r.text(it["text"], f"{ik}.text")))
+                                      str(text), translations={"text": tr}))
         if len({it.id for it in items}) != len(items):
             raise r.fail("item ids must be unique within an instrument", f"{k}.items")
+        name, tr = r.texts(m["name"], f"{k}.name")
         out[iid] = FidelityInstrument(
-            id=iid, name=r.text(m["name"], f"{k}.name"), programme=pid,
+            id=iid, name=str(name), programme=pid, translations={"name": tr},
             target=r.choice(m["target"], f"{k}.target", FIDELITY_TARGETS),
             raters=tuple(r.choice(x, f"{k}.raters[{j}]", FIDELITY_RATERS) for j, x in enumerate(raters)),
             score_min=lo, score_max=hi,
@@ -1134,7 +1318,7 @@ EVENT_NUMBER = "{n}"
 
 
 @dataclass(frozen=True)
-class EventType:
+class EventType(Texts):
     """One event type of ``events.yaml`` with its Dutch and English labels.
 
     ``episode`` types have a start and an end (absconding: start and return); the others
@@ -1146,6 +1330,17 @@ class EventType:
     label_en: str
     episode: bool
     description: str | None = None
+    translations: Mapping[str, Mapping[str, str]] = _translations()
+
+    @property
+    def label(self) -> str:
+        """The English label (``text("label", "nl")`` gives the Dutch one)."""
+        return self.label_en
+
+    def texts(self, name: str) -> dict[str, str]:
+        if name == "label" and not self.translations.get("label"):
+            return {"en": self.label_en, "nl": self.label_nl}
+        return super().texts(name)
 
 
 @dataclass(frozen=True)
@@ -1195,14 +1390,27 @@ def _event_types(folder: Path) -> dict[str, EventType]:
     out = {}
     for tid, entry in body.items():
         k = f"event_types.{tid}"
-        m = r.mapping(entry, k, required=("label_nl", "label_en", "episode"),
-                      optional=("description",))
+        # ``label: {en, nl}``; the older ``label_nl`` + ``label_en`` pair is still read
+        m = r.mapping(entry, k, required=("episode",),
+                      optional=("label", "label_nl", "label_en", "description"))
         if not isinstance(m["episode"], bool):
             raise r.fail(f"episode must be true or false, got {m['episode']!r}", f"{k}.episode")
-        out[str(tid)] = EventType(str(tid), r.text(m["label_nl"], f"{k}.label_nl"),
-                                  r.text(m["label_en"], f"{k}.label_en"), m["episode"],
-                                  r.text(m.get("description"), f"{k}.description",
-                                         allow_none=True))
+        if "label" in m:
+            if "label_nl" in m or "label_en" in m:
+                raise r.fail("give 'label' or the older 'label_nl' and 'label_en', not both",
+                             f"{k}.label")
+            _, label = r.texts(m["label"], f"{k}.label")
+        else:
+            for old in ("label_en", "label_nl"):
+                if old not in m:
+                    raise r.fail("missing required key 'label' ({en: ..., nl: ...})", f"{k}.label")
+            label = {"en": str(r.text(m["label_en"], f"{k}.label_en")),
+                     "nl": str(r.text(m["label_nl"], f"{k}.label_nl"))}
+        description, dtr = r.texts(m.get("description"), f"{k}.description", allow_none=True)
+        out[str(tid)] = EventType(str(tid), label.get("nl", label["en"]), label["en"],
+                                  m["episode"], description,
+                                  translations={"label": label,
+                                                **({"description": dtr} if dtr else {})})
     for need, episode in ((ABSCONDING, True), (END_OF_CARE, False)):
         if need not in out:
             raise r.fail(f"event type {need!r} must be declared", f"event_types.{need}")

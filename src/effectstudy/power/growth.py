@@ -371,6 +371,12 @@ class GrowthDesign:
         ddf = "Satterthwaite" if self.ddf == "satterthwaite" else "Kenward-Roger"
         return f"t-test of {self.test_term} = 0 ({ddf} df), REML"
 
+    def test_code(self) -> dict[str, str]:
+        """The test of :meth:`test_description` as a code and its fields, for reports in
+        other languages: ``{"code": "growth_t", "term": ..., "ddf": ...}`` (``ddf`` is
+        ``satterthwaite`` or ``kenward-roger``)."""
+        return {"code": "growth_t", "term": str(self.test_term), "ddf": str(self.ddf)}
+
     def describe(self) -> dict:
         lay = self.layout
         return {

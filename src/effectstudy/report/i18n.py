@@ -6,6 +6,11 @@ the SCRIBE checklist, the recognition section) is a key of
 report being rendered (:func:`use_language`) and fills its ``{fields}``. Numbers
 are formatted per locale by :func:`num` (decimal comma in Dutch). A key missing
 from a catalogue is an error, never a silent fallback to English.
+
+Texts that are not the catalogue's come in two kinds: texts of the data dictionary,
+which study results keep in every language the dictionary gives (:func:`dictionary_text`
+picks the report's one and marks a missing translation), and coded messages of the
+analyses (:func:`message` renders codes such as reliable change's ``note_codes``).
 """
 
 from __future__ import annotations
@@ -86,6 +91,39 @@ def label(group: str, value: Any) -> Any:
     if has(key):
         return t(key)
     return value.replace("_", " ")
+
+
+def dictionary_text(value: Any) -> str:
+    """A data-dictionary text of saved results in the language of the report.
+
+    ``value`` is ``{language: text}`` (results keep every language the dictionary gives)
+    or a plain string (older results, and dictionaries without translations: English
+    only). A text the dictionary does not give in the report's language is shown in
+    English *with* the catalogue's mark ``common.untranslated`` after it, never as if
+    it were translated (``effectstudy dictionary check`` lists the missing texts).
+    None or an empty mapping gives "".
+    """
+    if value is None:
+        return ""
+    texts = {"en": value} if isinstance(value, str) else dict(value)
+    lang = language()
+    if texts.get(lang):
+        return str(texts[lang])
+    english = texts.get("en") or next(iter(texts.values()), "")
+    if not english:
+        return ""
+    return f"{english} {t('common.untranslated')}"
+
+
+def message(group: str, codes: Any, **fields: Any) -> str:
+    """Coded messages of an analysis (``"code1;code2"`` or a list) as one text in the
+    report's language: each code is the catalogue key ``<group>.<code>``, filled with
+    ``fields``; texts are joined with "; " (repeats once)."""
+    if codes is None or (isinstance(codes, float) and math.isnan(codes)):
+        return ""
+    items = codes.split(";") if isinstance(codes, str) else list(codes)
+    texts = [t(f"{group}.{c}", **fields) for c in items if c]
+    return "; ".join(dict.fromkeys(texts))
 
 
 def num(value: Any, decimals: int = 2, *, thousands: bool = False) -> str:

@@ -28,12 +28,13 @@ are in the cross-programme report.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from effectstudy.report.i18n import num, t
+from effectstudy.report.i18n import dictionary_text, num, t
 
 _K = "integrity"
 HIDDEN = "x"
@@ -102,6 +103,23 @@ def _adherence_table(ctx: Any, adh: pd.DataFrame, score: pd.DataFrame) -> pd.Dat
     return pd.DataFrame(rows)
 
 
+def component_label(ctx: Any, programme: str, component: str) -> str:
+    """A programme component as the dictionary names it, in the report's language
+    (``meta["programmes"][programme]["components"]``; older results name the id only,
+    shown marked as untranslated in a Dutch report)."""
+    labels = ctx.meta.get("programmes", {}).get(programme, {}).get("components", {})
+    return dictionary_text(labels.get(component) or str(component).replace("_", " "))
+
+
+#: A dose group as :func:`effectstudy.fidelity.dose_response` names it ("dose 1/3").
+_DOSE_GROUP = re.compile(r"dose (\d+)/(\d+)")
+
+
+def _dose_group(name: Any) -> str:
+    m = _DOSE_GROUP.fullmatch(str(name))
+    return _k("dose_group", k=m.group(1), n=m.group(2)) if m else str(name)
+
+
 def component_matrix(ctx: Any, comp: pd.DataFrame) -> pd.DataFrame:
     """Component x programme shares, hidden cells as :data:`HIDDEN` for the public."""
     out = comp.copy()
@@ -134,7 +152,9 @@ def _heatmap(ctx: Any, comp: pd.DataFrame):
                                    edgecolor="0.6", linewidth=0))
     ax.set_xticks(range(len(progs)), [ctx.programme_name(p) for p in progs], rotation=30,
                   ha="right", fontsize=7)
-    ax.set_yticks(range(len(comps)), [c.replace("_", " ") for c in comps], fontsize=7)
+    firsts = dict(zip(comp["component"], comp["programme"], strict=True))
+    ax.set_yticks(range(len(comps)), [component_label(ctx, firsts[c], c) for c in comps],
+                  fontsize=7)
     fig.colorbar(im, ax=ax, label=_k("axis_share"))
     return fig
 
@@ -218,7 +238,8 @@ def integrity_section(ctx: Any) -> Any:
             sec.figure(_heatmap(ctx, cm), _k("matrix_caption", threshold=ctx.threshold))
             table = pd.DataFrame({
                 t("col.programme"): [ctx.programme_name(p) for p in cm["programme"]],
-                _k("col_component"): [c.replace("_", " ") for c in cm["component"]],
+                _k("col_component"): [component_label(ctx, p, c) for p, c in
+                                      zip(cm["programme"], cm["component"], strict=True)],
                 _k("col_delivery"): [_k(f"delivery_{d}") for d in cm["delivery"]],
                 _k("col_share"): [_pct(s) if ok else HIDDEN
                                   for s, ok in zip(cm["share"], cm["shown"], strict=True)]})
@@ -251,7 +272,7 @@ def _pooled(ctx: Any, sec: Any, info: dict[str, Any]) -> None:
         groups = _frame(ctx, "integrity_dose_groups", own=False)
         if len(groups) and "dose_group" in groups:
             sec.table(pd.DataFrame({
-                _k("col_dose_group"): groups["dose_group"].astype(str),
+                _k("col_dose_group"): [_dose_group(g) for g in groups["dose_group"]],
                 _k("col_slope"): [num(v, 3) for v in groups["estimate"]],
                 _k("col_ci"): [_ci(a, b, 3) for a, b in zip(groups["ci_lower"],
                                                             groups["ci_upper"], strict=True)]}),
@@ -264,7 +285,8 @@ def _pooled(ctx: Any, sec: Any, info: dict[str, Any]) -> None:
         if not ctx.public and len(tests):
             sec.table(pd.DataFrame({
                 t("col.programme"): [ctx.programme_name(p) for p in tests["programme"]],
-                _k("col_component"): [c.replace("_", " ") for c in tests["component"]],
+                _k("col_component"): [component_label(ctx, p, c) for p, c in
+                                      zip(tests["programme"], tests["component"], strict=True)],
                 _k("col_received"): tests["n_received"].astype(int),
                 _k("col_not"): tests["n_not"].astype(int),
                 _k("col_difference"): [num(v, 3) for v in tests["difference"]],

@@ -714,7 +714,8 @@ def draft_programme(programme_id: str, *, name: str | None = None,
         f"    name: {title}   # the programme's name",
         "    short_name: " + (title if name else "TODO") + "   # optional: name in tables",
         "    provider: TODO   # the care provider",
-        "    setting: TODO   # e.g. residential treatment at a protected address",
+        "    setting: TODO   # e.g. {en: residential treatment, nl: residentiële behandeling}: "
+        "texts in English and Dutch (docs/dictionary.md)",
         "    security: TODO   # open or closed",
         "    duration_weeks:",
         "      typical: {value: null, source: UNVERIFIED}   # TODO number of weeks and its "

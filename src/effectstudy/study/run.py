@@ -21,7 +21,7 @@ import pandas as pd
 import yaml
 
 import effectstudy
-from effectstudy.dictionary import Dictionary, load_dictionary
+from effectstudy.dictionary import Dictionary, Texts, load_dictionary, load_integrity
 from effectstudy.errors import SpecError
 from effectstudy.study.results import StudyResults
 from effectstudy.study.spec import load_spec, validate_spec
@@ -77,16 +77,29 @@ def provenance(table: pd.DataFrame, clients: pd.DataFrame, dictionary: Dictionar
 # --------------------------------------------------------------------------- #
 # The programmes as the dictionary describes them
 # --------------------------------------------------------------------------- #
+def _texts(record: Texts, name: str) -> dict[str, str] | None:
+    """A dictionary text in every language it has (``{"en": ..., "nl": ...}``), or None.
+
+    Saved results keep both languages; the renderer picks the report's language (older
+    results hold a plain string: English only).
+    """
+    return record.texts(name) or None
+
+
 def _programmes(dd: Dictionary, present: set[str]) -> dict[str, dict[str, Any]]:
+    components = load_integrity(dd).components
     out = {}
     for pid, prog in dd.programmes.items():
         out[pid] = {
             "id": pid, "name": prog.name, "short_name": prog.short_name or prog.name,
-            "provider": prog.provider, "setting": prog.setting, "security": prog.security,
-            "group": prog.group, "reach": prog.reach, "aims": prog.aims,
+            "provider": prog.provider, "setting": _texts(prog, "setting"),
+            "security": _texts(prog, "security"), "group": _texts(prog, "group"),
+            "reach": prog.reach, "aims": _texts(prog, "aims"),
             "max_weeks": (prog.maximum_weeks.value if prog.maximum_weeks.verified else None),
             "typical_weeks": (prog.typical_weeks.value if prog.typical_weeks.verified else None),
-            "phases": [p.label for p in prog.phases],
+            "phases": [_texts(p, "label") for p in prog.phases],
+            "phase_ids": [p.id for p in prog.phases],
+            "components": {c.id: _texts(c, "label") for c in components.get(pid, ())},
             "ages": (f"{prog.age_min:g}-{prog.age_max:g}"
                      if prog.age_min is not None and prog.age_max is not None
                      and prog.age_source != "UNVERIFIED" else None),
@@ -179,6 +192,7 @@ def _change(table: pd.DataFrame, dd: Dictionary, spec: dict[str, Any],
     rc = change.reliable_change(table, pre=pre, post=post, method=method,
                                 constructs=cs.get("constructs"), dictionary=dd)
     rc = rc.copy()
+    rc["reliability_source_key"] = rc["reliability_source"]
     rc["reliability_source"] = rc["reliability_source"].map(
         lambda k: dd.citation(k) if isinstance(k, str) and k else k)
     frames["rc"] = rc
@@ -199,6 +213,9 @@ def _change(table: pd.DataFrame, dd: Dictionary, spec: dict[str, Any],
     frames["prepost"] = pp.drop(columns=[c for c in ("warning",) if c in pp])
     meta["change"] = {"pre": pre, "post": post, "method": method,
                       "categories": list(change.CATEGORIES)}
+    # the norm groups' descriptions in every language (rc names them in English)
+    meta["norm_groups"] = {n.group: _texts(n, "group") for inst in dd.instruments.values()
+                           for sc in inst.scales.values() for n in sc.norms}
     fu = []
     occasions = spec.get("follow_up", {}).get("occasions", [])
     for occ in occasions:
@@ -414,7 +431,8 @@ def _power(spec: dict[str, Any], frames: dict[str, pd.DataFrame], meta: dict[str
                      "weeks": list(planned.get("weeks", [])),
                      "dropout": float(planned.get("dropout", 0)),
                      "test_term": des.get("test_term", "time"),
-                     "ddf": des.get("ddf", "satterthwaite"), "alpha": ps.get("alpha", 0.05)}
+                     "ddf": des.get("ddf", "satterthwaite"), "alpha": ps.get("alpha", 0.05),
+                     "test": design.test_code()}
 
 
 def _dropout(table: pd.DataFrame, clients: pd.DataFrame, data: Any, spec: dict[str, Any],

@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from effectstudy.report.i18n import num, t
+from effectstudy.dictionary import UNVERIFIED
+from effectstudy.report.i18n import dictionary_text, label, message, num, t
 from effectstudy.report.publication import CATEGORIES, shown_cube
 from effectstudy.report.sections.layout import (
     Context,
@@ -43,12 +44,8 @@ def reliable_change_section(ctx: Context) -> Section:
         sec.table(_summary_wide(summ), t("change.caption_internal"))
     if not ctx.public:
         _per_client(ctx, sec, rc, assessed)
-    prov = (rc[["instrument", "scale", "reliability", "reliability_type", "reliability_source",
-                "sd_source", "cutoff", "cutoff_kind", "cutoff_source", "note"]]
-            .drop_duplicates(["instrument", "scale"]).reset_index(drop=True))
-    if ctx.public:
-        prov["sd_source"] = prov["sd_source"].map(public_text)
-        prov["note"] = prov["note"].map(public_note)
+    prov = _provenance_texts(ctx, rc.drop_duplicates(["instrument", "scale"])
+                             .reset_index(drop=True), pre)
     for table, caption in _provenance_tables(prov):
         sec.table(table, caption)
     sec.methods.append(t("change.methods", method=method, pre=pretty(pre), post=pretty(post)))
@@ -202,10 +199,63 @@ def _kind(kind: Any) -> str:
     return t(f"cutoff_kind.{k}") if has(f"cutoff_kind.{k}") else k
 
 
+#: Reasons of a note that hint at a group's size; the public sees a neutral one instead.
+_SIZE_NOTES = ("no_usable_sd", "needs_three")
+
+
+def _provenance_texts(ctx: Context, prov: pd.DataFrame, pre: str) -> pd.DataFrame:
+    """The notes and sources of the reliable-change provenance in the report's language.
+
+    They are rendered from the codes :func:`effectstudy.change.reliable_change` records
+    (``note_codes``, ``sd_source_code``, ...) and the dictionary's texts of the norm groups
+    (``meta["norm_groups"]``). Results saved before the codes hold the English texts only:
+    those are shown marked as untranslated in a Dutch report (never passed off as Dutch).
+    """
+    prov = prov.copy()
+    if "note_codes" not in prov:
+        if ctx.public:
+            prov["sd_source"] = prov["sd_source"].map(public_text)
+            prov["note"] = prov["note"].map(public_note)
+        for col in ("note", "sd_source", "cutoff_source"):
+            prov[col] = prov[col].map(lambda v: dictionary_text(v) if _text(v) and " " in v else v)
+        return prov
+    occasion = pretty(pre)
+    groups = ctx.meta.get("norm_groups", {})
+
+    def group(name: Any) -> str:
+        return dictionary_text(groups.get(name) or name) if _text(name) else ""
+
+    notes, sd, cut, rel = [], [], [], []
+    for _, r in prov.iterrows():
+        codes = r["note_codes"].split(";") if _text(r["note_codes"]) else []
+        if ctx.public:
+            codes = ["some_programmes_no_sd" if c in _SIZE_NOTES else c for c in codes]
+        notes.append(message("change.notes", codes, method=r.get("method", ""),
+                             measure=f"{r['instrument']} {pretty(r['scale'])}"))
+        sd.append(t("change.sd_source_norm", source=r["sd_source_key"], group=group(r["norm_used"]))
+                  if r["sd_source_code"] == "norm"
+                  else t("change.sd_source_sample", occasion=occasion))
+        code = r["cutoff_source_code"]
+        cut.append(r["cutoff_source_key"] if code == "published"
+                   else t("change.cutoff_source_norm_sample", source=r["cutoff_source_key"],
+                          group=group(r["norm_used"]), occasion=occasion)
+                   if code == "norm_sample"
+                   else t("change.cutoff_source_sample", occasion=occasion) if code == "sample"
+                   else "")
+        rel.append(t("change.unverified_source") if r.get("reliability_source_key") == UNVERIFIED
+                   else r["reliability_source"])
+    return prov.assign(note=notes, sd_source=sd, cutoff_source=cut, reliability_source=rel)
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
 def _provenance_tables(prov: pd.DataFrame) -> list[tuple[pd.DataFrame, str]]:
     """Split the reliable-change provenance into a compact table and a sources table."""
     measure = prov["instrument"] + " " + prov["scale"].map(pretty)
-    rel = [f"{_num(r, 2)} ({ty})" if _num(r, 2) else t("change.none_published")
+    rel = [f"{_num(r, 2)} ({label('reliability_type', ty)})" if _num(r, 2)
+           else t("change.none_published")
            for r, ty in zip(prov["reliability"], prov["reliability_type"], strict=True)]
     cut = [f"{_num(c, 2)} ({_kind(k)})" if _num(c, 2) else ""
            for c, k in zip(prov["cutoff"], prov["cutoff_kind"], strict=True)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from effectstudy.report.i18n import t
+from effectstudy.report.i18n import language, t
 from effectstudy.report.sections.layout import (
     Context,
     Section,
@@ -35,7 +35,10 @@ def multilevel_section(ctx: Context) -> Section:
     msgs = list(meta.get("messages", []))
     if ctx.public:
         msgs = [public_message(m, ctx.threshold) for m in msgs]
-    if msgs:
+    if msgs and language() != "en":
+        # technical English of the software: counted here, written out in the English report
+        sec.text(t("multilevel.messages_english", n=len(dict.fromkeys(msgs))))
+    elif msgs:
         sec.text(t("multilevel.messages") + " " + "; ".join(dict.fromkeys(msgs)))
     pred = ctx.frame("ml_pred", own=False)
     band = t("multilevel.band", ddf=ddf) if len(pred) else ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from effectstudy.report.i18n import t
+from effectstudy.report.i18n import dictionary_text, label, t
 from effectstudy.report.sections.layout import Context, Section
 
 
@@ -18,18 +18,19 @@ def programmes_section(ctx: Context) -> Section:
         if not prog.get("in_data") or (ctx.programme is not None and pid != ctx.programme):
             continue
         rows.append({t("col.programme"): prog["name"], t("col.provider"): prog["provider"],
-                     t("col.setting"): prog["setting"],
+                     t("col.setting"): dictionary_text(prog.get("setting")),
                      t("col.max_weeks"): (prog["max_weeks"] if prog.get("max_weeks") is not None
                                           else t("common.not_documented")),
                      t("col.phases"): len(prog.get("phases", [])),
                      t("col.ages"): prog.get("ages") or t("common.not_documented"),
-                     t("col.reach"): prog.get("reach"),
+                     t("col.reach"): label("reach", prog.get("reach")),
                      t("col.fidelity"): fid.get(pid)})
     sec.table(pd.DataFrame(rows), t("programmes.caption"))
     if ctx.programme is not None:
         prog = ctx.meta["programmes"][ctx.programme]
         if prog.get("aims"):
-            sec.text(t("programmes.aims", aims=prog["aims"]))
+            sec.text(t("programmes.aims", aims=dictionary_text(prog["aims"])))
         if prog.get("phases"):
-            sec.text(t("programmes.phases", phases=", ".join(prog["phases"])))
+            sec.text(t("programmes.phases",
+                       phases=", ".join(dictionary_text(p) for p in prog["phases"])))
     return sec

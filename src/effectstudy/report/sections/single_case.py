@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from effectstudy.report.i18n import num, t
+from effectstudy.report.i18n import language, num, t
 from effectstudy.report.sections.layout import (
     Context,
     Section,
@@ -68,7 +68,10 @@ def single_case_section(ctx: Context) -> Section:
               if isinstance(w, str) and w]
     if ctx.public:
         warned = [public_message(w, ctx.threshold) for w in warned]
-    if warned:
+    if warned and language() != "en":
+        # technical English of the software: counted here, written out in the English report
+        sec.text(t("single_case.rand_messages_english", n=len(warned)))
+    elif warned:
         sec.text(t("single_case.rand_messages") + " " + "; ".join(warned))
     if not design.empty:
         if ctx.case_level:

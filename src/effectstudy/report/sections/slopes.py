@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from effectstudy.report.i18n import num, t
+from effectstudy.report.i18n import dictionary_text, num, t
 from effectstudy.report.sections.layout import Context, Section, ci_text, locale_axes, pretty
 
 
@@ -98,7 +98,8 @@ def _characteristics(ctx: Context, slopes: pd.DataFrame) -> pd.DataFrame:
     for pid, prog in ctx.meta.get("programmes", {}).items():
         if not prog.get("in_data"):
             continue
-        row = {t("col.programme"): ctx.programme_name(pid), t("col.setting"): prog["setting"],
+        row = {t("col.programme"): ctx.programme_name(pid),
+               t("col.setting"): dictionary_text(prog.get("setting")),
                t("col.max_weeks"): prog.get("max_weeks") or t("common.not_documented"),
                t("col.fidelity"): fid.get(pid)}
         for construct in ctx.meta.get("slopes", {}).get("constructs", []):
