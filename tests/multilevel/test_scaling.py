@@ -3,8 +3,9 @@
 A dense ``n x n`` marginal covariance of 100,000 rows would need 75 GiB; the
 engine works on the sparse random-effects structure (Bates et al. 2015), so a
 growth model of 20,000 clients fits with Satterthwaite df under a 4 GiB
-address-space limit. Times are printed by ``benchmarks/lmm_scaling.py``, never
-asserted here.
+address-space limit, and a crossed design of 5,000 clients x 4,000 raters fits
+without a dense matrix over the raters (sparse Schur complement, SuperLU).
+Times are printed by ``benchmarks/lmm_scaling.py``, never asserted here.
 """
 
 from __future__ import annotations
@@ -99,3 +100,54 @@ def test_peak_memory_is_linear_in_the_number_of_rows():
     # and memory grows linearly: 5 times the rows, well under 25 times the memory
     assert peak / peak_small < 8.0, (peak, peak_small)
     assert n == 5 * n_small
+
+
+CROSSED_SCRIPT = textwrap.dedent("""
+    import json, os, resource, sys, tracemalloc, warnings
+    limit = int(sys.argv[3])
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    sys.path[:0] = [sys.argv[4], os.path.dirname(sys.argv[4])]  # its module and refdata
+    warnings.simplefilter("ignore")
+    from test_engine_paths import crossed_data
+    from effectstudy.multilevel.fitting import LinearMixedModel
+    d = crossed_data(int(sys.argv[1]), int(sys.argv[2]))
+    tracemalloc.start()
+    m = LinearMixedModel("y ~ time + (1 | client) + (1 | rater)", d)
+    fit = m.fit()
+    tab = fit.coefficients("satterthwaite")
+    _, peak = tracemalloc.get_traced_memory()
+    vc = fit.variance_components().set_index("component")["estimate"]
+    print(json.dumps(dict(path=m.path, q1=m.q1, q2=m.q - m.q1, peak=peak,
+                          estimate=tab["estimate"].tolist(), se=tab["se"].tolist(),
+                          df=tab["df"].tolist(), sigma=fit.sigma, messages=fit.messages,
+                          sd_client=vc["client:(Intercept)"], sd_rater=vc["rater:(Intercept)"],
+                          maxrss_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))
+""")
+
+
+@pytest.mark.slow
+def test_crossed_clients_by_raters_beyond_the_dense_schur_limit_under_a_memory_limit():
+    """5,000 clients x 4,000 raters (crossed): the Schur complement of the raters
+    stays sparse (SuperLU); no dense 4,000 x 4,000 (128 MB) or 5,000 x 4,000 matrix."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    limit = 3 * 2**30
+    proc = subprocess.run(
+        [sys.executable, "-c", CROSSED_SCRIPT, "5000", "4000", str(limit),
+         os.path.dirname(__file__)], capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["path"] == "sparse-lu"
+    q2 = out["q2"]
+    assert q2 > 3900 and out["q1"] == 5000
+    assert out["maxrss_kib"] * 1024 < limit
+    # numpy's allocations stay below one dense q2 x q2 matrix
+    assert out["peak"] < 8 * q2 * q2, out["peak"] / 2**20
+    assert out["messages"] == []
+    # generated with intercept 10, time slope 0.3, SDs client 1, rater 0.5, residual 1
+    assert abs(out["estimate"][1] - 0.3) < 5 * out["se"][1]
+    assert abs(out["estimate"][0] - 10) < 5 * out["se"][0]
+    assert out["sigma"] == pytest.approx(1.0, rel=0.05)
+    assert out["sd_client"] == pytest.approx(1.0, rel=0.1)
+    assert out["sd_rater"] == pytest.approx(0.5, rel=0.2)
+    # the time slope is estimated within clients: its df is of the order of the residual df
+    assert out["df"][1] > 10_000

@@ -30,10 +30,15 @@ so that ``M^-1`` is "block diagonal plus rank ``q2``". Every quantity of the
 derivatives is reduced, through Woodbury's identity
 ``V^-1 = sigma^-2 (I - B M^-1 B')``, to products of sparse ``n x J`` indicator
 matrices (one column per level of a grouping factor) and thin dense matrices
-(``n x p``, ``J x q2``). Cost and memory are linear in ``n`` for a fixed
-``q2``; the Schur complement costs ``O(q1 q2^2 + q2^3)``, which limits the
-second part to :data:`MAX_SCHUR` columns (crossed designs with two large
-factors are not supported by this engine).
+(``n x p``, ``J x q2``). Cost and memory are linear in ``n`` for a fixed ``q2``.
+
+Paths (:attr:`PLSModel.path`): ``"dense"`` (``q2 <= MAX_SCHUR``) forms ``M``, the
+deviance and its gradient from dense cross-products (``CrossProducts``; no
+``n``-vector, no ``scipy.sparse`` call per evaluation) with a dense ``S``;
+``"sparse-lu"`` (crossed designs with two large factors) keeps ``S`` sparse
+(SuperLU, ``log|S|`` from the factor's diagonal), differences ``log|L|^2`` and
+``r^2`` centrally for the derivatives (as lmerTest does the deviance), and
+refuses what needs ``S^-1`` (Kenward-Roger, conditional variances).
 
 The optimiser (bounded L-BFGS-B from two starts, the second-order KKT check
 at the bounds, Newton polish) is :class:`effectstudy.multilevel.fitting.LinearMixedModel`.
@@ -50,8 +55,11 @@ from scipy import linalg, sparse
 
 from effectstudy.errors import DataError, ModelError
 from effectstudy.multilevel._sparse_algebra import (
+    CrossProducts,
     PLSFactor,
     Woodbury,
+    profiled_parts_derivatives,
+    schur_lu,
     spd_blocks,
     trace_product,
 )
@@ -66,8 +74,12 @@ SINGULAR_MESSAGE = "boundary (singular) fit: see help('isSingular')"
 SINGULAR_TOL = 1e-4
 #: Below this many levels a grouping factor's variance is poorly estimated.
 FEW_CLUSTERS = 6
-#: Largest number of random-effect columns outside the block-diagonal part.
+#: Largest number of random-effect columns outside the block-diagonal part with a dense
+#: Schur complement; above it the complement is sparse (SuperLU, :meth:`PLSModel.factor`).
 MAX_SCHUR = 3000
+#: Also sparse above ``DENSE_Q2`` columns if the dense one costs over ``DENSE_WORK`` flops
+#: (``q1 q2^2``) per evaluation (measured: benchmarks/lmm_scaling.py ``--crossed``).
+DENSE_Q2, DENSE_WORK = 300, 5e7
 #: Relative tolerance of the rank check of the fixed-effects matrix (lme4's ``chkRank.X``).
 RANK_TOL = 1e-7
 
@@ -196,13 +208,18 @@ def independent_columns(X: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
 class single_thread:  # noqa: N801 - used as a context manager, like threadpool_limits
     """Limit BLAS to one thread: the dense blocks are small and threads only contend."""
 
+    _controller: Any = None
+
     def __enter__(self) -> single_thread:
         try:
-            from threadpoolctl import threadpool_limits
+            from threadpoolctl import ThreadpoolController
         except ImportError:  # pragma: no cover
             self._ctx = None
             return self
-        self._ctx = threadpool_limits(limits=1)
+        # finding the loaded BLAS libraries costs milliseconds: do it once
+        if single_thread._controller is None:
+            single_thread._controller = ThreadpoolController()
+        self._ctx = single_thread._controller.limit(limits=1)
         self._ctx.__enter__()
         return self
 
@@ -277,6 +294,7 @@ class PLSModel:
                 raise ModelError(
                     f"the number of random effects for {t.term} ({t.q}) is not smaller "
                     f"than the number of observations ({self.n})")
+        self._derivative_cache: tuple[Any, np.ndarray, np.ndarray | None] | None = None
         self._build_structure()
 
     # -- structure -------------------------------------------------------------
@@ -300,11 +318,6 @@ class PLSModel:
         self.q1 = J1 * kb
         self.kb = kb
         self.block_terms = block
-        if self.q - self.q1 > MAX_SCHUR:
-            raise ModelError(
-                f"the random effects outside the largest grouping factor have "
-                f"{self.q - self.q1} columns; this engine handles at most {MAX_SCHUR} "
-                "(crossed designs with two large factors are not supported)")
         n = self.n
         rows = np.arange(n)
         zr, zc, zv = [], [], []
@@ -352,6 +365,23 @@ class PLSModel:
         self.XtX = self.X.T @ self.X
         self.Xty = self.X.T @ self.y
         self.yty = float(self.y @ self.y)
+        # theta -> Lambda of one level of the block part, and of the second part (local)
+        r, c, o = self._lam_rows, self._lam_cols, self._lam_owner
+        one = r < kb
+        self._tb_pos = (r[one], c[one], o[one])
+        two = r >= self.q1
+        self._l2_pos = (r[two] - self.q1, c[two] - self.q1, o[two])
+        q2 = self.q - self.q1
+        #: ``"dense"``: ``M``, deviance and gradient from dense cross-products
+        #: (:class:`CrossProducts`); ``"sparse-lu"``: sparse Schur complement (SuperLU)
+        big = q2 > MAX_SCHUR or (q2 > DENSE_Q2 and self.q1 * q2**2 > DENSE_WORK)
+        self.path = "sparse-lu" if big else "dense"
+        self._cp = None
+        if self.path == "dense":
+            self._cp = CrossProducts(
+                G1=G1, C12=self.ZtZ[: self.q1, self.q1:].toarray().reshape(J1, kb, q2),
+                C22=self.ZtZ[self.q1:, self.q1:].toarray(), ZtX=self.ZtX, Zty=self.Zty,
+                tb_pos=self._tb_pos, l2_pos=self._l2_pos, lam_pos=(r, c, o), n_theta=self.n_theta)
 
     # -- names ---------------------------------------------------------------
     @property
@@ -407,34 +437,44 @@ class PLSModel:
         return out
 
     # -- factorisation and deviance ---------------------------------------------
-    def factor(self, theta: np.ndarray) -> PLSFactor:
-        """Factor ``M`` at ``theta`` and solve for ``beta`` (Bates et al. 2015, eqs. 18-30)."""
+    def factor(self, theta: np.ndarray, full: bool = True) -> PLSFactor:
+        """Factor ``M`` at ``theta`` and solve for ``beta`` (Bates et al. 2015, eqs. 18-30)
+        on :attr:`path`; ``full=False`` may leave out ``Lambda`` and ``B = Z Lambda``."""
         theta = np.asarray(theta, dtype=float)
+        if self.path == "dense":
+            return self._factor_dense(theta, full)
+        return self._factor_lu(theta)
+
+    def _factor_lu(self, theta: np.ndarray) -> PLSFactor:
+        """:meth:`factor` for a large second part: ``S`` sparse, by SuperLU (:func:`schur_lu`)."""
         lam = self.lam_sparse(theta)
         B = sparse.csc_matrix(self.Z @ lam)
-        Tb = linalg.block_diag(*[self.term_factors(theta)[i] for i in self.block_terms])
-        A11 = np.matmul(np.matmul(Tb.T, self._G1), Tb) + np.eye(self.kb)
-        ld, A11inv = spd_blocks(A11)
-        q1 = self.q1
-        q2 = self.q - q1
-        if q2:
-            B1, B2 = B[:, :q1], B[:, q1:]
-            A12 = np.asarray((B1.T @ B2).toarray())
-            A22 = np.asarray((B2.T @ B2).toarray()) + np.eye(q2)
-            Y = np.matmul(A11inv, A12.reshape(-1, self.kb, q2)).reshape(q1, q2)
-            S = A22 - A12.T @ Y
-            S_cho = linalg.cho_factor(0.5 * (S + S.T), lower=True, check_finite=False)
-            ld += 2.0 * float(np.sum(np.log(np.diag(S_cho[0]))))
-            S_inv = linalg.cho_solve(S_cho, np.eye(q2), check_finite=False)
-        else:
-            Y = np.zeros((q1, 0))
-            S_cho = None
-            S_inv = np.zeros((0, 0))
-        f = PLSFactor(theta=theta, lam=lam, B=B, A11inv=A11inv, Y=Y, S_cho=S_cho, S_inv=S_inv,
+        Tb = np.zeros((self.kb, self.kb))
+        Tb[self._tb_pos[0], self._tb_pos[1]] = theta[self._tb_pos[2]]
+        ld, A11inv = spd_blocks(np.matmul(np.matmul(Tb.T, self._G1), Tb) + np.eye(self.kb))
+        Y, S_lu, ldS = schur_lu(B, self.q1, A11inv)
+        ld += ldS
+        f = PLSFactor(theta=theta, lam=lam, B=B, A11inv=A11inv, Y=Y, S_cho=None, S_inv=None,
                       ldL2=ld, RZX_cross=np.empty(0), LX=np.empty(0), beta=np.empty(0),
-                      r2=np.nan, ldRX2=np.nan, q1=q1, kb=self.kb)
-        LZX = np.asarray(lam.T @ self.ZtX)
-        LZy = np.asarray(lam.T @ self.Zty)
+                      r2=np.nan, ldRX2=np.nan, q1=self.q1, kb=self.kb, S_lu=S_lu)
+        f = self._solve_fixed(f, np.asarray(lam.T @ self.ZtX), np.asarray(lam.T @ self.Zty))
+        # r^2 from the residuals, not by subtraction: less rounding for the differences
+        u = f.Miy - f.MiX @ f.beta
+        res = self.y - self.X @ f.beta - B @ u
+        f.r2 = float(res @ res + u @ u)
+        return f
+
+    def _factor_dense(self, theta: np.ndarray, full: bool) -> PLSFactor:
+        """:meth:`factor` from the cross-products: the same algebra, numpy only."""
+        f = self._cp.factor(theta)
+        if full:
+            f.lam = self.lam_sparse(theta)
+            f.B = sparse.csc_matrix(self.Z @ f.lam)
+        return self._solve_fixed(f, self._cp.lam_t(f.Tb, f.L2, self.ZtX),
+                                 self._cp.lam_t(f.Tb, f.L2, self.Zty[:, None])[:, 0])
+
+    def _solve_fixed(self, f: PLSFactor, LZX: np.ndarray, LZy: np.ndarray) -> PLSFactor:
+        """``R_X``, ``beta`` and ``r^2`` (eqs. 26-30) given the factor of ``M``."""
         MiX = f.solve(LZX)
         Miy = f.solve(LZy)
         RXtRX = self.XtX - LZX.T @ MiX
@@ -445,6 +485,7 @@ class PLSModel:
         f.r2 = float(self.yty - LZy @ Miy - cbeta @ cbeta)
         f.LX = LX
         f.ldRX2 = 2.0 * float(np.sum(np.log(np.diag(LX))))
+        f.MiX, f.Miy = MiX, Miy
         return f
 
     def deviance_from(self, f: PLSFactor, reml: bool, r2: float | None = None) -> float:
@@ -460,7 +501,7 @@ class PLSModel:
     def deviance(self, theta: np.ndarray, reml: bool = True) -> float:
         """Profiled deviance (ML, eq. 34) or REML criterion (eq. 41) at ``theta``."""
         try:
-            f = self.factor(theta)
+            f = self.factor(theta, full=False)
         except (linalg.LinAlgError, np.linalg.LinAlgError, ValueError):
             return np.inf
         return self.deviance_from(f, reml)
@@ -489,6 +530,7 @@ class PLSModel:
     def conditional_variances(self, theta: np.ndarray, sigma: float) -> np.ndarray:
         """Diagonal of ``Var(b | y) = sigma^2 Lambda M^-1 Lambda'`` (lme4's ``condVar``),
         in lme4's column order; ``O(q q2)``."""
+        self._needs_dense_schur("conditional variances")
         f = self.factor(theta)
         lam = f.lam.tocsr()
         D = f.D_sparse()
@@ -499,6 +541,13 @@ class PLSModel:
         out = np.empty(self.q)
         out[self.column_order] = sigma**2 * d
         return out
+
+    def _needs_dense_schur(self, what: str) -> None:
+        if self.path == "sparse-lu":
+            raise ModelError(
+                f"{what} needs the inverse of the Schur complement, which the sparse path for "
+                f"{self.q - self.q1} random-effect columns outside the largest grouping factor "
+                "does not form; Satterthwaite df are available")
 
     # -- derivatives -------------------------------------------------------------
     def _theta_operands(self, f: PLSFactor) -> list[tuple[Any, Any, Any, Any]]:
@@ -537,7 +586,33 @@ class PLSModel:
         ``n x J`` indicator matrices (see :class:`Woodbury`) and thin ``n x p``
         products; cost linear in ``n``.
         """
-        f = factor if factor is not None else self.factor(theta)
+        theta = np.asarray(theta, dtype=float)
+        key = (theta.tobytes(), float(sigma), bool(reml), bool(hessian))
+        hit = self._derivative_cache
+        if hit is not None and hit[0] == key:  # the polish, the checks and the table share it
+            return hit[1].copy(), None if hit[2] is None else hit[2].copy()
+        grad, hess = self._derivatives(theta, sigma, reml, hessian, factor)
+        self._derivative_cache = (key, grad.copy(), None if hess is None else hess.copy())
+        return grad, hess
+
+    def _numeric_derivatives(self, theta: np.ndarray, sigma: float, reml: bool, hessian: bool,
+                             f: PLSFactor | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`derivatives` by central differences (``"sparse-lu"``: the traces would need
+        ``S^-1``); see :func:`profiled_parts_derivatives`."""
+
+        def parts(th: np.ndarray, f: PLSFactor | None = None) -> np.ndarray:
+            f = self.factor(th, full=False) if f is None else f
+            return np.array([f.ldL2 + (f.ldRX2 if reml else 0.0), f.r2])
+
+        return profiled_parts_derivatives(parts, theta, self.theta_scale(), sigma,
+                                          self.n - (self.p if reml else 0), hessian,
+                                          None if f is None else parts(theta, f))
+
+    def _derivatives(self, theta: np.ndarray, sigma: float, reml: bool, hessian: bool,
+                     factor: PLSFactor | None) -> tuple[np.ndarray, np.ndarray | None]:
+        if self.path == "sparse-lu":
+            return self._numeric_derivatives(theta, sigma, reml, hessian)
+        f = factor if factor is not None and factor.B is not None else self.factor(theta)
         W = Woodbury(f)
         m = self.n_theta
         k = m + 1
@@ -616,51 +691,16 @@ class PLSModel:
         """
         theta = np.asarray(theta, dtype=float)
         try:
-            f = self.factor(theta)
+            f = self.factor(theta, full=False)
         except (linalg.LinAlgError, np.linalg.LinAlgError, ValueError):
             return np.inf, np.zeros_like(theta)
         dev = self.deviance_from(f, reml)
         if not np.isfinite(dev):
             return dev, np.zeros_like(theta)
         sigma2 = f.r2 / (self.n - self.p if reml else self.n)
-        return dev, self._profiled_gradient(f, sigma2, reml)
-
-    def _profiled_gradient(self, f: PLSFactor, sigma2: float, reml: bool) -> np.ndarray:
-        """``tr(T V_k) - y'P V_k P y`` for every theta element, gathered in q-space.
-
-        With ``F = Lambda'Z'Z`` and the positions ``(r_l, c_l)`` of ``theta_k`` in
-        ``Lambda``: ``tr(V^-1 V_k) = 2 sum_l (M^-1 F)[c_l, r_l]`` (``M^-1 = D + U S^-1 U'``),
-        the REML term ``tr(C X'V^-1 V_k V^-1 X) = 2 sum_l (Z'RX)[r_l] C_r (Lambda'Z'RX)[c_l]'``
-        and ``y'P V_k P y = 2 sum_l (Z'e)[r_l] (Lambda'Z'e)[c_l] / sigma^2``.
-        """
-        r, c, owner = self._lam_rows, self._lam_cols, self._lam_owner
-        m = self.n_theta
-        F = sparse.csr_matrix(f.lam.T @ self.ZtZ)
-        D = f.D_sparse()
-        tr = np.asarray(sparse.csr_matrix(D @ F)[c, r]).ravel()
-        if f.q2:
-            Fr = sparse.csr_matrix(F.T)[r]  # rows r of F' = columns r of F
-            FUr = np.asarray(Fr[:, f.q1:].toarray()) - np.asarray(Fr[:, : f.q1] @ f.Y)  # (F'U)[r]
-            Uc = np.empty((len(c), f.q2))
-            top = c < f.q1
-            Uc[top] = -f.Y[c[top]]
-            Uc[~top] = np.eye(f.q2)[c[~top] - f.q1]
-            tr = tr + np.sum((Uc @ f.S_inv) * FUr, axis=1)
-        g = 2.0 * np.bincount(owner, weights=tr, minlength=m)
-        W = Woodbury(f)
-        r0 = self.y - self.X @ f.beta
-        e = W.apply(r0[:, None])[:, 0]
-        Zte = np.asarray(self.Z.T @ e)
-        LZte = np.asarray(f.lam.T @ Zte)
-        g -= 2.0 * np.bincount(owner, weights=Zte[r] * LZte[c], minlength=m) / sigma2
-        if reml:
-            Rx = W.apply(self.X)
-            Cr = linalg.cho_solve((f.LX, True), np.eye(self.p), check_finite=False)
-            ZR = np.asarray(self.Z.T @ Rx)
-            LZR = np.asarray(f.lam.T @ ZR)
-            g -= 2.0 * np.bincount(owner, weights=np.sum((ZR[r] @ Cr) * LZR[c], axis=1),
-                                   minlength=m)
-        return g
+        if self.path == "dense":
+            return dev, self._cp.profiled_gradient(f, sigma2, reml)
+        return dev, self._numeric_derivatives(theta, np.sqrt(sigma2), reml, False, f)[0][:-1]
 
     # -- covariance blocks -----------------------------------------------------
     def marginal_covariance_rows(self, theta: np.ndarray, sigma: float,
@@ -703,6 +743,7 @@ class PLSModel:
         the residual, ``R^2 = R - B M^-2 B'``. Cost linear in ``n`` (and cubic
         in the number of columns outside the largest grouping factor).
         """
+        self._needs_dense_schur("Kenward-Roger")
         f = self.factor(theta)
         W = Woodbury(f)
         s2 = sigma**2
