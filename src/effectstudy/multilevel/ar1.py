@@ -42,8 +42,8 @@ reported as lme4 and :func:`effectstudy.multilevel.fit` report it: ``is_singular
 and the message ``boundary (singular) fit: see help('isSingular')`` (Bates,
 Maechler, Bolker & Walker, 2015, *J. Stat. Softw.* 67(1), sec. 3.2).
 
-:meth:`AR1LMEResult.expected_information` (used for single-case designs) forms
-one dense block per outermost group.
+:meth:`AR1LMEResult.expected_information` (used for single-case designs) is
+accumulated per client in the same way: nothing larger than a client's block.
 
 References
 ----------
@@ -53,6 +53,9 @@ Harville, D. A. (1977). Maximum likelihood approaches to variance component
 estimation and to related problems. *JASA, 72*(358), 320-338.
 Jones, R. H. (1993). *Longitudinal Data with Serial Correlation: A State-Space
 Approach*. Chapman & Hall.
+Pustejovsky, J. E., Hedges, L. V., & Shadish, W. R. (2014). Design-comparable
+effect sizes in multiple baseline designs: A general modeling framework. *Journal
+of Educational and Behavioral Statistics, 39*(5), 368-393.
 """
 
 from __future__ import annotations
@@ -188,58 +191,14 @@ class AR1LMEResult(ResultMixin):
 
         ``I_ij = tr(P dV_i P dV_j) / 2`` with ``P = V^-1 - V^-1 X (X'V^-1X)^-1 X'V^-1``
         under REML (``P = V^-1`` under ML), as ``lmeInfo::Fisher_info(type =
-        "expected")`` (Pustejovsky, Hedges & Shadish, 2014, appendix).
+        "expected")`` (Pustejovsky, Hedges & Shadish, 2014, appendix).  Accumulated
+        one client at a time, outer levels through the Woodbury identity
+        (:meth:`effectstudy.multilevel.ar1_core.AR1Problem.expected_information`):
+        no matrix larger than one client's block is formed.
         """
         prob: AR1Problem = self._problem
-        psis = self._psis
         phi = self.phi if self.correlation else 0.0
-        s2 = self.sigma2
-        reml = self.method == "REML"
-        r = len(self.varcomp())
-        p = prob.p
-        T1 = np.zeros((r, r))
-        S = np.zeros((r, r, p, p))  # sum_b (dV_a V^-1 X)' V^-1 (dV_b V^-1 X)
-        B = np.zeros((r, p, p))  # sum_b X' V^-1 dV_a V^-1 X
-        XtVX = np.zeros((p, p))
-        for blk in prob.dense_blocks():
-            V = s2 * prob.W(blk, psis, phi)
-            Vi = np.linalg.inv(V)
-            Vi = (Vi + Vi.T) / 2
-            dVs = []
-            for Zl, g, qq in zip(blk.Z, blk.n_re, prob.q, strict=True):
-                for j in range(qq):
-                    for i in range(j + 1):
-                        E = np.zeros((qq, qq))
-                        E[i, j] = E[j, i] = 1.0
-                        dVs.append(
-                            np.zeros_like(V) if g == 0 else Zl @ np.kron(np.eye(g), E) @ Zl.T
-                        )
-            if self.correlation:
-                dVs.append(s2 * prob.dcorr(blk, phi))
-            dVs.append(prob.corr(blk, phi))
-            A = [Vi @ dv for dv in dVs]
-            for a in range(r):
-                for b in range(a + 1):
-                    T1[a, b] += float(np.sum(A[a] * A[b].T))
-            if reml:
-                ViX = Vi @ blk.X
-                XtVX += blk.X.T @ ViX
-                C = [dv @ ViX for dv in dVs]
-                ViC = [Vi @ c for c in C]
-                for a in range(r):
-                    B[a] += ViX.T @ C[a]
-                    for b in range(a + 1):
-                        S[a, b] += C[a].T @ ViC[b]
-        info = np.zeros((r, r))
-        M = np.linalg.inv(XtVX) if reml else None
-        for a in range(r):
-            for b in range(a + 1):
-                val = T1[a, b]
-                if reml:
-                    val -= 2.0 * float(np.trace(M @ S[a, b]))
-                    val += float(np.trace(M @ B[a] @ M @ B[b]))
-                info[a, b] = info[b, a] = val / 2.0
-        return info
+        return prob.expected_information(self._psis, phi, self.sigma2, self.method == "REML")
 
     def to_frame(self) -> pd.DataFrame:
         rows = [
@@ -458,32 +417,6 @@ def fit_ar1(
 
     outer = codes[0]
 
-    def dense_blocks() -> list[Block]:
-        """One block per outermost group with every level's random effects."""
-        out = []
-        for b in range(n_groups[levels[0]]):
-            idx = np.flatnonzero(outer == b)
-            # order within block: by innermost group then index (stable)
-            idx = idx[np.lexsort((s[idx], inner[idx]))]
-            Zb, nre = [], []
-            for lvl, (Zl, qq) in enumerate(zip(Zcols, q, strict=True)):
-                gc = codes[lvl][idx]
-                ug = np.unique(gc)
-                mat = np.zeros((idx.size, qq * ug.size))
-                for k, g in enumerate(ug):
-                    rows = gc == g
-                    mat[rows, k * qq : (k + 1) * qq] = Zl[idx][rows]
-                Zb.append(mat)
-                nre.append(int(ug.size) if qq else 0)
-            ib = inner[idx]
-            same = ib[:, None] == ib[None, :]
-            sb = s[idx]
-            absdiff = np.abs(sb[:, None] - sb[None, :])
-            out.append(
-                Block(y=y[idx], X=X[idx], Z=Zb, n_re=nre, absdiff=absdiff, same_inner=same)
-            )
-        return out
-
     # one block per innermost group (client), rows by index: the likelihood's unit
     n_inner = int(inner.max() + 1)
     order = np.lexsort((s, inner))
@@ -541,8 +474,7 @@ def fit_ar1(
     def fit_one(corr: str | None):
         prob = AR1Problem(
             blocks=blocks, q=q, p=p, N=N, correlation=corr, _batches=shared.get("b"),
-            outer=outer_info, outer_Z=outer_Z, dense_builder=dense_blocks,
-            _dense=shared.get("dense"),
+            outer=outer_info, outer_Z=outer_Z,
         )
         shared["b"] = prob.batches()
         # start: OLS residual variance split evenly; phi 0.2

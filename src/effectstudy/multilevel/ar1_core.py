@@ -88,16 +88,6 @@ class AR1Problem:
     _batches: Any = None
     outer: OuterLevels | None = None
     outer_Z: list[np.ndarray] | None = None  # per innermost group: (n_c, r_raw)
-    dense_builder: Any = None  # builds per-outermost-group blocks (expected information)
-    _dense: Any = None
-
-    def dense_blocks(self) -> list[Block]:
-        """Blocks with all levels' random effects, one per outermost group (built on demand)."""
-        if self.outer is None:
-            return self.blocks
-        if self._dense is None:
-            self._dense = self.dense_builder()
-        return self._dense
 
     @property
     def n_chol(self) -> list[int]:
@@ -146,33 +136,6 @@ class AR1Problem:
             k += qq + qq * (qq - 1) // 2
         return out
 
-    def corr(self, blk: Block, phi: float) -> np.ndarray:
-        n = blk.y.shape[0]
-        if self.correlation is None or blk.absdiff is None:
-            return np.eye(n)
-        with np.errstate(invalid="ignore"):
-            R = np.where(
-                blk.same_inner, np.power(phi, np.where(blk.same_inner, blk.absdiff, 0.0)), 0.0
-            )
-        return R
-
-    def dcorr(self, blk: Block, phi: float) -> np.ndarray:
-        """d R / d phi = |d| phi^(|d| - 1) within innermost groups (0 on the diagonal)."""
-        d = np.where(blk.same_inner, blk.absdiff, 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            val = d * np.power(phi, np.maximum(d - 1.0, 0.0))
-        val[d == 0] = 0.0
-        return val
-
-    def W(self, blk: Block, psis: list[np.ndarray], phi: float) -> np.ndarray:
-        W = self.corr(blk, phi).copy()
-        for Zl, g, psi in zip(blk.Z, blk.n_re, psis, strict=True):
-            if g == 0:
-                continue
-            G = np.kron(np.eye(g), psi)
-            W += Zl @ G @ Zl.T
-        return W
-
     # -- criterion -----------------------------------------------------------
     def batches(self) -> list[dict[str, Any]]:
         """Blocks of identical shape stacked for vectorised linear algebra."""
@@ -213,10 +176,7 @@ class AR1Problem:
             GZX = np.zeros((out.n_blocks, out.r_max, p + 1))
             GZZ = np.zeros((out.n_blocks, out.r_max, out.r_max))
         for bt in self.batches():
-            if self.correlation is None:
-                W = np.broadcast_to(np.eye(bt["y"].shape[1]), bt["same"].shape).copy()
-            else:
-                W = np.where(bt["same"], np.power(phi, bt["absdiff"]), 0.0)
+            W = self._batch_corr(bt, phi)
             for lvl, (Zl, g, psi) in enumerate(zip(bt["Z"], bt["n_re"], inner_psis, strict=True)):
                 if g == 0:
                     continue
@@ -249,17 +209,7 @@ class AR1Problem:
                 np.add.at(GZZ, (blk[:, None, None], pos[:, :, None], pos[:, None, :]), zz)
         if out is not None:
             # Woodbury over the outer levels, one outermost group at a time (batched)
-            Lb = np.zeros((out.n_blocks, out.r_max, out.r_max))
-            for (bl, start), psi in zip(out.lpos, psis[:-1], strict=True):
-                qq = psi.shape[0]
-                if qq == 0 or bl.size == 0:
-                    continue
-                # any square root of Psi serves (L L' = Psi); eigh copes with a singular Psi
-                vals, vecs = np.linalg.eigh((psi + psi.T) / 2.0)
-                Lpsi = vecs * np.sqrt(np.clip(vals, 0.0, None))
-                for i in range(qq):
-                    for j in range(qq):
-                        Lb[bl, start + i, start + j] = Lpsi[i, j]
+            Lb = self._outer_root(psis)
             GZZ = (GZZ + GZZ.transpose(0, 2, 1)) / 2.0
             Mb = np.eye(out.r_max) + Lb.transpose(0, 2, 1) @ GZZ @ Lb
             try:
@@ -274,6 +224,229 @@ class AR1Problem:
             ytWy -= float(corr[p, p])
         XtWX = (XtWX + XtWX.T) / 2
         return XtWX, XtWy, ytWy, logdet
+
+    def _batch_corr(self, bt: dict[str, Any], phi: float) -> np.ndarray:
+        """``R_c(phi)`` of every client of a batch, ``(k, n, n)``."""
+        if self.correlation is None:
+            return np.broadcast_to(np.eye(bt["y"].shape[1]), bt["same"].shape).copy()
+        return np.where(bt["same"], np.power(phi, bt["absdiff"]), 0.0)
+
+    def _outer_root(self, psis: list[np.ndarray]) -> np.ndarray:
+        """``L_b`` per outermost group, ``L_b L_b' = blockdiag(Psi_l)`` over its outer groups."""
+        out = self.outer
+        assert out is not None
+        Lb = np.zeros((out.n_blocks, out.r_max, out.r_max))
+        for (bl, start), psi in zip(out.lpos, psis[:-1], strict=True):
+            qq = psi.shape[0]
+            if qq == 0 or bl.size == 0:
+                continue
+            # any square root of Psi serves (L L' = Psi); eigh copes with a singular Psi
+            vals, vecs = np.linalg.eigh((psi + psi.T) / 2.0)
+            Lpsi = vecs * np.sqrt(np.clip(vals, 0.0, None))
+            for i in range(qq):
+                for j in range(qq):
+                    Lb[bl, start + i, start + j] = Lpsi[i, j]
+        return Lb
+
+    # -- expected information ----------------------------------------------------
+    def expected_information(
+        self, psis: list[np.ndarray], phi: float, sigma2: float, reml: bool
+    ) -> np.ndarray:
+        """Expected information of ``(Tau elements per level, phi, sigma^2)``, per client.
+
+        ``I_ab = tr(P dV_a P dV_b) / 2`` with ``P = V^-1 - V^-1 X M X' V^-1``
+        (REML, ``M = (X'V^-1X)^-1``) or ``P = V^-1`` (ML), the parameters in the
+        order of :meth:`effectstudy.multilevel.ar1.AR1LMEResult.varcomp`
+        (Pustejovsky, Hedges & Shadish, 2014, appendix; Harville, 1977).
+        Expanding ``P``, with ``V^-1 = Vi``,
+
+        ``2 I_ab = tr(Vi dV_a Vi dV_b) - 2 tr(M S_ab) + tr(M B_a M B_b)``,
+        ``B_a = X' Vi dV_a Vi X``, ``S_ab = (dV_a Vi X)' Vi (dV_b Vi X)``.
+
+        No matrix larger than one client's block is formed.  In an outermost
+        group ``V = A + Zo G Zo'`` with ``A = blockdiag_c(A_c)``,
+        ``A_c = sigma^2 R_c(phi) + Z_c Tau Z_c'`` (innermost random effects and
+        the AR(1) correlation of client ``c``) and ``Zo``, ``G = sigma^2 L L'``
+        the outer levels' random effects (``r`` columns).  Woodbury gives
+        ``Vi = A^-1 - A^-1 Zo Mo Zo' A^-1`` with
+        ``Mo = Lg (I + Lg' H Lg)^-1 Lg'`` (``Lg = sigma L``, ``H = Zo' A^-1 Zo``).
+        Each ``dV_a`` is either block-diagonal by client (``D_a``: innermost Tau
+        elements ``Z_c E Z_c'``, ``sigma^2 dR_c/dphi``, ``R_c``) or of outer type
+        ``Zo E_a Zo'``.  With ``J_a = Zo' A^-1 D_a A^-1 Zo``,
+        ``T_ab = Zo' A^-1 D_a A^-1 D_b A^-1 Zo``, ``N = I - H Mo`` and
+        ``Q = Zo' Vi Zo = N H`` (all ``r x r`` sums over clients):
+
+        * ``tr(Vi D_a Vi D_b) = sum_c tr(A_c^-1 D_a A_c^-1 D_b) - 2 tr(Mo T_ab)
+          + tr(Mo J_a Mo J_b)``;
+        * ``tr(Vi Zo E_a Zo' Vi D_b) = tr(E_a N J_b N')``;
+        * ``tr(Vi Zo E_a Zo' Vi Zo E_b Zo') = tr(E_a Q E_b Q)``.
+
+        For REML, ``Vi X`` on client ``c`` is ``A_c^-1 (X_c - Zo_c Mo Zo' A^-1 X)``;
+        with ``Y_a = dV_a Vi X`` (per client: ``D_a (Vi X)_c`` or
+        ``Zo_c E_a Zo' Vi X``), ``B_a = (Vi X)' Y_a`` and
+        ``S_ab = Y_a' A^-1 Y_b - (Zo' A^-1 Y_a)' Mo (Zo' A^-1 Y_b)``.
+
+        Returns
+        -------
+        ndarray, shape (r, r)
+        """
+        p = self.p
+        out = self.outer
+        s2 = float(sigma2)
+        inner_lvl = len(self.q) - 1
+        specs: list[tuple[Any, ...]] = []
+        for lvl, qq in enumerate(self.q):
+            for j in range(qq):
+                for i in range(j + 1):
+                    specs.append(("tau", lvl, i, j))
+        if self.correlation:
+            specs.append(("phi",))
+        specs.append(("sigma",))
+        r = len(specs)
+        is_outer = [sp[0] == "tau" and sp[1] < inner_lvl for sp in specs]
+        bd = [a for a in range(r) if not is_outer[a]]
+        ol = [a for a in range(r) if is_outer[a]]
+        nb = out.n_blocks if out is not None else 0
+        rm = out.r_max if out is not None else 0
+        H = np.zeros((nb, rm, rm))
+        WX = np.zeros((nb, rm, p))
+        J = {a: np.zeros((nb, rm, rm)) for a in bd}
+        Tm = {(a, b): np.zeros((nb, rm, rm)) for a in bd for b in bd if b <= a}
+        T1 = np.zeros((r, r))
+
+        def scatter(target: np.ndarray, bt: dict[str, Any], vals: np.ndarray) -> None:
+            """Add the clients' ``(k, r_raw, m)`` pieces to rows ``pos`` of their group."""
+            blk, pos = out.block[bt["members"]], out.pos[bt["members"]]
+            np.add.at(target, (blk[:, None], pos), vals)
+
+        def scatter_sq(target: np.ndarray, bt: dict[str, Any], vals: np.ndarray) -> None:
+            """Add the clients' ``(k, r_raw, r_raw)`` pieces to rows and columns ``pos``."""
+            blk, pos = out.block[bt["members"]], out.pos[bt["members"]]
+            np.add.at(target, (blk[:, None, None], pos[:, :, None], pos[:, None, :]), vals)
+
+        work = []
+        for bt in self.batches():
+            R = self._batch_corr(bt, phi)
+            A = R.copy()
+            Zi = bt["Z"][0] if self.q[inner_lvl] and bt["n_re"][0] else None
+            if Zi is not None:
+                A = A + Zi @ psis[inner_lvl] @ Zi.transpose(0, 2, 1)
+            A = s2 * A
+            P = np.linalg.inv(A)
+            P = (P + P.transpose(0, 2, 1)) / 2.0
+            D: dict[int, np.ndarray] = {}
+            for a in bd:
+                sp = specs[a]
+                if sp[0] == "tau":
+                    _, _, i, j = sp
+                    zi, zj = Zi[:, :, i], Zi[:, :, j]
+                    Da = zi[:, :, None] * zj[:, None, :]
+                    D[a] = Da if i == j else Da + Da.transpose(0, 2, 1)
+                elif sp[0] == "phi":
+                    d = bt["absdiff"]
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        dR = d * np.power(phi, np.maximum(d - 1.0, 0.0))
+                    dR[~bt["same"] | (d == 0)] = 0.0
+                    D[a] = s2 * dR
+                else:
+                    D[a] = R
+            PD = {a: P @ D[a] for a in bd}
+            for ia, a in enumerate(bd):
+                for b in bd[: ia + 1]:
+                    T1[a, b] += float(np.einsum("kij,kji->", PD[a], PD[b]))
+            if out is not None:
+                Zo = bt["Zo"]
+                PZo = P @ Zo
+                scatter_sq(H, bt, Zo.transpose(0, 2, 1) @ PZo)
+                scatter(WX, bt, PZo.transpose(0, 2, 1) @ bt["X"])
+                U = {a: D[a] @ PZo for a in bd}
+                for ia, a in enumerate(bd):
+                    scatter_sq(J[a], bt, PZo.transpose(0, 2, 1) @ U[a])
+                    for b in bd[: ia + 1]:
+                        scatter_sq(Tm[a, b], bt, U[a].transpose(0, 2, 1) @ P @ U[b])
+            work.append((bt, P, D))
+
+        E: dict[int, np.ndarray] = {}
+        if out is not None:
+            Lg = math.sqrt(s2) * self._outer_root(psis)
+            H = (H + H.transpose(0, 2, 1)) / 2.0
+            K = np.eye(rm) + Lg.transpose(0, 2, 1) @ H @ Lg
+            Mo = Lg @ np.linalg.solve(K, Lg.transpose(0, 2, 1))
+            Mo = (Mo + Mo.transpose(0, 2, 1)) / 2.0
+            N = np.eye(rm) - H @ Mo
+            Q = N @ H
+            for a in ol:
+                _, lvl, i, j = specs[a]
+                Ea = np.zeros((nb, rm, rm))
+                bl, start = out.lpos[lvl]
+                Ea[bl, start + i, start + j] = 1.0
+                Ea[bl, start + j, start + i] = 1.0
+                E[a] = Ea
+            for ia, a in enumerate(bd):
+                for b in bd[: ia + 1]:
+                    T1[a, b] += float(
+                        -2.0 * np.einsum("bij,bji->", Mo, Tm[a, b])
+                        + np.einsum("bij,bjk,bkl,bli->", Mo, J[a], Mo, J[b])
+                    )
+            for a in ol:
+                for b in bd:
+                    val = float(np.einsum("bij,bjk,bkl,bil->", E[a], N, J[b], N))
+                    T1[max(a, b), min(a, b)] += val
+                for b in ol:
+                    if b <= a:
+                        T1[a, b] += float(np.einsum("bij,bjk,bkl,bli->", E[a], Q, E[b], Q))
+        info = np.zeros((r, r))
+        if reml:
+            XtVX = np.zeros((p, p))
+            ZXv = np.zeros((nb, rm, p))
+            MW = Mo @ WX if out is not None else None
+            Xvs = []
+            for bt, P, _ in work:
+                Xt = bt["X"]
+                if out is not None:
+                    blk = out.block[bt["members"]]
+                    pos = out.pos[bt["members"]]
+                    Xt = Xt - bt["Zo"] @ MW[blk[:, None], pos]
+                Xv = P @ Xt  # (V^-1 X) on the batch's clients
+                XtVX += np.einsum("kni,knj->ij", bt["X"], Xv)
+                if out is not None:
+                    scatter(ZXv, bt, bt["Zo"].transpose(0, 2, 1) @ Xv)
+                Xvs.append(Xv)
+            Bm = np.zeros((r, p, p))
+            S = np.zeros((r, r, p, p))
+            WY = {a: np.zeros((nb, rm, p)) for a in range(r)}
+            EZ = {a: E[a] @ ZXv for a in ol}
+            for (bt, P, D), Xv in zip(work, Xvs, strict=True):
+                Y = {}
+                for a in range(r):
+                    if is_outer[a]:
+                        blk = out.block[bt["members"]]
+                        pos = out.pos[bt["members"]]
+                        Y[a] = bt["Zo"] @ EZ[a][blk[:, None], pos]
+                    else:
+                        Y[a] = D[a] @ Xv
+                    Bm[a] += np.einsum("kni,knj->ij", Xv, Y[a])
+                PY = {a: P @ Y[a] for a in range(r)}
+                for a in range(r):
+                    if out is not None:
+                        scatter(WY[a], bt, bt["Zo"].transpose(0, 2, 1) @ PY[a])
+                    for b in range(a + 1):
+                        S[a, b] += np.einsum("kni,knj->ij", Y[a], PY[b])
+            if out is not None:
+                for a in range(r):
+                    for b in range(a + 1):
+                        S[a, b] -= np.einsum("bri,brs,bsj->ij", WY[a], Mo, WY[b])
+            M = np.linalg.inv((XtVX + XtVX.T) / 2.0)
+            for a in range(r):
+                for b in range(a + 1):
+                    val = T1[a, b] - 2.0 * float(np.trace(M @ S[a, b]))
+                    val += float(np.trace(M @ Bm[a] @ M @ Bm[b]))
+                    info[a, b] = info[b, a] = val / 2.0
+        else:
+            for a in range(r):
+                for b in range(a + 1):
+                    info[a, b] = info[b, a] = T1[a, b] / 2.0
+        return info
 
     def deviance(self, par: np.ndarray, reml: bool) -> float:
         psis, phi = self.unpack(par)

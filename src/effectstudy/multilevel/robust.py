@@ -23,7 +23,9 @@ marginal covariance, ``Phi = V`` and ``W = V^{-1}`` (computed per cluster).
 * CR2 adjustment: ``A_j = D_j' B_j^{-1/2} D_j`` with ``D_j`` the upper Cholesky
   factor of ``Phi_j`` (``D_j' D_j = Phi_j``) and
   ``B_j = D_j (I - H)_j Phi (I - H)_j' D_j'``; ``B^{-1/2}`` is the symmetric
-  (pseudo-)inverse square root (eigenvalues <= 1e-12 are set to 0).  Because the
+  (pseudo-)inverse square root (eigenvalues <= 1e-12 are set to 0; for a
+  mixed-model working covariance <= 1e-12 times the largest eigenvalue when that
+  exceeds 1, so exact zeros are found whatever the units of the outcome).  Because the
   working model is inverse-variance (``W_j Phi_j = I``), the cluster's block is
   ``(I - H)_j Phi (I - H)_j' = Phi_j - X_j M X_j'``: only cluster ``j``'s rows.
 * ``V^CR2 = M [sum_j X_j' W_j A_j e_j e_j' A_j W_j X_j] M``.
@@ -69,7 +71,13 @@ from scipy import stats
 
 from effectstudy._results import ResultMixin
 from effectstudy.errors import DataError, ModelError
-from effectstudy.multilevel.cr2_core import CR2Pieces, cr2_core, hotelling
+from effectstudy.multilevel.cr2_core import (
+    CR2Pieces,
+    LowRankCovariance,
+    cr2_core,
+    hotelling,
+    psd_root,
+)
 from effectstudy.multilevel.design import design_matrices, design_matrix, formula_variables
 from effectstudy.multilevel.formula import parse_formula
 from effectstudy.multilevel.lmm import fit as fit_lmm
@@ -342,7 +350,7 @@ def cr2_from_arrays(
     cluster: Sequence[Any] | np.ndarray,
     *,
     V: np.ndarray | None = None,
-    V_blocks: Sequence[np.ndarray] | None = None,
+    V_blocks: Sequence[np.ndarray | LowRankCovariance] | None = None,
     terms: Sequence[str] | None = None,
     cluster_name: str = "cluster",
     messages: Sequence[str] = (),
@@ -365,10 +373,14 @@ def cr2_from_arrays(
         ``W_j = V_jj^{-1}`` per cluster, as clubSandwich does for ``lmerMod``
         fits; the random effects must be nested within the clusters (no
         covariance between clusters).  Prefer ``V_blocks`` for large data.
-    V_blocks : sequence of ndarray, optional
+    V_blocks : sequence of ndarray or LowRankCovariance, optional
         The working covariance given per cluster instead of ``V``: one
         ``n_j x n_j`` block per cluster, clusters in sorted label order, rows in
-        data order within the cluster.  Nothing of size ``N x N`` is formed.
+        data order within the cluster.  Nothing of size ``N x N`` is formed.  A
+        :class:`~effectstudy.multilevel.cr2_core.LowRankCovariance`
+        (``sigma^2 I + F F'``, a mixed model's random effects nested in the
+        cluster) is reduced to a ``(p + r)``-dimensional problem, exactly
+        (:func:`~effectstudy.multilevel.cr2_core.project_lowrank`).
     terms : sequence of str, optional
         Coefficient names.
     cluster_name : str
@@ -544,11 +556,15 @@ def _term_covariance(
     raise ModelError(f"the fit reports no variance components for ({' + '.join(coefs)} | {group})")
 
 
-def _fit_blocks(fit: Any, idx: list[np.ndarray], codes: np.ndarray) -> list[np.ndarray]:
+def _fit_blocks(
+    fit: Any, idx: list[np.ndarray], codes: np.ndarray
+) -> list[LowRankCovariance]:
     """``V_jj = sigma^2 I + sum_t Z_tj T_t Z_tj'`` per cluster from the fit's public results.
 
     Uses only ``fit.formula``, ``fit.data`` (rows used), ``fit.sigma`` and
-    ``fit.variance_components()``; nothing of size ``N x N`` is formed.
+    ``fit.variance_components()``; nothing of size ``N x N`` is formed.  Each
+    block is ``sigma^2 I + F_j F_j'`` with one group of columns ``Z_tj T_t^{1/2}``
+    per group of term ``t`` in the cluster (rows of other groups zero).
     """
     parsed = parse_formula(fit.formula)
     frame = fit.data
@@ -585,14 +601,18 @@ def _fit_blocks(fit: Any, idx: list[np.ndarray], codes: np.ndarray) -> list[np.n
                     "variable"
                 )
         parts.append((Zt, S, lev))
+    roots = [(Zt @ psd_root(S), lev) for Zt, S, lev in parts]  # Z_t T_t^{1/2}
     blocks = []
     for ix in idx:
-        Vj = sigma2 * np.eye(ix.size)
-        for Zt, S, lev in parts:
-            Zj = Zt[ix]
-            lj = lev[ix]
-            Vj += (Zj @ S @ Zj.T) * (lj[:, None] == lj[None, :])
-        blocks.append(Vj)
+        cols = []
+        for ZL, lev in roots:
+            r = ZL.shape[1]
+            _, inv = np.unique(lev[ix], return_inverse=True)
+            Fj = np.zeros((ix.size, (int(inv.max()) + 1) * r))
+            Fj[np.arange(ix.size)[:, None], inv[:, None] * r + np.arange(r)] = ZL[ix]
+            cols.append(Fj)
+        F = np.hstack(cols) if cols else np.zeros((ix.size, 0))
+        blocks.append(LowRankCovariance(sigma2, F))
     return blocks
 
 
