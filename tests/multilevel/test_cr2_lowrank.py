@@ -234,4 +234,3 @@ def test_lowrank_block_errors():
         cr2_from_arrays(X, y, beta, cluster, V_blocks=wrong)
     with pytest.raises(ModelError, match="method must be"):
         cr2_core(X, y, beta, idx, blocks, method="fast")
-
