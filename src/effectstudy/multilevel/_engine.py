@@ -80,7 +80,8 @@ MAX_SCHUR = 3000
 #: Also sparse above ``DENSE_Q2`` columns if the dense one costs over ``DENSE_WORK`` flops
 #: (``q1 q2^2``) per evaluation (measured: benchmarks/lmm_scaling.py ``--crossed``).
 DENSE_Q2, DENSE_WORK = 300, 5e7
-#: Relative tolerance of the rank check of the fixed-effects matrix (lme4's ``chkRank.X``).
+#: Relative tolerance of the rank check of the fixed-effects matrix (lme4's
+#: ``chkRank.drop.cols``).
 RANK_TOL = 1e-7
 
 

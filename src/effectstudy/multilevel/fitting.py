@@ -55,7 +55,7 @@ class LinearMixedModel(PLSModel):
     Notes
     -----
     A rank-deficient fixed-effects matrix loses its aliased columns (those in
-    the span of the columns before them) as lme4 does: ``dropped_fixed`` names
+    the span of the columns before them, in R's column order) as lme4 does: ``dropped_fixed`` names
     them and the fit's ``messages`` say so. A constant outcome raises
     :class:`~effectstudy.errors.DataError`.
     """

@@ -2,7 +2,7 @@
 
 The flow is one way: :class:`~effectstudy.study.StudyResults` (saved by
 ``effectstudy run`` or computed by :func:`effectstudy.study.run`) go in;
-:mod:`effectstudy.report.analyses` lays them out per audience and language; this
+:mod:`effectstudy.report.sections` lays them out per audience and language; this
 module renders them with a Jinja2 template (figures embedded as base64 PNG) and
 converts the same HTML to PDF with xhtml2pdf. Nothing here computes a statistic.
 """
