@@ -20,7 +20,6 @@ cases, the summary text and the flow figure go into one integer program per doss
 
 from __future__ import annotations
 
-import copy
 import html as _html
 import re
 
@@ -33,12 +32,9 @@ import pytest
 from matplotlib.text import Text
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from effectstudy import study
-from effectstudy.harmonise import harmonise
 from effectstudy.report import DEMO_SPEC, build_report
 from effectstudy.report.analyses import Section
 from effectstudy.report.i18n import catalogue
-from effectstudy.synth import generate
 from small_counts import small_counts
 
 THRESHOLD = DEMO_SPEC["suppression"]["threshold"]
@@ -49,12 +45,13 @@ BIG = 100_000
 # The published report, as the attacker gets it
 # --------------------------------------------------------------------------- #
 @pytest.fixture(scope="module")
-def public(tmp_path_factory):
-    root = tmp_path_factory.mktemp("attack")
-    generate(root / "raw", seed=2026)
-    h = harmonise(root / "raw", key=b"test-key-for-the-attack-0123456789")
-    spec = copy.deepcopy(DEMO_SPEC)
-    spec["power"]["nsim"] = 20
+def public(demo_data, demo_results, build_once, tmp_path_factory):
+    # the shared demo study (tests/conftest.py), rendered once for every module importing this
+    return build_once("attack public", lambda: _public(demo_data.harmonised, demo_results,
+                                                       tmp_path_factory.mktemp("attack")))
+
+
+def _public(h, results, root) -> dict:
     figure_texts: list[str] = []
     original = Section.figure
 
@@ -63,7 +60,6 @@ def public(tmp_path_factory):
         figure_texts.extend(t.get_text() for t in fig.findobj(Text) if t.get_text())
         return original(self, fig, caption)
 
-    results = study.run(spec, h)  # once for this module: the report and every dossier
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(Section, "figure", recording)
         rep = build_report(results, out=root / "public", audience="public")
@@ -358,7 +354,11 @@ PROGRAMMES = ("egoversterkend", "hoenderloo", "intermetzo", "pinq_crisis", "pinq
 
 
 @pytest.fixture(scope="module")
-def dossiers(public):
+def dossiers(public, build_once):
+    return build_once("attack dossiers", lambda: _dossiers(public))
+
+
+def _dossiers(public) -> dict:
     out = {}
     for lang in ("nl", "en"):
         for pid in PROGRAMMES:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import html as _html
 import re
 import string
@@ -13,27 +12,19 @@ matplotlib.use("Agg")
 
 import pytest
 
-from effectstudy import study
 from effectstudy.errors import SpecError
-from effectstudy.harmonise import harmonise
 from effectstudy.report import build_report
 from effectstudy.report.i18n import catalogue
-from effectstudy.synth import generate
 
 PROGRAMMES = ["egoversterkend", "hoenderloo", "intermetzo", "pinq_crisis", "pinq_gesloten",
               "veilig_lima"]
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo(demo_data, demo_goal_results, tmp_path_factory):
+    # the shared demo study with goal attainment among the slopes (tests/conftest.py)
+    h, res = demo_data.harmonised, demo_goal_results
     root = tmp_path_factory.mktemp("dossier")
-    generate(root / "raw", seed=2026)
-    h = harmonise(root / "raw", key=b"test-key-for-the-dossier-0123456789")
-    spec = copy.deepcopy(study.DEMO_SPEC)
-    spec["power"]["nsim"] = 10
-    # goal attainment has norm-referenced scores in one programme only: no joint model
-    spec["slopes"]["constructs"] = ["internalising", "externalising", "goal_attainment"]
-    res = study.run(spec, h)
     out = root / "out"
     reps = {}
     for lang in ("nl", "en"):

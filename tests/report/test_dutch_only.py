@@ -31,12 +31,10 @@ matplotlib.use("Agg")
 
 import pytest
 
-from effectstudy import change, study
+from effectstudy import change
 from effectstudy.dictionary import load_dictionary, load_integrity
-from effectstudy.harmonise import harmonise
-from effectstudy.report import DEMO_SPEC, build_report
+from effectstudy.report import build_report
 from effectstudy.report.i18n import catalogue
-from effectstudy.synth import generate
 
 PROGRAMMES = ("egoversterkend", "hoenderloo", "intermetzo", "pinq_crisis", "pinq_gesloten",
               "veilig_lima")
@@ -48,13 +46,8 @@ _FIELD = re.compile(r"\{[^}]*\}")
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dutch")
-    generate(root / "raw", seed=2026)
-    h = harmonise(root / "raw", key=b"test-key-for-the-dutch-report-0123456")
-    spec = copy.deepcopy(DEMO_SPEC)
-    spec["power"]["nsim"] = 20
-    return study.run(spec, h)
+def results(demo_results):
+    return demo_results  # the shared demo study (tests/conftest.py): read only
 
 
 def _visible(html: str) -> str:

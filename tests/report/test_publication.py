@@ -11,7 +11,6 @@ import itertools
 
 import numpy as np
 import pandas as pd
-import pytest
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from effectstudy.report.publication import ALL, CATEGORIES, publication_plan
@@ -156,22 +155,7 @@ def test_a_pinned_cell_with_only_hidden_neighbours_gets_a_partner_further_out():
     assert {"x", "y", "m"} <= sup.hidden
 
 
-@pytest.fixture(scope="module")
-def demo_results(tmp_path_factory):
-    import copy
-
-    from effectstudy import study
-    from effectstudy.harmonise import harmonise
-    from effectstudy.synth import generate
-
-    root = tmp_path_factory.mktemp("pub")
-    generate(root / "raw", seed=2026)
-    h = harmonise(root / "raw", key=b"test-key-for-the-publication-0123456")
-    spec = copy.deepcopy(study.DEMO_SPEC)
-    spec["power"]["nsim"] = 10
-    return study.run(spec, h)
-
-
+# ``demo_results``: the shared demo study (tests/conftest.py)
 def test_the_plan_is_one_pattern_for_every_document(demo_results):
     plan = publication_plan(demo_results)
     assert publication_plan(demo_results) is plan  # solved once per results

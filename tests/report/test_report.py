@@ -12,25 +12,21 @@ matplotlib.use("Agg")
 import pytest
 
 from effectstudy.errors import SpecError
-from effectstudy.harmonise import harmonise
 from effectstudy.report import DEMO_SPEC, build_report
 from effectstudy.report.spec import load_spec, validate_spec
-from effectstudy.synth import generate
 
 SECTION_IDS = ["programmes", "flow", "descriptives", "change", "single_case", "multilevel",
                "slopes", "power", "scribe", "limitations", "methods", "references", "provenance"]
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo(demo_data, demo_results, tmp_path_factory):
+    # rendered from the shared demo study (tests/conftest.py); rendering straight from
+    # harmonised data is tested in tests/test_cli.py
     root = tmp_path_factory.mktemp("report")
-    synth = generate(root / "raw", seed=2026)
-    h = harmonise(root / "raw", key=b"test-key-for-the-report-0123456789")
-    spec = copy.deepcopy(DEMO_SPEC)
-    spec["power"]["nsim"] = 20
-    reports = {aud: build_report(h, spec, out=root / aud, audience=aud)
+    reports = {aud: build_report(demo_results, out=root / aud, audience=aud)
                for aud in ("public", "internal")}
-    return synth, h, reports
+    return demo_data.synth, demo_data.harmonised, reports
 
 
 def _sections(html: str) -> dict[str, str]:

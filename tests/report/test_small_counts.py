@@ -83,7 +83,7 @@ def test_item1_sources_table_shows_no_small_client_count(dd):
 
 
 def test_item1_public_texts_drop_counts_written_by_older_code():
-    _public_note, _public_text = analyses._public_note, analyses._public_text
+    _public_note, _public_text = analyses.public_note, analyses.public_text
     assert _public_text("sample SD of intake scores (n=3)") == "sample SD of intake scores"
     note = _public_note("no verified norm: SD taken from the sample; maassen needs at least 3 "
                         "clients: RCI not computed")
@@ -237,6 +237,6 @@ def test_protect_reports_primary_and_secondary_separately():
 def test_public_model_messages_carry_no_small_group_count():
     msg = ("random effects of client (3 levels) are estimated from very few groups; "
            "programme (6 levels) fine; sample SD (n=2)")
-    out = analyses._public_message(msg, 5)
+    out = analyses.public_message(msg, 5)
     assert "(3 levels)" not in out and "few levels" in out and "(6 levels)" in out
     assert not SMALL_N.search(out)

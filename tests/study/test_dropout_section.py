@@ -10,12 +10,11 @@ import pandas as pd
 import pytest
 
 from effectstudy import missing, study, survival
-from effectstudy.harmonise import harmonise, time_to_first_absconding
+from effectstudy.harmonise import time_to_first_absconding
 from effectstudy.report.analyses import Context, run_sections
 from effectstudy.report.dropout import at_risk, dropout_section
 from effectstudy.report.i18n import use_language
 from effectstudy.study.dropout import causes, exposure_table, growth_table
-from effectstudy.synth import generate
 
 SPEC = {
     "title": "dropout test",
@@ -30,10 +29,10 @@ SMALL_N = re.compile(r"\bn\s*=\s*[0-4](?![\d]|[.,]\d)|\b[0-4] (?:clients|girls|c
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo(demo_data, tmp_path_factory):
+    # the shared harmonised demo (tests/conftest.py); this module's own, smaller spec
+    h = demo_data.harmonised
     root = tmp_path_factory.mktemp("dropout")
-    generate(root / "raw", seed=2026)
-    h = harmonise(root / "raw", key=b"test-key-for-the-dropout-0123456789")
     res = study.run(SPEC, h)
     res.save(root / "results")
     return h, study.StudyResults.load(root / "results")

@@ -6,7 +6,6 @@ harmonised data (an outcome table built here, not by the study layer).
 
 from __future__ import annotations
 
-import copy
 import re
 
 import numpy as np
@@ -15,27 +14,18 @@ import pytest
 
 from effectstudy import fidelity, study
 from effectstudy.dictionary import load_integrity
-from effectstudy.harmonise import harmonise
 from effectstudy.report.analyses import Context
 from effectstudy.report.i18n import catalogue, use_language
 from effectstudy.report.integrity import HIDDEN, integrity_section
-from effectstudy.synth import generate
 
-KEY = b"test-key-for-the-integrity-0123456789"
 SMALL_N = re.compile(r"\bn\s*=\s*[0-4](?![\d]|[.,]\d)|\b[0-4] (?:clients|girls|cases|meisjes)\b")
 PSEUDONYM = re.compile(r"\b[A-Z]{1,4}-[0-9a-f]{20}\b")
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("integrity")
-    generate(root / "raw", seed=2026)
-    h = harmonise(root / "raw", key=KEY)
-    spec = {"title": "t", "seed": 2026, "suppression": {"threshold": 5, "suppress_zero": True},
-            "integrity": copy.deepcopy(study.DEMO_SPEC["integrity"])}
-    res = study.run(spec, h)
-    res.save(root / "results")
-    return h, study.StudyResults.load(root / "results")
+def demo(demo_data, demo_saved):
+    # the integrity section of the shared demo study (tests/conftest.py), as saved and loaded
+    return demo_data.harmonised, study.StudyResults.load(demo_saved.results)
 
 
 def _outcome(h) -> pd.DataFrame:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 
@@ -12,21 +11,12 @@ import pytest
 
 from effectstudy import study
 from effectstudy.errors import EffectStudyError, HarmoniseError, SpecError
-from effectstudy.harmonise import harmonise
-from effectstudy.synth import generate
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("study")
-    generate(root / "raw", seed=2026)
-    h = harmonise(root / "raw", key=b"test-key-for-the-study-0123456789")
-    spec = copy.deepcopy(study.DEMO_SPEC)
-    spec["power"]["nsim"] = 10
-    res = study.run(spec, h)
-    folder = root / "results"
-    res.save(folder)
-    return h, res, folder
+def demo(demo_data, demo_results, demo_saved):
+    # the shared demo study and its saved folder (tests/conftest.py): read only
+    return demo_data.harmonised, demo_results, demo_saved.results
 
 
 def test_results_hold_every_section_of_the_spec(demo):

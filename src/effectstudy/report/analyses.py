@@ -43,9 +43,3 @@ __all__ = [
     "recognition_section", "reliable_change_section", "run_sections", "sample_flow",
     "scribe_checklist", "single_case_section", "slopes_section", "summary_section",
 ]
-
-# The audience rules for texts under their names from before the split (read by
-# tests/report/test_small_counts.py); new code uses the public names of layout.
-_public_message = public_message
-_public_note = public_note
-_public_text = public_text
