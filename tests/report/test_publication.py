@@ -175,3 +175,15 @@ def test_the_plan_is_one_pattern_for_every_document(demo_results):
                   ((key, v) for key, v in plan.values.items() if key[0] == "change")
                   if p != ALL and c == ALL and k2 == k]
         assert plan.values[("change", ALL, ALL, k)] == sum(layers)
+
+
+def test_cells_hidden_from_the_start_are_partners_and_the_audit_still_holds():
+    # the caller's own rule hides b (e.g. an at-risk count too close to the one before);
+    # b is marked 'x', and the audit still protects the primary cell a
+    values = {"a": 2.0, "b": 9.0, "c": 8.0, "total": 19.0}
+    sup = protect(values, [(["a", "b", "c"], "total")], threshold=THRESHOLD, hide={"b"})
+    assert "b" in sup.secondary and "a" in sup.primary
+    shown = {k: sup.label(k, THRESHOLD) or int(v) for k, v in values.items()}
+    known, hidden = _reader_view(values, shown)
+    ranges = _ranges(known, hidden, [[(1, "a"), (1, "b"), (1, "c"), (-1, "total")]])
+    assert all(hi - lo >= 2 for lo, hi in ranges.values()), ranges

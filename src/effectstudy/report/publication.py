@@ -134,6 +134,7 @@ class _Builder:
         self.leq: list[tuple[Hashable, Hashable]] = []
         self.sum_leq: list[tuple[list, list]] = []
         self.fixed: set[Hashable] = set()
+        self.hide: set[Hashable] = set()
 
     def cell(self, key: Hashable, value: Any, *, fixed: bool = False) -> Hashable:
         self.values[key] = int(value)
@@ -176,9 +177,9 @@ def _solve(results: Any) -> PublicationPlan:
     progs = _flow_cells(b, _frame(results, "flow"))
     _change_cells(b, _frame(results, "rc"), progs)
     _fixed_cells(b, results, progs, threshold)
-    weeks = _at_risk_cells(b, results, threshold)
+    weeks = _at_risk_cells(b, results, threshold, suppress_zero)
     sup = protect(b.values, b.lines, threshold=threshold, suppress_zero=suppress_zero,
-                  leq=b.leq, sum_leq=b.sum_leq, fixed=b.fixed)
+                  leq=b.leq, sum_leq=b.sum_leq, fixed=b.fixed, hide=b.hide)
     return PublicationPlan(b.values, sup, threshold,
                            {k: tuple(v) for k, v in weeks.items()})
 
@@ -293,8 +294,14 @@ def _fixed_cells(b: _Builder, results: Any, progs: list[str], threshold: int) ->
         b.at_most(key, ("flow", str(r.programme), "referred"))
 
 
-def _at_risk_cells(b: _Builder, results: Any, threshold: int) -> dict[str, list[int]]:
-    """At-risk counts of the report (drawn programmes) and of each dossier."""
+def _at_risk_cells(b: _Builder, results: Any, threshold: int,
+                   suppress_zero: bool) -> dict[str, list[int]]:
+    """At-risk counts of the report (drawn programmes) and of each dossier.
+
+    Two printed counts of a programme (the referred clients counted as the first) give
+    the girls who left in between: a count is hidden (``x``) when it is fewer than the
+    threshold below the last count left printed.
+    """
     km = _frame(results, "dropout_km")
     counts = _frame(results, "dropout_n")
     if km.empty or counts.empty:
@@ -316,6 +323,16 @@ def _at_risk_cells(b: _Builder, results: Any, threshold: int) -> dict[str, list[
             b.at_most(("at_risk", p, w), ("flow", p, "referred"))
         for w0, w1 in zip(ws, ws[1:], strict=False):
             b.at_most(("at_risk", p, w1), ("at_risk", p, w0))
+        last = b.values[("flow", p, "referred")]
+        for w in ws:
+            count = b.values[("at_risk", p, w)]
+            if count < threshold:
+                continue  # hidden as '<5' anyway
+            gap = last - count
+            if gap < threshold and (gap > 0 or suppress_zero):
+                b.hide.add(("at_risk", p, w))
+            else:
+                last = count
     return weeks
 
 

@@ -184,7 +184,7 @@ def feasible_ranges(values: dict, lines: Sequence[Line], hidden: set, bounds: di
 def protect(values: dict, lines: Sequence[Line], *, threshold: int = 5,
             suppress_zero: bool = True, leq: Sequence[tuple[Cell, Cell]] = (),
             min_width: int = 2, sum_leq: Sequence[SumLeq] = (),
-            fixed: Collection[Cell] = ()) -> Suppression:
+            fixed: Collection[Cell] = (), hide: Collection[Cell] = ()) -> Suppression:
     """Primary and secondary suppression, audited by integer programming.
 
     Parameters
@@ -206,6 +206,10 @@ def protect(values: dict, lines: Sequence[Line], *, threshold: int = 5,
         Cells never hidden as a secondary partner (counts printed in tables that
         only know the primary rule, such as an ``n`` column); they are hidden when
         below the threshold and enter every relation either way.
+    hide
+        Cells hidden from the start as partners (``x``), for a rule of the caller
+        that the audit cannot express (e.g. no two printed at-risk counts may differ
+        by fewer than the threshold).
     min_width
         Every hidden cell must keep a feasible range ``max - min >= min_width``
         (or as wide as its own bounds allow, when they are narrower).
@@ -228,7 +232,7 @@ def protect(values: dict, lines: Sequence[Line], *, threshold: int = 5,
     protects but does not minimise the information lost.
     """
     primary = {c for c, v in values.items() if v < threshold and (suppress_zero or v != 0)}
-    hidden = set(primary)
+    hidden = set(primary) | set(hide)
     neighbours: dict = {c: set() for c in values}
     for members, total in lines:
         cells = list(members) + ([total] if total is not None else [])

@@ -20,6 +20,7 @@ from effectstudy.report.sections.layout import (
     public_text,
     round_frame,
 )
+from effectstudy.report.suppression import SECONDARY_LABEL
 
 
 def reliable_change_section(ctx: Context) -> Section:
@@ -160,9 +161,13 @@ def _public_counts(ctx: Context, assessed: pd.DataFrame) -> pd.DataFrame:
 
 
 def _share(k: int, n: int, threshold: int) -> str:
-    """'k (p%)' or, for a count below the threshold, '<5' (no percentage: it would give k)."""
+    """'k (p%)'; for the public, '<5' for a count below the threshold (no percentage:
+    it would give k) and 'x' when the clients outside the range, ``n - k``, are fewer
+    than the threshold (k next to n would print that count too)."""
     if threshold and k < threshold:
         return f"<{threshold}"
+    if threshold and n - k < threshold:
+        return SECONDARY_LABEL
     return f"{k} ({num(100 * k / n, 0)}%)" if n else ""
 
 

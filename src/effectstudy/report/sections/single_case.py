@@ -81,6 +81,13 @@ def single_case_section(ctx: Context) -> Section:
         else:
             # study-level checks only, as ratings: per-case values would count cases
             d = design.loc[design["case"] == "ALL", ["programme", "check", "rating"]]
+            if ctx.public:
+                # a rating on the number of baselines (and the overall rating built on
+                # it) says whether there are at least three cases: not for a programme
+                # whose case count is hidden
+                hidden = {p for p, n in zip(rand["programme"], rand["cases"], strict=True)
+                          if n < ctx.threshold}
+                d = d[~d["programme"].isin(hidden)]
         d = d.assign(programme=d["programme"].map(ctx.programme_name),
                      check=d["check"].map(pretty), rating=d["rating"].map(pretty))
         d = d.rename(columns=lambda c: t(f"col.{c}") if _has_col(c) else c)
