@@ -51,39 +51,27 @@ def run_sections(results: Any, audience: str, programme: str | None = None) -> l
         raise SpecError(f"audience must be one of {AUDIENCES}, got {audience!r}")
     ctx = Context(results, audience, programme)
     have = set(results.sections)
-    if programme is None:
-        sections = [programmes_section(ctx), sample_flow(ctx), descriptives(ctx)]
-        if "change" in have:
-            sections.append(reliable_change_section(ctx))
-        if "single_case" in have:
-            sections.append(single_case_section(ctx))
-        if "multilevel" in have:
-            sections.append(multilevel_section(ctx))
-        if "slopes" in have:
-            sections.append(slopes_section(ctx))
-        if "dropout" in have:
-            sections.append(dropout_section(ctx))
-        if "integrity" in have:
-            sections.append(integrity_section(ctx))
-        if "power" in have:
-            sections.append(power_section(ctx))
-        sections.append(scribe_checklist())
-        sections.append(limitations_section(ctx))
-        return sections
-    sections = [programmes_section(ctx), sample_flow(ctx)]
-    if "change" in have:
-        sections.append(reliable_change_section(ctx))
-    if "single_case" in have:
-        sections.append(single_case_section(ctx))
-    if "slopes" in have:
-        sections.append(slopes_section(ctx))
-    if "change" in have:
-        sections.append(follow_up_section(ctx))
-    if "dropout" in have:
-        sections.append(dropout_section(ctx))
-    if "integrity" in have:
-        sections.append(integrity_section(ctx))
-    sections.append(recognition_section(ctx))
-    sections.append(scribe_checklist())
-    sections.append(limitations_section(ctx))
-    return [summary_section(ctx), *sections]
+    order = _REPORT if programme is None else _DOSSIER
+    sections = [layout(ctx) for needs, layout in order if needs is None or needs in have]
+    # a dossier opens with its plain-language summary, written from what the other
+    # sections published (so it is laid out last)
+    return sections if programme is None else [summary_section(ctx), *sections]
+
+
+#: (the study section a layout needs, or None for always; the layout) in report order
+_REPORT = (
+    (None, programmes_section), (None, sample_flow), (None, descriptives),
+    ("change", reliable_change_section), ("single_case", single_case_section),
+    ("multilevel", multilevel_section), ("slopes", slopes_section),
+    ("dropout", dropout_section), ("integrity", integrity_section),
+    ("power", power_section), (None, lambda ctx: scribe_checklist()),
+    (None, limitations_section),
+)
+_DOSSIER = (
+    (None, programmes_section), (None, sample_flow),
+    ("change", reliable_change_section), ("single_case", single_case_section),
+    ("slopes", slopes_section), ("change", follow_up_section),
+    ("dropout", dropout_section), ("integrity", integrity_section),
+    (None, recognition_section), (None, lambda ctx: scribe_checklist()),
+    (None, limitations_section),
+)
