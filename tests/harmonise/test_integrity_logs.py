@@ -222,3 +222,163 @@ def test_collision_of_a_log_only_client_stops_the_run(log_only, monkeypatch, oth
         harmonise(folder, key=KEY)
     for raw_id in (cid, *LOG_ONLY):
         assert raw_id not in str(err.value)
+
+
+# --------------------------------------------------------------------------- #
+# Rater and target pseudonyms join the run-wide collision check (one space each)
+# --------------------------------------------------------------------------- #
+STAFF = {"rater": "R", "target": "T"}
+_HEX_RUN = r"[0-9a-f]{20}"
+
+
+def _force(monkeypatch, forced: dict[tuple[str, str], str]) -> None:
+    """Make ``staff_pseudonym`` return ``forced[(prefix, raw id)]`` where given."""
+    import effectstudy.harmonise.integrity as integrity
+
+    real = integrity.staff_pseudonym
+
+    def colliding(programme, raw, key, prefix="R"):
+        return forced.get((prefix, str(raw))) or real(programme, raw, key, prefix)
+
+    monkeypatch.setattr(integrity, "staff_pseudonym", colliding)
+
+
+@pytest.mark.parametrize("field", sorted(STAFF))
+def test_rater_or_target_collision_stops_the_run(synth_run, tmp_path, monkeypatch, field):
+    import re
+
+    from effectstudy.errors import HarmoniseError
+
+    folder, *_ = _hoenderloo_copy(synth_run[2], tmp_path)
+    rt = pd.read_csv(folder / RATINGS, dtype=str)
+    one, two = rt[field].drop_duplicates().iloc[:2]  # two different raters (targets)
+    # source rows: header on line 1, so data index i is row i + 2
+    first_one = int(rt.index[rt[field] == one][0]) + 2
+    first_two = int(rt.index[rt[field] == two][0]) + 2
+    a, b = sorted((first_one, first_two))
+    fake = f"{STAFF[field]}HO-" + "0" * 20
+    _force(monkeypatch, {(STAFF[field], one): fake, (STAFF[field], two): fake})
+    with pytest.raises(HarmoniseError) as err:
+        harmonise(folder, key=KEY)
+    assert type(err.value) is HarmoniseError
+    msg = str(err.value)
+    assert re.search(rf"two different {field} ids share one pseudonym "
+                     rf"\({re.escape(RATINGS)} row {a} and {re.escape(RATINGS)} row {b}\)", msg)
+    assert (err.value.file, err.value.row, err.value.column) == (RATINGS, b, field)
+    assert f"column '{field}'" in msg
+    # neither raw id nor any pseudonym (forced or real) is shown
+    for raw_id in (one, two):
+        assert raw_id not in msg
+    assert fake not in msg and not re.search(_HEX_RUN, msg)
+
+
+def test_collision_with_a_row_that_validation_rejects_still_stops_the_run(
+        synth_run, tmp_path, monkeypatch):
+    # A new rater forced onto the first rater's pseudonym: without the check, the
+    # appended row would be taken for a second rating of the same target, rater and
+    # item and dropped as a "duplicate". The check sees every row read, so it stops.
+    import re
+
+    from effectstudy.errors import HarmoniseError
+
+    folder, *_ = _hoenderloo_copy(synth_run[2], tmp_path)
+    rt = pd.read_csv(folder / RATINGS, dtype=str)
+    r0 = len(rt)
+    first = rt.iloc[0].to_dict()
+    newcomer = "Naomi Jansen (stagiair)"
+    pd.concat([rt, pd.DataFrame([{**first, "rater": newcomer}])],
+              ignore_index=True).to_csv(folder / RATINGS, index=False)
+    fake = "RHO-" + "0" * 20
+    _force(monkeypatch, {("R", first["rater"]): fake, ("R", newcomer): fake})
+    with pytest.raises(HarmoniseError, match=rf"two different rater ids share one pseudonym "
+                       rf"\({re.escape(RATINGS)} row 2 and {re.escape(RATINGS)} "
+                       rf"row {r0 + 2}\)") as err:
+        harmonise(folder, key=KEY)
+    assert err.value.row == r0 + 2 and err.value.column == "rater"
+    msg = str(err.value)
+    assert "Naomi" not in msg and first["rater"] not in msg and not re.search(_HEX_RUN, msg)
+
+
+def test_rater_collision_across_programmes_stops_the_run(synth_run, dictionary, monkeypatch):
+    import re
+
+    import effectstudy.harmonise.integrity as integrity
+    from effectstudy.errors import HarmoniseError
+
+    raw = synth_run[2]
+    real = integrity.staff_pseudonym
+    first: dict[str, str] = {}
+
+    def colliding(programme, rid, key, prefix="R"):
+        # the first rater of every programme gets one pseudonym
+        if prefix == "R" and first.setdefault(programme, str(rid)) == str(rid):
+            return "RZZ-" + "0" * 20
+        return real(programme, rid, key, prefix)
+
+    monkeypatch.setattr(integrity, "staff_pseudonym", colliding)
+    with pytest.raises(HarmoniseError) as err:
+        harmonise(raw, dictionary, key=KEY)
+    msg = str(err.value)
+    m = re.search(r"two different rater ids share one pseudonym \((\S+) row (\d+) and (\S+) "
+                  r"row (\d+)\)", msg)
+    assert m is not None, msg
+    progs = sorted(first)
+    assert len(progs) == 2  # stopped in the second programme's ratings
+    assert (m.group(1), m.group(3)) == tuple(f"{p}_fidelity_ratings.csv" for p in progs)
+    # the rows are those where each programme's first rater first appears
+    for prog, group in zip(progs, (2, 4), strict=True):
+        rt = pd.read_csv(raw / f"{prog}_fidelity_ratings.csv", dtype=str)
+        assert int(m.group(group)) == int(rt.index[rt["rater"] == first[prog]][0]) + 2
+    assert err.value.column == "rater"
+    for rid in first.values():
+        assert rid not in msg
+    assert not re.search(_HEX_RUN, msg)
+
+
+def test_distinct_raters_and_targets_stay_distinct(synth_run, dictionary):
+    _, h, raw = synth_run
+    fr = h.fidelity_ratings
+    seen: dict[str, set[str]] = {f: set() for f in STAFF}
+    for prog in sorted(dictionary.sources):
+        name = f"{prog}_fidelity_ratings.csv"
+        rt = pd.read_csv(raw / name, dtype=str)
+        rt["source_row"] = range(2, len(rt) + 2)
+        got = fr[fr["source_file"] == name]
+        assert len(got) > 0
+        both = got.merge(rt, on="source_row", suffixes=("", "_raw"), validate="one_to_one")
+        assert len(both) == len(got)
+        for f in STAFF:
+            pairs = both[[f, f"{f}_raw"]].drop_duplicates()
+            # one pseudonym per raw id and one raw id per pseudonym: nothing merged
+            assert pairs[f].is_unique and pairs[f"{f}_raw"].is_unique
+            assert both[f].nunique() == both[f"{f}_raw"].nunique() >= 2
+            assert not seen[f] & set(pairs[f])  # programmes do not share one either
+            seen[f] |= set(pairs[f])
+    assert not seen["rater"] & seen["target"]
+
+
+def test_staff_spaces_are_separate_and_link_across_files():
+    from effectstudy.errors import HarmoniseError
+    from effectstudy.harmonise.core import _check_staff_collisions
+    from effectstudy.harmonise.integrity import IntegrityResult
+
+    def res(file, rows, raters, targets):
+        return IntegrityResult(file, PROG, "fidelity_ratings", pd.DataFrame(), pd.DataFrame(),
+                               len(rows), tuple(rows), {"rater": raters, "target": targets})
+
+    cols = {"rater": "beoordelaar", "target": "doel"}
+    spaces: dict = {}
+    # a rater and a target with one pseudonym text but different owners: separate spaces
+    _check_staff_collisions(spaces, res("a.csv", [2, 3], ("P", "Q"), ("P", "P")),
+                            {"rater": {2: "r1", 3: "r2"}, "target": {2: "t1", 3: "t1"}}, cols)
+    # the same rater in another file under the same pseudonym links up
+    _check_staff_collisions(spaces, res("b.csv", [5], ("P",), ("S",)),
+                            {"rater": {5: "r1"}, "target": {5: "t9"}}, cols)
+    # a row without an id (rejected later as rating_missing_id) is not an owner
+    _check_staff_collisions(spaces, res("b.csv", [6], (None,), ("S",)),
+                            {"rater": {}, "target": {6: "t9"}}, cols)
+    with pytest.raises(HarmoniseError, match=r"two different target ids share one pseudonym "
+                       r"\(b.csv row 5 and c.csv row 9\)") as err:
+        _check_staff_collisions(spaces, res("c.csv", [9], ("Q",), ("S",)),
+                                {"rater": {9: "r2"}, "target": {9: "t3"}}, cols)
+    assert (err.value.file, err.value.row, err.value.column) == ("c.csv", 9, "doel")

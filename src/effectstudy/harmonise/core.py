@@ -44,6 +44,7 @@ from effectstudy.harmonise.events import build_events, event_accounting, events_
 from effectstudy.harmonise.integrity import (
     DELIVERY_COLUMNS,
     RATINGS_COLUMNS,
+    STAFF_PREFIXES,
     IntegrityResult,
     build_integrity,
     delivery_frame,
@@ -532,67 +533,120 @@ def _loose_id(rid: str) -> str:
     return text.lstrip("0") or "0"
 
 
-def _row_owners(raw: Any, sf: SourceFile, key: bytes) -> dict[int, str]:
-    """Source row -> keyed digest of (programme, loose raw id), re-derived from the export.
+def _column_owners(raw: Any, column: str | None, key: bytes, tag: str,
+                   reduce: Callable[[str], str]) -> dict[int, str]:
+    """Source row -> full-length keyed digest of ``tag`` and the reduced raw id of ``column``.
 
-    The digest is a full-length HMAC under a separate label, kept in memory for the
-    collision check only; no raw id is kept or written.
+    Kept in memory for the collision check only, under a label of its own (so it is no
+    pseudonym); no raw id is kept or written. Rows without an id are left out.
     """
     frame = getattr(raw, "frame", None)
     rows = getattr(raw, "rows", None)
-    if frame is None or rows is None or sf.client_id not in frame.columns:
+    if frame is None or rows is None or column is None or column not in frame.columns:
         return {}
     out: dict[int, str] = {}
-    for n, value in zip(rows, frame[sf.client_id].tolist(), strict=True):
+    for n, value in zip(rows, frame[column].tolist(), strict=True):
         try:
             rid = normalise_id(value)
         except Exception:  # noqa: BLE001 - an unusable id is mapping's to reject
             rid = None
         if rid is None:
             continue
-        msg = f"effectstudy collision check\x1f{sf.programme}\x1f{_loose_id(rid)}".encode()
+        msg = f"effectstudy collision check\x1f{tag}\x1f{reduce(rid)}".encode()
         out[int(n)] = hmac.new(key, msg, hashlib.sha256).hexdigest()
     return out
 
 
+def _row_owners(raw: Any, sf: SourceFile, key: bytes) -> dict[int, str]:
+    """Source row -> keyed digest of (programme, loose raw client id), re-derived from the export.
+
+    The digest is a full-length HMAC under a separate label, kept in memory for the
+    collision check only; no raw id is kept or written.
+    """
+    return _column_owners(raw, sf.client_id, key, sf.programme, _loose_id)
+
+
+def _staff_owners(raw: Any, sf: SourceFile, key: bytes) -> dict[str, dict[int, str]]:
+    """Per staff field (``rater``, ``target``): source row -> keyed digest of its raw id.
+
+    The owner is what :func:`~effectstudy.harmonise.integrity.staff_pseudonym` hashes
+    (prefix, programme, :func:`normalise_id` of the raw id), not the loose id of the
+    client check: no declared id format links two spellings of a rater or a target, so
+    two spellings get two pseudonyms and are two raters (targets) downstream; a
+    collision between them would merge them and must stop the run as well.
+    """
+    if sf.layout != "fidelity_ratings":
+        return {}
+    return {fld: _column_owners(raw, sf.columns.get(fld), key,
+                                f"{prefix}\x1f{sf.programme}", lambda rid: rid)
+            for fld, prefix in STAFF_PREFIXES.items()}
+
+
 def _check_collisions(owners_by_pseudonym: dict[str, tuple[str, str, int]], res: FileResult,
-                      owners: dict[int, str]) -> None:
+                      owners: dict[int, str], column: str | None = None) -> None:
     """Stop when one pseudonym stands for two different (programme, raw id) pairs.
 
     ``owners_by_pseudonym`` (pseudonym -> (owner digest, file, row)) accumulates over
     every file of the run, so collisions across files and programmes are caught, not
-    only within one file. The error names files and rows, never an id.
+    only within one file. The error names files, rows and the id ``column``, never an id.
     """
     pairs = [(ob.get("client"), ob.get("row")) for ob in res.client_obs]
     pairs += [(r.get("client"), r.get("source_row")) for r in res.records]
-    _check_pairs(owners_by_pseudonym, res.file, pairs, owners)
+    _check_pairs(owners_by_pseudonym, res.file, pairs, owners, column=column)
 
 
 def _check_log_collisions(owners_by_pseudonym: dict[str, tuple[str, str, int]],
-                          res: IntegrityResult, owners: dict[int, str]) -> None:
+                          res: IntegrityResult, owners: dict[int, str],
+                          column: str | None = None) -> None:
     """:func:`_check_collisions` for a delivery log: its clients (also those in no score
     export) join the same run-wide check, row by row."""
     if res.layout != "delivery" or "client" not in res.rows:
         return
     pairs = list(zip(res.rows["client"].tolist(), res.source_rows, strict=True))
-    _check_pairs(owners_by_pseudonym, res.file, pairs, owners)
+    _check_pairs(owners_by_pseudonym, res.file, pairs, owners, column=column)
+
+
+def _check_staff_collisions(spaces: dict[str, dict[str, tuple[str, str, int]]],
+                            res: IntegrityResult, owners: dict[str, dict[int, str]],
+                            columns: dict[str, str]) -> None:
+    """The run-wide collision check for the rater and the target pseudonyms of ratings.
+
+    ``spaces`` holds one pseudonym -> (owner digest, file, row) map per field
+    (``rater``, ``target``), accumulated over every ratings export of the run (all
+    programmes). Raters, targets and clients are separate spaces: each lives in its own
+    column and is only ever grouped with its own kind, and the prefixes (``R``, ``T``)
+    already keep rater and target pseudonyms apart. Every row read is checked, also rows
+    that validation rejects (a colliding rater must not turn a rating into a "duplicate").
+    ``columns`` maps each field to the export's column, named in the error.
+    """
+    if res.layout != "fidelity_ratings":
+        return
+    for fld, ids in res.ids.items():
+        pairs = list(zip(ids, res.source_rows, strict=True))
+        _check_pairs(spaces.setdefault(fld, {}), res.file, pairs, owners.get(fld, {}),
+                     what=fld, column=columns.get(fld))
 
 
 def _check_pairs(owners_by_pseudonym: dict[str, tuple[str, str, int]], file: str,
-                 pairs: list[tuple[Any, Any]], owners: dict[int, str]) -> None:
-    """Record (pseudonym, source row) pairs of one file; stop at a second owner."""
-    for client, row in pairs:
-        if client is None or row is None:
+                 pairs: list[tuple[Any, Any]], owners: dict[int, str], *,
+                 what: str = "client", column: str | None = None) -> None:
+    """Record (pseudonym, source row) pairs of one file; stop at a second owner.
+
+    One dictionary look-up per pair (linear in the rows of the run). The error names
+    both files and rows, and the ``column`` of the second; never an id or a pseudonym.
+    """
+    for pseudonym, row in pairs:
+        if pseudonym is None or row is None:
             continue
         owner = owners.get(int(row))
         if owner is None:
             continue
-        first = owners_by_pseudonym.setdefault(client, (owner, file, int(row)))
+        first = owners_by_pseudonym.setdefault(pseudonym, (owner, file, int(row)))
         if first[0] != owner:
             raise HarmoniseError(
-                f"two different client ids share one pseudonym ({first[1]} row {first[2]} and "
+                f"two different {what} ids share one pseudonym ({first[1]} row {first[2]} and "
                 f"{file} row {int(row)}); they would be merged: choose another pseudonym "
-                "key", file=file, row=int(row))
+                "key", file=file, row=int(row), column=column)
 
 
 # --------------------------------------------------------------------------- #
@@ -684,6 +738,8 @@ def harmonise(
     if len(set(names)) != len(names):
         raise HarmoniseError("two inputs share a file name; pass one folder or distinct files")
     owners_by_pseudonym: dict[str, tuple[str, str, int]] = {}
+    # rater and target pseudonyms: one space each, run-wide (see _check_staff_collisions)
+    staff_spaces: dict[str, dict[str, tuple[str, str, int]]] = {}
     integrity_results: list = []  # integrity hook: delivery logs and fidelity ratings
     integ_d = None
     for i, (path, sf) in enumerate(inputs):
@@ -696,13 +752,16 @@ def harmonise(
             results.append(FileResult(path.name, sf.programme))
             # a delivery log's clients join the collision check (some are in no score export)
             _check_log_collisions(owners_by_pseudonym, integrity_results[-1],
-                                  _row_owners(raw, sf, key_bytes))
+                                  _row_owners(raw, sf, key_bytes), column=sf.client_id)
+            # ratings: two raters (or two targets) must not share one pseudonym either
+            _check_staff_collisions(staff_spaces, integrity_results[-1],
+                                    _staff_owners(raw, sf, key_bytes), dict(sf.columns))
             continue
         owners = _row_owners(raw, sf, key_bytes)
         results.append(map_file(raw, sf, d, key_bytes, log, path.name))
-        _check_collisions(owners_by_pseudonym, results[-1], owners)
+        _check_collisions(owners_by_pseudonym, results[-1], owners, column=sf.client_id)
         del owners
-    del owners_by_pseudonym
+    del owners_by_pseudonym, staff_spaces
     clients = _resolve_clients(d, results, log)
     table = _build_table(d, results, clients, log,
                          {p.name: sf.client_id for p, sf in inputs})

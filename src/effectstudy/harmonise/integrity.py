@@ -13,7 +13,10 @@ Privacy (the rules of the score exports apply):
   pseudonym: :func:`~effectstudy.harmonise.pseudonym.pseudonymise`); rater ids are
   staff and get a keyed pseudonym with their own prefix (``R`` + programme code, e.g.
   ``RVL-...``); rated targets (sessions, team-months) likewise (``T`` + code), so no
-  free text of the export passes;
+  free text of the export passes; the pseudonyms of every row read, before any row is
+  rejected, are kept in :attr:`IntegrityResult.ids` for the run-wide collision check of
+  :func:`~effectstudy.harmonise.harmonise` (a rater space and a target space, so two
+  raters or two targets are never merged silently);
 * components, phases, checklist items and rater roles are checked against closed lists
   of the dictionary (:func:`effectstudy.fidelity.validate_logs` and
   :func:`~effectstudy.fidelity.validate_ratings`); a bad row goes to the rejection log
@@ -38,7 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -55,7 +58,8 @@ from effectstudy.harmonise.pseudonym import (
 from effectstudy.harmonise.readers import RawTable, is_empty
 
 __all__ = ["DELIVERY_COLUMNS", "RATINGS_COLUMNS", "IntegrityResult", "read_integrity",
-           "build_integrity", "delivery_frame", "ratings_frame", "staff_pseudonym"]
+           "build_integrity", "delivery_frame", "ratings_frame", "staff_pseudonym",
+           "STAFF_PREFIXES"]
 
 #: Columns of the harmonised delivery log (:attr:`Harmonised.delivery`).
 DELIVERY_COLUMNS = ("programme", "client", "week", "phase", "component", "delivered", "minutes",
@@ -63,6 +67,9 @@ DELIVERY_COLUMNS = ("programme", "client", "week", "phase", "component", "delive
 #: Columns of the harmonised fidelity ratings (:attr:`Harmonised.fidelity_ratings`).
 RATINGS_COLUMNS = ("programme", "instrument", "target", "rater", "rater_role", "item", "score",
                    "source_file", "source_row")
+#: Pseudonym prefix of each staff or target field of a fidelity-ratings export
+#: (:func:`staff_pseudonym`); each field is its own pseudonym space in the collision check.
+STAFF_PREFIXES = {"rater": "R", "target": "T"}
 #: Rater roles accepted (a closed list; anything else is logged and not kept).
 RATER_ROLES = ("team", "external")
 
@@ -114,6 +121,10 @@ class IntegrityResult:
     rows_in: int = 0
     #: Source row number of each row read (the export's own numbering).
     source_rows: tuple[int, ...] = ()
+    #: Ratings only: field (``"rater"``, ``"target"``) -> the pseudonym given to each row
+    #: read (None when empty), aligned with :attr:`source_rows`. Taken before validation,
+    #: so the collision check also sees rows that are rejected later.
+    ids: dict[str, tuple[object, ...]] = field(default_factory=dict)
 
 
 def _pseudo(value: object, fn) -> object:
@@ -157,10 +168,12 @@ def read_integrity(raw: RawTable, sf: SourceFile, integ: IntegrityDictionary, ke
                           for v in data["client"]]
         return IntegrityResult(file, sf.programme, sf.layout, data, _empty_rej(), n,
                                tuple(raw.rows))
-    data["target"] = [_pseudo(v, lambda x: staff_pseudonym(sf.programme, x, key, "T"))
-                      for v in data["target"]]
-    data["rater"] = [_pseudo(v, lambda x: staff_pseudonym(sf.programme, x, key, "R"))
-                     for v in data["rater"]]
+    ids: dict[str, tuple[object, ...]] = {}
+    for fld, prefix in STAFF_PREFIXES.items():
+        given = [_pseudo(v, lambda x, p=prefix: staff_pseudonym(sf.programme, x, key, p))
+                 for v in data[fld]]
+        ids[fld] = tuple(given)  # as given, before pandas may turn None into NaN
+        data[fld] = given
     clean, rej = validate_ratings(data, integ, file=file, first_row=0)
     rej = _to_source_rows(rej, raw.rows, sf, declared)
     if "rater_role" in declared:
@@ -190,7 +203,7 @@ def read_integrity(raw: RawTable, sf: SourceFile, integ: IntegrityDictionary, ke
     clean["source_file"] = file
     clean["source_row"] = [raw.rows[int(i)] for i in clean.index]
     return IntegrityResult(file, sf.programme, sf.layout, ratings_frame(clean), rej, n,
-                           tuple(raw.rows))
+                           tuple(raw.rows), ids)
 
 
 def _empty_rej() -> pd.DataFrame:

@@ -11,7 +11,9 @@ clients share a pseudonym is at most ``n (n - 1) / 2 / 2**80``; at a million cli
 that is below ``4.2e-13`` (and the programme code separates programmes on top of it).
 :func:`~effectstudy.harmonise.harmonise` still checks the whole run (all files, all
 programmes, including clients seen only in a delivery log and in no score export) and
-stops on a collision instead of merging two girls.
+stops on a collision instead of merging two girls. The rater and target pseudonyms of
+fidelity ratings (:func:`~effectstudy.harmonise.integrity.staff_pseudonym`) are checked
+the same way, each in a space of its own (raters, targets), every row read included.
 
 Where the key comes from, first match wins:
 
