@@ -481,12 +481,6 @@ def _step_events(x: list, y: list, at_risk: dict[int, int], referred: int, *,
     return out
 
 
-@pytest.mark.xfail(strict=True, raises=Leak, reason=(
-    "leak: every drawn Kaplan-Meier step is a drop of d/n with n known within the "
-    "at-risk table's landmarks; the drops give d = 1 or 2 girls absconding in a given "
-    "week (EgoVersterkend: 1 girl in week 2, 1 in week 6, 2 in week 18). No cell "
-    "pattern can hide this: the curves should be drawn in steps of at least the "
-    "threshold of events (or as landmark shares only)"))
 def test_kaplan_meier_steps_give_no_event_count(public, drawn_report):  # noqa: F811
     drawn_report = drawn_report[("en", None)]
     referred = {r["programme"]: r["referred (in export)"]
@@ -504,7 +498,10 @@ def test_kaplan_meier_steps_give_no_event_count(public, drawn_report):  # noqa: 
         for t, d in _step_events(x, y, at_risk[label], int(referred[label]),
                                  threshold=THRESHOLD):
             found.append((label, t, d))
-    assert steps >= 10, "the Kaplan-Meier curves were not read"
+    # each drawn step groups at least THRESHOLD events, so the demo's four drawn curves
+    # have few steps: EgoVersterkend 2, PINQ-crisis 1, PINQ gesloten 1 (Veilig Lima's 4
+    # events make no step); 0 would mean the curves were not read
+    assert steps >= 4, "the Kaplan-Meier curves were not read"
     _no_leak(found)
 
 

@@ -4,11 +4,18 @@ Reads what :mod:`effectstudy.study.dropout` saved (frames ``dropout_*`` and
 ``meta["dropout"]``) and computes no statistic. Audience rules of the public report:
 
 * **Curves** (Kaplan-Meier and cumulative incidence) are drawn only for programmes with
-  at least ``threshold`` clients, and each curve stops at the last time at which at
-  least ``threshold`` girls were still at risk (after that a step is one or two girls).
-  Times are shown in whole weeks (rounded up), never the day of an event. The
-  programmes not drawn are named with "fewer than 5 clients": the same information a
-  ``<5`` cell gives, no count.
+  at least ``threshold`` clients, over the times at which at least ``threshold`` girls
+  were still at risk, and in coarse steps: each drawn step groups at least ``threshold``
+  events, as a life table groups the events of an interval (Cutler & Ederer 1958). A
+  step of the product-limit curve (Kaplan & Meier 1958) of a single week is a drop of
+  d/n girls, and the at-risk table below the figure bounds n, so such a step would
+  give the number d of girls who absconded in that week; a step of at least
+  ``threshold`` events gives no count below the threshold. The events after the last
+  drawn step (fewer than ``threshold``) are not drawn: the line ends there, as a flat
+  line onward would claim that nobody absconded. Times are shown in whole weeks
+  (rounded up), never the day of an event. The programmes not drawn are named with
+  "fewer than 5 clients": the same information a ``<5`` cell gives, no count. The
+  internal report draws every step.
 * **At risk** below the curves: counts at landmark weeks after the intake (the column
   at week 0 would repeat the sample-flow count and is left out), counts below the
   threshold shown as ``<5``, partners as ``x``, from the one suppression pattern of all
@@ -71,10 +78,60 @@ def at_risk_table(ctx: Any, km: pd.DataFrame, programmes: list[str]) -> tuple[pd
 
 
 def _public_steps(g: pd.DataFrame, value: str, threshold: int) -> pd.DataFrame:
-    """The part of a curve a public reader may see: whole weeks, at least ``threshold`` at risk."""
-    g = g[g["n_risk"] >= threshold].copy()
-    g["time"] = np.ceil(g["time"].astype(float))
-    return g.groupby("time", sort=True)[value].last().reset_index()
+    """The steps of one saved curve that a public reader may see.
+
+    Parameters
+    ----------
+    g
+        One programme's saved curve: ``time, n_risk, n_event`` and ``value``, one row per
+        time (the frames ``dropout_km`` and ``dropout_cif`` of
+        :mod:`effectstudy.study.dropout`).
+    value
+        The curve's column: ``"survival"`` (Kaplan-Meier) or ``"cif"`` (cumulative
+        incidence).
+    threshold
+        The smallest count a public document may show.
+
+    Returns
+    -------
+    DataFrame
+        ``time, <value>``: one row per drawn step, the time rounded up to whole weeks.
+
+    Notes
+    -----
+    The rows with at least ``threshold`` girls at risk are walked in time order and
+    their events added up; a step is drawn only when the sum reaches ``threshold``, at
+    the curve's saved value at that time, and the sum starts again from zero. So each
+    drawn step groups at least ``threshold`` events, as the intervals of a life table
+    group events (Cutler & Ederer 1958; Kalbfleisch & Prentice 2002), while
+    the value at a drawn step is still the product-limit estimate (Kaplan & Meier 1958)
+    or the Aalen-Johansen incidence (Aalen & Johansen 1978) at that time, not a
+    life-table estimate. The events after the last drawn step (fewer than ``threshold``)
+    are left out and the curve ends at its last step. Two steps that fall in the same
+    whole week are drawn as one (the later value), which still groups at least
+    ``threshold`` events. Values are rounded to two decimals: the exact product of a
+    step's factors (1 - d_i/n_i) could otherwise be factored into its risk-set sizes.
+
+    ``n_event`` counts the events of the curve's own cause. For the Kaplan-Meier curve
+    these are the girls' first absconding in care (completion and transfer are
+    censored); for the cumulative incidence of absconding too, because the saved frame keeps the competing
+    ends (completion, transfer) apart in ``n_competing``: they do not raise the curve at
+    their own times and are not counted toward a step.
+    """
+    g = g.sort_values("time", kind="stable")
+    g = g[g["n_risk"] >= threshold]
+    times: list[float] = []
+    values: list[float] = []
+    pending = 0
+    for time, events, level in zip(g["time"], g["n_event"], g[value], strict=True):
+        pending += int(events)
+        if pending >= threshold:
+            times.append(float(math.ceil(float(time))))
+            values.append(round(float(level), 2))
+            pending = 0
+    steps = pd.DataFrame({"time": np.asarray(times, dtype=float),
+                          value: np.asarray(values, dtype=float)})
+    return steps.groupby("time", sort=True)[value].last().reset_index()
 
 
 def _curves_figure(ctx: Any, frame: pd.DataFrame, programmes: list[str], value: str,
