@@ -52,9 +52,12 @@ from test_attack_report import (
 )
 
 from effectstudy import study
+from effectstudy.errors import DataError
 from effectstudy.harmonise import harmonise
 from effectstudy.report import DEMO_SPEC, build_report
+from effectstudy.report import publication as _publication
 from effectstudy.report.analyses import Section
+from effectstudy.report.suppression import Suppression
 from effectstudy.synth import generate
 
 #: WWC: a multiple-baseline design needs at least three attempts to show an effect
@@ -83,7 +86,15 @@ class RuleAttack(Attack):
         self.suppress_zero = suppress_zero
 
     def cell(self, text: str, name: str, *, at_least: int = 0):
-        if text.strip() != f"<{self.threshold}":
+        mark = text.strip()
+        if mark == "x":
+            # every count below the threshold is printed '<threshold' (or, zeros shown,
+            # as 0): a count hidden as 'x' is at least the threshold
+            self.names.append(name)
+            self.low.append(max(at_least, self.threshold))
+            self.high.append(_tar.BIG)
+            return ("var", len(self.names) - 1)
+        if mark != f"<{self.threshold}":
             return super().cell(text, name, at_least=at_least)
         self.names.append(name)
         self.low.append(max(at_least, 0 if self.suppress_zero else 1))
@@ -92,7 +103,10 @@ class RuleAttack(Attack):
 
     def unknown(self, name: str):
         """A count the documents do not print (blank), at least 0."""
-        return self.cell("x", name)
+        self.names.append(name)
+        self.low.append(0)
+        self.high.append(_tar.BIG)
+        return ("var", len(self.names) - 1)
 
 
 def _build_documents(results, root, languages=("en",), programmes=(None, *PROGRAMMES)) -> dict:
@@ -553,18 +567,40 @@ def _count_mark(v: str) -> str:
 # Other rules and other data
 # --------------------------------------------------------------------------- #
 RULES = {"threshold 3": (3, True), "threshold 10": (10, True), "zeros shown": (5, False)}
+#: Rules under which no pattern protects the demo's documents (the plan refuses them).
+UNPROTECTABLE = ("threshold 3", "zeros shown")
+
+
+def _hide_everything(values, lines, *, threshold=5, suppress_zero=True, **_):
+    """A pattern that hides every count of the publication (a printed zero under
+    ``suppress_zero=False`` stays printed): the widest any pattern can be."""
+    primary = {c for c, v in values.items() if v < threshold and (suppress_zero or v != 0)}
+    return Suppression(frozenset(primary),
+                       frozenset(c for c, v in values.items() if v >= threshold) - primary)
 
 
 @pytest.fixture(scope="module")
 def rule_documents(public, tmp_path_factory):  # noqa: F811
-    """The demo's results under other suppression rules (nothing recomputed)."""
+    """The demo's results under other suppression rules (nothing recomputed).
+
+    Under a rule no pattern can protect, the value is the refusal and the documents as
+    they would be with every count hidden (built with the plan's ``protect`` replaced).
+    """
     out = {}
     for label, (threshold, suppress_zero) in RULES.items():
         spec = copy.deepcopy(public["results"].spec)
         spec["suppression"] = {"threshold": threshold, "suppress_zero": suppress_zero}
         res = dataclasses.replace(public["results"], spec=spec)
-        docs = _build_documents(res, tmp_path_factory.mktemp(label.replace(" ", "_")))
-        out[label] = (threshold, suppress_zero, docs)
+        root = tmp_path_factory.mktemp(label.replace(" ", "_"))
+        if label not in UNPROTECTABLE:
+            out[label] = (threshold, suppress_zero, _build_documents(res, root))
+            continue
+        with pytest.raises(DataError) as refusal:
+            _build_documents(res, root)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(_publication, "protect", _hide_everything)
+            every = _build_documents(dataclasses.replace(res), root / "everything")
+        out[label] = (threshold, suppress_zero, (refusal.value, every))
     return out
 
 
@@ -596,32 +632,32 @@ def _attack_documents(docs: dict, threshold: int, suppress_zero: bool):
     return at, info
 
 
-_GIVES_UP = ("protect() returns a pattern its own integer-programming audit still finds "
-             "pinned (it stops silently when every neighbour left is hidden or fixed)")
-
-
-@pytest.mark.parametrize("label", [
-    pytest.param("threshold 3", marks=pytest.mark.xfail(strict=True, raises=Leak, reason=(
-        "leak: threshold 3: Hoenderloo's and Intermetzo's 'analysed' ('<3' in the report "
-        "and the dossiers) are pinned to [1, 2]; " + _GIVES_UP + "; the same rule also "
-        "hides the whole flow Total row (72 referred shown as 'x')"))),
-    "threshold 10",
-    pytest.param("zeros shown", marks=pytest.mark.xfail(strict=True, raises=Leak, reason=(
-        "leak: suppress_zero false: a '<5' cell is at least 1 (zeros are printed), so "
-        "Veilig Lima's self-esteem categories ('<5' x 4, Total 5 = the printed pre-post n) "
-        "are each pinned to [1, 2], and 'change externalising recovered' of the report to "
-        "[3, 4]; " + _GIVES_UP + " (24 cells). Such a pattern should raise, or the plan "
-        "should be free to hide the fixed n that pins them"))),
-])
-def test_other_suppression_rules_pin_no_hidden_cell(rule_documents, label):
-    threshold, suppress_zero, docs = rule_documents[label]
+def test_other_suppression_rules_pin_no_hidden_cell(rule_documents):
+    threshold, suppress_zero, docs = rule_documents["threshold 10"]
     report = docs[("en", None)]
     marks = {v for r in _flow(report["tables"])["rows"] for v in r.values()}
     assert f"<{threshold}" in marks, "the rule was not applied"
     at, _ = _attack_documents(docs, threshold, suppress_zero)
     assert len(at.names) >= 20
     _, pinned = _ranges_pinned(at)
-    _no_leak(pinned, label)
+    _no_leak(pinned, "threshold 10")
+
+
+@pytest.mark.parametrize("label", UNPROTECTABLE)
+def test_a_rule_no_pattern_protects_is_refused(rule_documents, label):
+    """threshold 3: a '<3' 'analysed' under an 'x' of at least 3 assessed clients is 1 or 2;
+    zeros shown: a '<5' is at least 1, so four of them next to a printed 5 are 1 or 2 each.
+    The plan refuses to publish; the attack shows that hiding every count would not help."""
+    threshold, suppress_zero, (refusal, every) = rule_documents[label]
+    assert "cannot be published under the suppression rule" in str(refusal)
+    assert f"threshold {threshold}" in str(refusal)
+    report = every[("en", None)]
+    marks = {v for r in _flow(report["tables"])["rows"] for v in r.values()}
+    assert f"<{threshold}" in marks and "x" in marks, "not every count was hidden"
+    at, _ = _attack_documents(every, threshold, suppress_zero)
+    assert len(at.names) >= 100
+    _, pinned = _ranges_pinned(at)
+    assert pinned, "every count hidden, and no cell pinned: the refusal was not needed"
 
 
 def test_a_second_synthetic_study_pins_no_hidden_cell(other_seed):

@@ -21,8 +21,8 @@ protected with one pattern for all of them). The cells are
   programme's layer, and the layers add up;
 * the at-risk counts of the dropout section at the landmark weeks of every
   document (falling over the weeks, at most the programme's referred clients);
-* and, as *fixed* cells (printed by tables that know only the primary rule, so
-  never chosen as partners, but in every relation): the descriptives' n per
+* and, as *fixed* cells (printed beside statistics, so chosen as partners only as a
+  last resort, but in every relation): the descriptives' n per
   occasion, the norm-referenced view's n and clinical counts, the pre-post n, the
   follow-up n and the single-case cases, each bounded by the flow count it cannot
   exceed; a construct's assessed clients are at most its measures' clients at
@@ -31,7 +31,13 @@ protected with one pattern for all of them). The cells are
 :func:`publication_plan` solves the pattern with
 :func:`~effectstudy.report.suppression.protect` (integer-programming audit: no
 hidden cell keeps a feasible range narrower than 2 given every relation above)
-and every public document renders its counts with :meth:`PublicationPlan.shown`.
+and every public document renders its counts with :meth:`PublicationPlan.shown`,
+the fixed ones too: they are partners of last resort, and a document leaves out
+the statistics of a row whose ``n`` is hidden. When even hiding every related
+count leaves a cell pinned (a small threshold, or zeros shown, can do that: a
+``<3`` next to an ``x`` of at least 3, or four ``<5`` of at least 1 adding up to a
+printed 5), no public document is written: :class:`~effectstudy.errors.DataError`
+names the rule and the cells.
 The plan depends only on the saved numbers and the spec's suppression rule, never
 on the language or the order the documents are written in.
 """
@@ -45,6 +51,7 @@ from typing import Any
 
 import pandas as pd
 
+from effectstudy.errors import DataError
 from effectstudy.report.suppression import Suppression, protect
 
 #: Stands for "all programmes", "all constructs" or "all categories" in a cell key.
@@ -178,8 +185,16 @@ def _solve(results: Any) -> PublicationPlan:
     _change_cells(b, _frame(results, "rc"), progs)
     _fixed_cells(b, results, progs, threshold)
     weeks = _at_risk_cells(b, results, threshold, suppress_zero)
-    sup = protect(b.values, b.lines, threshold=threshold, suppress_zero=suppress_zero,
-                  leq=b.leq, sum_leq=b.sum_leq, fixed=b.fixed, hide=b.hide)
+    try:
+        sup = protect(b.values, b.lines, threshold=threshold, suppress_zero=suppress_zero,
+                      leq=b.leq, sum_leq=b.sum_leq, fixed=b.fixed, hide=b.hide)
+    except DataError as err:
+        rule = f"threshold {threshold}, " + ("zeros hidden" if suppress_zero else "zeros shown")
+        raise DataError(
+            f"the public documents of this study cannot be published under the suppression "
+            f"rule ({rule}): {err}. Use a larger threshold"
+            + ("" if suppress_zero else " or hide zeros (suppress_zero: true)")
+            + "; the internal audience is not suppressed") from err
     return PublicationPlan(b.values, sup, threshold,
                            {k: tuple(v) for k, v in weeks.items()})
 
@@ -269,14 +284,19 @@ def _fixed_cells(b: _Builder, results: Any, progs: list[str], threshold: int) ->
                           [k for p in progs for k in by_occasion.get((p, c, occ), [])])
     # one measure per construct and programme: its pre-post n may equal the assessed
     measures: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    norm_of: dict[tuple[str, str], dict[str, list]] = {}
     for name in ("norm_view", "prepost"):
         f = _frame(results, name)
         for r in f.itertuples(index=False):
             p, m = str(r.programme), (str(r.instrument), str(r.scale))
             if name == "norm_view":
                 n = b.cell(("norm", p, *m, "n"), r.n, fixed=True)
+                cells = norm_of.setdefault((p, str(r.construct)),
+                                           {"n": [], "clinical_pre": [], "clinical_post": []})
+                cells["n"].append(n)
                 for col in ("clinical_pre", "clinical_post"):
-                    b.at_most(b.cell(("norm", p, *m, col), getattr(r, col), fixed=True), n)
+                    cells[col].append(b.cell(("norm", p, *m, col), getattr(r, col), fixed=True))
+                    b.at_most(cells[col][-1], n)
             else:
                 n = b.cell(("prepost", p, *m), r.n, fixed=True)
                 measures.setdefault((p, str(r.construct)), []).append(m)
@@ -284,6 +304,12 @@ def _fixed_cells(b: _Builder, results: Any, progs: list[str], threshold: int) ->
             total = ("change", p, str(r.construct), ALL)
             if b.add_up([n], total) and b.values[n] >= threshold:
                 b.fixed.add(total)  # printed as this n already: hiding it protects nothing
+    # a recovered client was in the clinical range at intake and out of it at discharge
+    # (Jacobson & Truax 1991) on one of the construct's measures of the norm view
+    for (p, c), cells in norm_of.items():
+        rec = ("change", p, c, "recovered")
+        b.sum_at_most([rec], cells["clinical_pre"])
+        b.sum_at_most([rec] + cells["clinical_post"], cells["n"])
     for r in _frame(results, "follow_up").itertuples(index=False):
         p = str(r.programme)
         key = b.cell(("follow_up", p, str(r.instrument), str(r.scale), str(r.occasion)),

@@ -11,8 +11,9 @@ suppression pattern (Hundepool et al. 2012, *Statistical Disclosure Control*,
 Wiley, chapters 4 and 5, on secondary cell suppression and the feasibility
 interval of a suppressed cell). While a hidden cell is pinned to an
 interval narrower than ``min_width`` (2 by default, so never to a single value
-or to two neighbouring values), a partner is added: the smallest visible cell
-that shares a relation with it. The usual shortcut (give every lone hidden cell
+or to two neighbouring values), a partner is added: a near visible cell whose
+hiding widens the pinned one (the smallest first). When no pattern can protect
+a small count, :func:`protect` raises instead of returning a leaking one. The usual shortcut (give every lone hidden cell
 in a row a partner) is applied first, but it is not enough on its own: two
 hidden cells in one row whose columns also hold only them are pinned as well.
 
@@ -31,6 +32,8 @@ import pandas as pd
 
 from effectstudy.errors import DataError
 
+#: Candidate partners tried for whether they widen a pinned cell before the best is taken.
+_WIDEN_TRIALS = 12
 #: Mark of a cell hidden only as a secondary partner (its count may be above the threshold).
 SECONDARY_LABEL = "x"
 
@@ -203,9 +206,10 @@ def protect(values: dict, lines: Sequence[Line], *, threshold: int = 5,
         Published inequalities between sums, ``(left, right)``:
         ``sum(left) <= sum(right)``.
     fixed
-        Cells never hidden as a secondary partner (counts printed in tables that
-        only know the primary rule, such as an ``n`` column); they are hidden when
-        below the threshold and enter every relation either way.
+        Cells chosen as secondary partners only as a last resort (counts such as an
+        ``n`` column, printed beside statistics that are blanked with them), as are
+        the cells their printed values determine through a relation; they are
+        hidden when below the threshold and enter every relation either way.
     hide
         Cells hidden from the start as partners (``x``), for a rule of the caller
         that the audit cannot express (e.g. no two printed at-risk counts may differ
@@ -221,18 +225,27 @@ def protect(values: dict, lines: Sequence[Line], *, threshold: int = 5,
         every visible count, every relation, and that a ``<threshold`` cell lies in
         ``[0 or 1, threshold - 1]`` and an ``x`` cell is at least ``threshold``,
         each hidden cell can still take integer values at least ``min_width``
-        apart (checked with :func:`feasible_ranges`), unless every cell of the
-        table is hidden.
+        apart (checked with :func:`feasible_ranges`).
+
+    Raises
+    ------
+    DataError
+        When a hidden cell stays pinned even with every cell related to it hidden:
+        no pattern of these tables protects it, and a pattern known to leak is never
+        returned.
 
     Notes
     -----
     Auditing a pattern by solving for the bounds of every suppressed cell follows
     Hundepool A. et al. (2012). *Statistical Disclosure Control*. Wiley, chapters 4
-    and 5. Partners are chosen greedily (smallest visible neighbour first), which
-    protects but does not minimise the information lost.
+    and 5. Partners are chosen greedily (smallest visible neighbour first, counts
+    determined by printed ones last), which protects but does not minimise the
+    information lost. When the greedy search ends with a partner pinned at its own
+    bound, it starts again without that partner; when it ends with nothing left to
+    hide around a pinned cell, every cell related to it is hidden and audited once
+    more, which either protects or proves that nothing can.
     """
     primary = {c for c, v in values.items() if v < threshold and (suppress_zero or v != 0)}
-    hidden = set(primary) | set(hide)
     neighbours: dict = {c: set() for c in values}
     for members, total in lines:
         cells = list(members) + ([total] if total is not None else [])
@@ -245,30 +258,113 @@ def protect(values: dict, lines: Sequence[Line], *, threshold: int = 5,
         cells = list(left) + list(right)
         for c in cells:
             neighbours[c].update(cells)
-    fixed = _published_closure(values, lines, frozenset(fixed), primary)
+    # hiding more only widens every range: when even every count hidden (a printed zero
+    # stays printed) leaves a cell that must be hidden pinned, no pattern protects it -
+    # say so at once (a partner pinned there need not have been hidden at all)
+    sensitive = primary | set(hide)
+    everything = {c for c, v in values.items() if c in primary or v >= threshold} | set(hide)
+    bounds = _bounds(values, everything, primary, threshold, suppress_zero)
+    want = {c: min(min_width, bounds[c][1] - bounds[c][0]) if c in sensitive else 0
+            for c in everything}
+    ranges = feasible_ranges(values, lines, everything, bounds, leq, stop_below=want,
+                             sum_leq=sum_leq)
+    hopeless = sorted((c for c, (lo, hi) in ranges.items() if hi - lo < want[c]), key=str)
+    if hopeless:
+        raise _unprotectable(hopeless)
+    banned: set = set()
+    while True:
+        hidden, pinned = _greedy(values, lines, leq, sum_leq, neighbours, primary, set(hide),
+                                 frozenset(fixed), banned, threshold=threshold,
+                                 suppress_zero=suppress_zero, min_width=min_width)
+        if not pinned:
+            return Suppression(frozenset(primary), frozenset(hidden - primary))
+        # a partner at its own bound (an 'x' of exactly the threshold, say) can be pinned
+        # itself, with every cell around it hidden: start again without it as a partner
+        culprits = set(pinned) - primary - set(hide) - banned
+        if culprits:
+            banned |= culprits
+            continue
+        # the greedy search is stuck: hide every cell related to a pinned one, directly
+        # or through other cells (a printed zero under ``suppress_zero=False`` stays
+        # printed: an 'x' is then known to be at least the threshold)
+        related = _component(pinned, neighbours)
+        everything = hidden | {c for c in related if values[c] >= threshold or c in primary}
+        while True:
+            still = _audit(values, lines, leq, sum_leq, everything, primary,
+                           threshold=threshold, suppress_zero=suppress_zero,
+                           min_width=min_width)
+            if not still:
+                return Suppression(frozenset(primary), frozenset(everything - primary))
+            if set(still) & sensitive:
+                raise _unprotectable(sorted(set(still) & sensitive, key=str))
+            everything -= set(still)  # partners pinned at their bound: shown after all
 
-    def cheapest(candidates) -> Cell | None:
-        pool = [c for c in candidates if c not in hidden and c not in fixed]
-        nonzero = [c for c in pool if values[c] >= threshold]
-        pool = nonzero or pool
+
+def _unprotectable(cells: list) -> DataError:
+    return DataError(
+        "suppression: a hidden count can be worked out from the published relations even "
+        "with every related count hidden, so no pattern of these tables protects it (cells "
+        + ", ".join(map(str, cells[:3])) + (", ..." if len(cells) > 3 else "") + ")")
+
+
+def _greedy(values: dict, lines: Sequence[Line], leq: Sequence[tuple[Cell, Cell]],
+            sum_leq: Sequence[SumLeq], neighbours: dict, primary: set, hidden: set,
+            fixed_cells: frozenset, banned: set, *, threshold: int, suppress_zero: bool,
+            min_width: int) -> tuple[set, list]:
+    """One greedy pass of :func:`protect`: the hidden cells, and the cells still pinned
+    when no partner is left (empty when the pattern is safe)."""
+    hidden |= primary
+    fixed = _published_closure(values, lines, fixed_cells, primary)
+
+    def cheapest(candidates, tier: int = 1) -> Cell | None:
+        """Tier 1: cells no printed count determines; tier 2: those too (last resort)."""
+        # a partner is at least the threshold: a printed zero (``suppress_zero=False``)
+        # hidden as 'x' would make an 'x' either 0 or at least the threshold, which the
+        # audit's interval bounds cannot express
+        pool = [c for c in candidates if c not in hidden and c not in banned
+                and values[c] >= threshold and (tier == 2 or c not in fixed)]
         return min(pool, key=lambda c: (values[c], str(c))) if pool else None
 
-    def nearest_partner(cell: Cell) -> Cell | None:
-        """The cheapest visible cell closest to ``cell`` in the graph of relations.
+    def candidates(cell: Cell):
+        """Visible cells to hide for ``cell``, best first: near ones (two steps in the
+        graph of relations) before far ones, cells no printed count determines before
+        the others, and the cheapest first within one ring of neighbours."""
+        given: set = set()
+        for depth, tier in ((2, 1), (2, 2), (None, 1), (None, 2)):
+            seen = {cell}
+            frontier = {cell}
+            steps = 0
+            while frontier and (depth is None or steps < depth):
+                steps += 1
+                ring = set().union(*(neighbours[c] for c in frontier)) - seen
+                pool = [c for c in ring if c not in given and cheapest([c], tier) is not None]
+                for c in sorted(pool, key=lambda c: (values[c], str(c))):
+                    given.add(c)
+                    yield c
+                seen |= ring
+                frontier = ring
 
-        A direct neighbour first; when every neighbour is hidden already (in a cube
-        of linked tables the cell may be pinned through hidden margins), the
-        neighbours' neighbours, and so on outwards.
-        """
-        seen = {cell}
-        frontier = {cell}
-        while frontier:
-            ring = set().union(*(neighbours[c] for c in frontier)) - seen
-            found = cheapest(ring)
-            if found is not None:
-                return found
-            seen |= ring
-            frontier = ring
+    def widens(cell: Cell, partner: Cell, width: float) -> bool:
+        """Whether hiding ``partner`` too leaves ``cell`` a wider range than ``width``."""
+        trial = hidden | {partner}
+        bounds = _bounds(values, trial, primary, threshold, suppress_zero)
+        lo, hi = feasible_ranges(values, lines, trial, bounds, leq, sum_leq=sum_leq,
+                                 skip=trial - {cell})[cell]
+        return hi - lo > width
+
+    def choose(pinned: list, ranges: dict) -> Cell | None:
+        """A partner for the first pinned cell that has one: the first candidate that
+        widens its range (of the first few), else the best candidate."""
+        for cell in pinned:
+            first = None
+            for k, cand in enumerate(candidates(cell)):
+                first = cand if first is None else first
+                if k >= _WIDEN_TRIALS:
+                    break
+                if widens(cell, cand, ranges[cell][1] - ranges[cell][0]):
+                    return cand
+            if first is not None:
+                return first
         return None
 
     # shortcut: a lone hidden cell in a relation always needs a partner
@@ -282,14 +378,10 @@ def protect(values: dict, lines: Sequence[Line], *, threshold: int = 5,
                 if partner is not None:
                     hidden.add(partner)
                     changed = True
-    low_primary = 0 if suppress_zero else 1
     last: list = []
     wide: set = set()
     while True:
-        secondary = hidden - primary
-        low_secondary = threshold if all(values[c] >= threshold for c in secondary) else 0
-        bounds = {c: (low_primary, threshold - 1) if c in primary else (low_secondary, np.inf)
-                  for c in hidden}
+        bounds = _bounds(values, hidden, primary, threshold, suppress_zero)
         # a cell can never be wider than its own bounds (threshold 2: [0, 1]); hiding one
         # more cell only widens the feasible set (its bounds hold its true value), so a
         # cell found wide stays wide and need not be solved again
@@ -299,19 +391,48 @@ def protect(values: dict, lines: Sequence[Line], *, threshold: int = 5,
         pinned = sorted((c for c, (lo, hi) in ranges.items() if hi - lo < want[c]), key=str)
         wide.update(c for c, (lo, hi) in ranges.items() if hi - lo >= want[c])
         if not pinned:
-            break
-        partner = None
-        for c in pinned:
-            partner = nearest_partner(c)
-            if partner is not None:
-                break
-        if partner is None:
-            partner = cheapest(values)
-        if partner is None:  # everything is hidden already
-            break
+            return hidden, []
+        partner = choose(pinned, ranges)
+        if partner is None:  # every cell related to a pinned one is hidden
+            return hidden, _audit(values, lines, leq, sum_leq, hidden, primary,
+                                  threshold=threshold, suppress_zero=suppress_zero,
+                                  min_width=min_width)
         hidden.add(partner)
+        if partner in fixed:
+            # a printed count hidden as a last resort: what it determined is free again
+            fixed = _published_closure(values, lines, fixed_cells - hidden, primary)
         last = pinned
-    return Suppression(frozenset(primary), frozenset(hidden - primary))
+
+
+def _bounds(values: dict, hidden: set, primary: set, threshold: int,
+            suppress_zero: bool) -> dict:
+    """What a reader knows of each hidden cell: ``<threshold`` lies in [0 (1 when zeros are
+    printed), threshold - 1], ``x`` is at least the threshold (when every ``x`` is)."""
+    low_primary = 0 if suppress_zero else 1
+    secondary = hidden - primary
+    low_secondary = threshold if all(values[c] >= threshold for c in secondary) else 0
+    return {c: (low_primary, threshold - 1) if c in primary else (low_secondary, np.inf)
+            for c in hidden}
+
+
+def _audit(values: dict, lines: Sequence[Line], leq: Sequence[tuple[Cell, Cell]],
+           sum_leq: Sequence[SumLeq], hidden: set, primary: set, *, threshold: int,
+           suppress_zero: bool, min_width: int) -> list:
+    """Every hidden cell narrower than it must be (a full audit, no early stop)."""
+    bounds = _bounds(values, hidden, primary, threshold, suppress_zero)
+    want = {c: min(min_width, bounds[c][1] - bounds[c][0]) for c in hidden}
+    ranges = feasible_ranges(values, lines, hidden, bounds, leq, sum_leq=sum_leq)
+    return sorted((c for c, (lo, hi) in ranges.items() if hi - lo < want[c]), key=str)
+
+
+def _component(cells: Collection[Cell], neighbours: dict) -> set:
+    """``cells`` and every cell connected to them through relations."""
+    seen = set(cells)
+    frontier = set(cells)
+    while frontier:
+        frontier = set().union(*(neighbours[c] for c in frontier)) - seen
+        seen |= frontier
+    return seen
 
 
 def _published_closure(values: dict, lines: Sequence[Line], fixed: frozenset,

@@ -97,11 +97,20 @@ def _dossier_change(ctx: Context, sec: Section, rc: pd.DataFrame,
             row = {t("col.construct"): pretty(r["construct"]),
                    t("col.measure"): pretty_measure(f"{r['instrument']} {r['scale']}"),
                    t("col.cutoff_kind"): f"{_num(r['cutoff'], 2)} ({_kind(r['cutoff_kind'])})"}
-            if ctx.public and n < th:
-                row.update({"n": f"<{th}", t("col.clinical_pre"): "", t("col.clinical_post"): ""})
+            cell = (r["programme"], r["instrument"], r["scale"])
+            shown_n = ctx.count("norm", *cell, "n", value=n)
+            if ctx.public and isinstance(shown_n, str):
+                row.update({"n": shown_n, t("col.clinical_pre"): "",
+                            t("col.clinical_post"): ""})
+            elif ctx.public and n < th + 2:
+                # a hidden k would lie in [threshold, n]: fewer than three values, so no
+                # share of this row is printed (a rule on the printed n alone)
+                row.update({"n": n, t("col.clinical_pre"): "", t("col.clinical_post"): ""})
             elif ctx.public:
-                row.update({"n": n, t("col.clinical_pre"): _share(k0, n, th),
-                            t("col.clinical_post"): _share(k1, n, th)})
+                marks = [ctx.count("norm", *cell, col, value=k)
+                         for col, k in (("clinical_pre", k0), ("clinical_post", k1))]
+                row.update({"n": n, t("col.clinical_pre"): _share(k0, n, th, marks[0]),
+                            t("col.clinical_post"): _share(k1, n, th, marks[1])})
             else:
                 row.update({"n": n, t("col.clinical_pre"): _share(k0, n, 0),
                             t("col.clinical_post"): _share(k1, n, 0)})
@@ -112,18 +121,21 @@ def _dossier_change(ctx: Context, sec: Section, rc: pd.DataFrame,
     pp = ctx.frame("prepost")
     if not pp.empty:
         rows = []
-        for _, r in pp.sort_values(["construct", "instrument", "scale"]).iterrows():
-            n = int(r["n"])
+        pp = pp.sort_values(["construct", "instrument", "scale"])
+        for _, r in pp.iterrows():
+            n = ctx.count("prepost", r["programme"], r["instrument"], r["scale"], value=r["n"])
             row = {t("col.construct"): pretty(r["construct"]),
                    t("col.measure"): pretty_measure(f"{r['instrument']} {r['scale']}")}
-            if ctx.public and n < th:
-                row.update({"n": f"<{th}", "d_z": "", t("col.ci"): ""})
+            if isinstance(n, str):
+                row.update({"n": n, "d_z": "", t("col.ci"): ""})
             else:
                 row.update({"n": n, "d_z": num(r.get("d_z"), 2),
                             t("col.ci"): ci_text(r.get("d_z_ci_lower"), r.get("d_z_ci_upper"))})
             rows.append(row)
         sec.table(pd.DataFrame(rows), t("change.prepost_caption"))
-        published["prepost"] = pp
+        # the summary speaks of the rows whose n is printed only
+        published["prepost"] = pp.assign(n_shown=[not isinstance(row["n"], str)
+                                                  for row in rows])
     # reliable and clinically significant change: clients per category and construct
     heading = t("change.rc_heading")
     sec.text(heading)
@@ -160,13 +172,18 @@ def _public_counts(ctx: Context, assessed: pd.DataFrame) -> pd.DataFrame:
     return shown.rename(index=lambda c: c if c == "Total" else pretty(c))
 
 
-def _share(k: int, n: int, threshold: int) -> str:
+def _share(k: int, n: int, threshold: int, mark: int | str | None = None) -> str:
     """'k (p%)'; for the public, '<5' for a count below the threshold (no percentage:
     it would give k) and 'x' when the clients outside the range, ``n - k``, are fewer
-    than the threshold (k next to n would print that count too)."""
+    than the threshold (k next to n would print that count too). ``mark`` is how the
+    one suppression pattern shows ``k`` (a string when it is hidden)."""
+    if isinstance(mark, str):
+        return mark
     if threshold and k < threshold:
         return f"<{threshold}"
     if threshold and n - k < threshold:
+        # an 'x' is at least the threshold and at most n: fewer than three values when
+        # n < threshold + 2, so such a row shows no 'x' at all (the norm view prints no share of such a row)
         return SECONDARY_LABEL
     return f"{k} ({num(100 * k / n, 0)}%)" if n else ""
 

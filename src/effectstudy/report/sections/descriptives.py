@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+
 from effectstudy.report.i18n import t
 from effectstudy.report.sections.layout import Context, Section, pretty, pretty_measure, round_frame
-from effectstudy.report.suppression import suppress_long
 
 
 def descriptives(ctx: Context) -> Section:
@@ -16,16 +17,23 @@ def descriptives(ctx: Context) -> Section:
         sec.text(t("common.no_data"))
         return sec
     order = ctx.meta.get("occasion_order", {})
+    desc = round_frame(desc, 2)
+    if ctx.public:
+        # n as the one suppression pattern of all public documents shows it; the
+        # statistics of a hidden n are left out with it
+        shown = [ctx.count("descriptives", r.programme, r.instrument, r.scale, r.occasion,
+                           value=r.n) for r in desc.itertuples(index=False)]
+        hidden = [isinstance(v, str) for v in shown]
+        desc = desc.assign(n=pd.Series(shown, index=desc.index, dtype=object))
+        for col in ("mean", "sd"):
+            desc[col] = desc[col].astype(object).where(~pd.Series(hidden, index=desc.index), "")
     desc = desc.assign(programme=desc["programme"].map(ctx.programme_name),
                        _o=desc["occasion"].map(order))
     desc = desc.sort_values(["construct", "instrument", "scale", "programme", "_o"]).drop(
         columns="_o")
-    desc = round_frame(desc, 2)
     desc.insert(1, "measure", desc["instrument"] + " " + desc["scale"])
     desc = desc.drop(columns=["instrument", "scale"])
     if ctx.public:
-        desc = suppress_long(desc, count="n", statistics=["mean", "sd", "min", "max"],
-                             threshold=ctx.threshold, suppress_zero=ctx.suppress_zero)
         # a minimum or maximum is one client's score: not for publication
         desc = desc.drop(columns=["min", "max"])
     note = (" " + t("descriptives.note_public", threshold=ctx.threshold) if ctx.public else "")

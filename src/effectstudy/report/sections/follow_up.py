@@ -19,12 +19,13 @@ def follow_up_section(ctx: Context) -> Section:
     rows = []
     for _, r in fu.assign(_o=fu["occasion"].map(order)).sort_values(
             ["construct", "instrument", "scale", "_o"]).iterrows():
-        n = int(r["n"])
+        n = ctx.count("follow_up", r["programme"], r["instrument"], r["scale"], r["occasion"],
+                      value=r["n"])
         row = {t("col.construct"): pretty(r["construct"]),
                t("col.measure"): pretty_measure(f"{r['instrument']} {r['scale']}"),
                t("col.occasion"): pretty(r["occasion"])}
-        if ctx.public and n < ctx.threshold:
-            row.update({"n": f"<{ctx.threshold}", "d_z": "", t("col.ci"): ""})
+        if isinstance(n, str):
+            row.update({"n": n, "d_z": "", t("col.ci"): ""})
         else:
             row.update({"n": n, "d_z": num(r.get("d_z"), 2),
                         t("col.ci"): ci_text(r.get("d_z_ci_lower"), r.get("d_z_ci_upper"))})

@@ -150,6 +150,17 @@ class Context:
         """The one suppression pattern of every public document of these results."""
         return publication_plan(self.results)
 
+    def count(self, kind: str, *key: Any, value: Any) -> int | str:
+        """A count as this document prints it: for the public, as the one suppression
+        pattern shows cell ``(kind, *key)`` (its number, ``<5`` or ``x``); else ``value``.
+
+        The key parts are the saved frame's values (programme id, instrument, scale,
+        occasion ...), as :mod:`effectstudy.report.publication` names its cells.
+        """
+        if not self.public:
+            return int(value)
+        return self.plan.shown((kind, *(str(k) for k in key)))
+
 
 def round_frame(frame: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     out = frame.copy()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 
 from effectstudy.report.i18n import language, num, t
@@ -15,10 +13,6 @@ from effectstudy.report.sections.layout import (
     public_message,
     round_frame,
 )
-
-
-def _sup(value: float, threshold: int) -> Any:
-    return f"<{threshold}" if value < threshold else int(value)
 
 
 def single_case_section(ctx: Context) -> Section:
@@ -55,12 +49,20 @@ def single_case_section(ctx: Context) -> Section:
                                                        t("single_case.cases_pseudonyms")))
     else:
         sec.text(t("single_case.es_internal_only", measures=", ".join(measures)))
+    cases = [ctx.count("cases", p, value=n) for p, n in zip(rand["programme"], rand["cases"],
+                                                            strict=True)]
+    hidden = [isinstance(n, str) for n in cases]
+    # the number of possible assignments and the smallest p-value it allows grow with the
+    # number of cases: left out where that number is hidden
     shown = pd.DataFrame({
         t("col.programme"): rand["programme"].map(ctx.programme_name),
-        "cases": [(_sup(n, ctx.threshold) if ctx.public else int(n)) for n in rand["cases"]],
+        "cases": cases,
         t("col.statistic"): rand["statistic"].map(pretty),
         t("col.observed"): rand["observed"], "p_value": rand["p_value"],
-        "n_assignments": rand["n_assignments"], "min_p": rand["min_p"]})
+        "n_assignments": [("" if h else v) for h, v in zip(hidden, rand["n_assignments"],
+                                                            strict=True)],
+        "min_p": [("" if h else round(float(v), 4)) for h, v in zip(hidden, rand["min_p"],
+                                                                     strict=True)]})
     shown = shown.rename(columns={"cases": t("col.cases")})
     sec.table(round_frame(shown, 4), t("single_case.rand_caption"))
     warned = [f"{ctx.programme_name(p)}: {w}" for p, w in zip(rand["programme"], rand["warning"],
@@ -85,9 +87,8 @@ def single_case_section(ctx: Context) -> Section:
                 # a rating on the number of baselines (and the overall rating built on
                 # it) says whether there are at least three cases: not for a programme
                 # whose case count is hidden
-                hidden = {p for p, n in zip(rand["programme"], rand["cases"], strict=True)
-                          if n < ctx.threshold}
-                d = d[~d["programme"].isin(hidden)]
+                hidden_cases = {p for p, h in zip(rand["programme"], hidden, strict=True) if h}
+                d = d[~d["programme"].isin(hidden_cases)]
         d = d.assign(programme=d["programme"].map(ctx.programme_name),
                      check=d["check"].map(pretty), rating=d["rating"].map(pretty))
         d = d.rename(columns=lambda c: t(f"col.{c}") if _has_col(c) else c)

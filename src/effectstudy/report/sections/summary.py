@@ -34,7 +34,7 @@ def summary_section(ctx: Context) -> Section:
         said = True
     pp = ctx.published.get("prepost")
     if pp is not None and len(pp):
-        big = pp[pp["n"] >= (ctx.threshold if ctx.public else 1)]
+        big = pp[pp["n_shown"] & (pp["n"] >= 1)]
         clear = big[(big["d_z_ci_lower"] > 0)]
         if len(big):
             sec.text(t("summary.prepost", k=len(clear), m=len(big)))
