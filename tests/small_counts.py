@@ -28,3 +28,17 @@ def small_counts(text: str) -> list[str]:
     """Every match of :data:`PATTERNS` in ``text`` (white space folded first)."""
     text = re.sub(r"\s+", " ", text.replace("\u00a0", " "))
     return [m.group(0) for p in PATTERNS for m in p.finditer(text)]
+
+
+def section_text(section) -> str:
+    """Every text of a rendered report section the reader sees: prose, captions, table
+    headers and cells (one string, to search for counts or words)."""
+    out = []
+    for b in section.blocks:
+        out.append(str(b.caption))
+        if b.kind == "text":
+            out.append(str(b.content))
+        elif b.kind == "table":
+            out += [str(c) for c in b.content.columns]
+            out += [str(v) for v in b.content.to_numpy().ravel()]
+    return "\n".join(out)

@@ -25,6 +25,7 @@ from effectstudy.report.analyses import (
     reliable_change_section,
 )
 from effectstudy.report.suppression import suppress_table
+from small_counts import section_text
 
 SECONDARY_LABEL = "x"
 
@@ -51,17 +52,7 @@ def _rows(programme, client, occasion, label, raw, *, instrument="HoNOSCA", scal
                 session=np.nan, week=0.0)
 
 
-def _texts(section) -> str:
-    """Every text of a section the reader sees: prose, captions and table cells."""
-    out = []
-    for b in section.blocks:
-        out.append(b.caption)
-        if b.kind == "text":
-            out.append(str(b.content))
-        elif b.kind == "table":
-            out += [str(c) for c in b.content.columns]
-            out += [str(v) for v in b.content.to_numpy().ravel()]
-    return " | ".join(out)
+_texts = section_text
 
 
 # --------------------------------------------------------------------------- #

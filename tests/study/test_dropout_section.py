@@ -15,6 +15,7 @@ from effectstudy.report.analyses import Context, run_sections
 from effectstudy.report.dropout import at_risk, dropout_section
 from effectstudy.report.i18n import use_language
 from effectstudy.study.dropout import causes, exposure_table, growth_table
+from small_counts import section_text
 
 SPEC = {
     "title": "dropout test",
@@ -133,16 +134,7 @@ def test_fallback_to_the_client_table_says_so(demo):
                if b.kind == "text")
 
 
-def _texts(sec) -> str:
-    parts = []
-    for b in sec.blocks:
-        if b.kind == "text":
-            parts.append(b.content)
-        elif b.kind == "table":
-            parts += [b.caption, b.content.to_string()]
-        else:
-            parts.append(b.caption)
-    return "\n".join(parts)
+_texts = section_text
 
 
 @pytest.mark.parametrize("lang,title,word", [("nl", "Uitval en veiligheid", "weglopen"),

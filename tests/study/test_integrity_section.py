@@ -17,6 +17,7 @@ from effectstudy.dictionary import load_integrity
 from effectstudy.report.analyses import Context
 from effectstudy.report.i18n import catalogue, use_language
 from effectstudy.report.integrity import HIDDEN, integrity_section
+from small_counts import section_text
 
 SMALL_N = re.compile(r"\bn\s*=\s*[0-4](?![\d]|[.,]\d)|\b[0-4] (?:clients|girls|cases|meisjes)\b")
 PSEUDONYM = re.compile(r"\b[A-Z]{1,4}-[0-9a-f]{20}\b")
@@ -81,15 +82,7 @@ def test_saved_numbers_equal_direct_fidelity_calls(demo):
     assert info["tailoring"]["n_tests"] == tl.n_tests == len(res.frames["integrity_tailoring_tests"])
 
 
-def _texts(section) -> str:
-    out = []
-    for b in section.blocks:
-        out.append(b.caption)
-        if b.kind == "text":
-            out.append(str(b.content))
-        elif b.kind == "table":
-            out.append(b.content.to_csv(index=False))
-    return "\n".join(out)
+_texts = section_text
 
 
 @pytest.mark.parametrize("lang", ["nl", "en"])
