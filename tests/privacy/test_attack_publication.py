@@ -384,6 +384,19 @@ def test_wwc_rating_does_not_pin_the_single_case_cases(public, dossiers):  # noq
     hidden_cases = [n for n in at.names if n.startswith("cases ")]
     assert hidden_cases, "no programme with hidden cases: nothing to attack"
     assert bounded == 0, "a rating was printed for a programme whose cases are hidden"
+    # nor in the dossier's recognition section (the overall design rating)
+    names = _programme_names()
+    rated = []
+    for pid, doc in docs.items():
+        if f"cases {names[pid]}" not in at.names:
+            continue
+        for tab in doc["tables"].get("recognition", []):
+            text = " ".join(v for r in tab["rows"] for v in r.values())
+            assert "WWC rating" in text, "the recognition table was not read"
+            if re.search(r"WWC rating: (?!not documented)", text):
+                rated.append(pid)
+    _no_leak(rated, "a design rating in the recognition section of a programme whose cases "
+                    "are hidden (at least 3 cases)")
     ranges, pinned = _ranges_pinned(at)
     _no_leak(pinned)
 

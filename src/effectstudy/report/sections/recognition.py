@@ -25,7 +25,11 @@ def recognition_section(ctx: Context) -> Section:
     fu_occ = sorted(set(fu.loc[fu["n"] > 0, "occasion"])) if len(fu) and "n" in fu else []
     six = [o for o in fu_occ if any(x in o for x in ("6m", "12m"))]
     rating = ""
-    if len(design):
+    # a design rating says whether there are at least three cases (Kratochwill et al.
+    # 2010): not printed for the public where the number of cases is hidden
+    cases_hidden = any(isinstance(ctx.count("cases", p, value=n), str)
+                       for p, n in zip(rand["programme"], rand["cases"], strict=True))
+    if len(design) and not cases_hidden:
         r = design[(design["case"] == "ALL") & (design["check"] == "overall")]["rating"]
         rating = ", ".join(sorted({pretty(x) for x in r if isinstance(x, str)}))
     have = {
