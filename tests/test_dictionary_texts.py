@@ -126,27 +126,181 @@ def test_events_read_the_older_label_pair_but_not_both(folder):
         load_dictionary(folder)
 
 
+def _kind(key: str) -> str:
+    """The record kind of a key path (as in TEXT_FIELDS): ``programmes.x`` -> ``programmes``,
+    ``...phases[0]`` -> ``phases``, ``...scales.total.reliability`` -> ``reliability``."""
+    parts = key.split(".")
+    return parts[0] if len(parts) == 2 else parts[-1].split("[", 1)[0]
+
+
+def _all_records(d, integ) -> list[tuple[str, str, object]]:
+    records = list(d.text_records())
+    for pid, comps in integ.components.items():
+        for i, c in enumerate(comps):
+            records += [("programmes.yaml", f"programmes.{pid}.components[{i}]", c),
+                        ("programmes.yaml", f"programmes.{pid}.components[{i}].dose", c.dose)]
+    for inst in integ.fidelity_instruments.values():
+        k = f"fidelity_instruments.{inst.id}"
+        records += [("fidelity.yaml", k, inst),
+                    *[("fidelity.yaml", f"{k}.items[{i}]", it) for i, it in enumerate(inst.items)]]
+    return records
+
+
 def test_every_text_field_is_a_field_of_its_record():
     d = load_dictionary()
-    integ = load_integrity(d)
-    records = {"programmes": d.programmes["pinq_crisis"], "phases": d.programmes["pinq_crisis"].phases[0],
-               "interventions": d.programmes["pinq_crisis"].interventions[0],
-               "components": integ.components["pinq_crisis"][0],
-               "constructs": d.constructs["self_esteem"], "occasions": d.occasions["intake"],
-               "instruments": d.instruments["YSR"], "norms": d.scale("YSR", "internalising_t").norms[0],
-               "fidelity_instruments": integ.instrument_for("pinq_crisis"),
-               "items": integ.instrument_for("pinq_crisis").items[0],
-               "event_types": d.event_types["absconding"]}
+    records = _all_records(d, load_integrity(d))
+    given = set()
     for file, kinds in TEXT_FIELDS.items():
         for kind, names in kinds.items():
-            if file == "occasions.yaml" and kind == "phases":
-                record = d.phases["treatment"]
-            else:
-                record = records[kind]
-            for name in names:
-                texts = record.texts(name)
-                assert set(texts) == {"en", "nl"}, (file, kind, name)
-                assert texts["en"] != texts["nl"] or name == "security", (file, kind, name)
+            of_kind = [r for f, k, r in records if f == file and _kind(k) == kind]
+            assert of_kind, (file, kind)
+            for record in of_kind:
+                for name in names:
+                    assert hasattr(record, name), (file, kind, name)
+                    texts = record.texts(name)
+                    if texts:  # a text the dictionary gives has both languages, not copied
+                        given.add((file, kind, name))
+                        assert set(texts) == {"en", "nl"}, (file, kind, name)
+                        assert texts["en"] != texts["nl"] or name == "security", (file, kind, name)
+    # the shipped dictionary does give notes and populations, in both languages
+    for where in [("instruments.yaml", "reliability", "population"),
+                  ("instruments.yaml", "reliability", "note"), ("instruments.yaml", "cutoff", "note"),
+                  ("instruments.yaml", "range", "note"), ("instruments.yaml", "items", "note"),
+                  ("programmes.yaml", "typical", "note"), ("programmes.yaml", "maximum", "note"),
+                  ("programmes.yaml", "aftercare_weeks", "note"), ("programmes.yaml", "dose", "note")]:
+        assert where in given, where
+
+
+def test_notes_and_populations_are_read_in_both_languages():
+    d = load_dictionary()
+    cries = d.scale("CRIES-13", "total").reliability
+    assert cries.population == cries.text("population") == "Dutch clinically referred youth 7-18"
+    assert cries.text("population", "nl") == "Nederlandse klinisch verwezen jeugd van 7-18 jaar"
+    assert cries.text("note", "nl") is None and cries.texts("note") == {}  # no note given
+    kjts = d.scale("KJTS", "total").cutoff
+    assert kjts.note == "international cut-off; Dutch bands not found"
+    assert kjts.text("note", "nl") == "internationaal afkappunt; geen Nederlandse scoregrenzen gevonden"
+    cbsa = d.scale("CBSA", "global_self_worth")
+    assert (cbsa.range.min, cbsa.range.max, cbsa.range.source) == (5, 20, "UNVERIFIED")
+    assert cbsa.range.text("note", "nl") == "afgeleid: 5 items met score 1-4"
+    incidents = d.scale("INCIDENTS", "count").reliability
+    assert incidents.text("note", "nl") == "een telling van gebeurtenissen, geen betrouwbaarheid"
+    assert d.scale("GAS", "t_score").items.text("note", "nl") == "doelen per cliënt vastgesteld"
+    crisis = d.programmes["pinq_crisis"]
+    assert crisis.typical_weeks.text("note", "en") == "NJi gives a stay of 4-8 weeks"
+    assert crisis.typical_weeks.text("note", "nl") == "het NJi noemt een verblijf van 4-8 weken"
+    assert d.programmes["intermetzo"].maximum_weeks.text("note", "nl") == "hoogstens 9 maanden"
+    dose = load_integrity(d).component("egoversterkend", "aftercare").dose
+    assert dose.text("note", "nl") == \
+        "vertrouwde medewerkers blijven tot een half jaar na ontslag betrokken"
+    # the notes of the unverified numbers in the language asked for (English by default)
+    flagged = d.unverified().set_index(["where", "what"])["note"]
+    dutch = d.unverified("nl").set_index(["where", "what"])["note"]
+    key = ("programmes.yaml: pinq_gesloten", "typical weeks")
+    assert (flagged[key], dutch[key]) == ("descriptions give 6-9 months",
+                                          "de beschrijvingen noemen 6-9 maanden")
+    key = ("instruments.yaml: CBSA.global_self_worth", "norm")
+    assert (flagged[key], dutch[key]) == ("no norm group with a published source",
+                                          "geen normgroep met een gepubliceerde bron")
+    assert not dutch.dropna().str.contains("niet vertaald").any()
+
+
+def test_the_typed_view_stays_frozen_and_hashable_and_takes_a_plain_note():
+    from dataclasses import FrozenInstanceError
+
+    from effectstudy.dictionary import Reliability, SourcedValue
+
+    plain = SourcedValue(8.0, "nji_pinq_crisis", "about two months")
+    both = SourcedValue(8.0, "nji_pinq_crisis", "about two months",
+                        translations={"note": {"en": "about two months", "nl": "ongeveer twee maanden"}})
+    assert plain == both and hash(plain) == hash(both)  # translations are not compared
+    assert plain.text("note") == "about two months" and plain.text("note", "nl") is None
+    assert both.text("note", "nl") == "ongeveer twee maanden"
+    with pytest.raises(FrozenInstanceError):
+        plain.note = "x"  # type: ignore[misc]
+    rel = Reliability(0.8, "alpha", "vanmeijel", "Dutch youth")
+    assert rel.texts("population") == {"en": "Dutch youth"} and rel.texts("note") == {}
+    d = load_dictionary()
+    assert len({d.scale("YSR", "internalising_t"), d.scale("YSR", "internalising_t")}) == 1
+
+
+def test_a_note_or_population_without_dutch_is_listed(folder):
+    def instruments(data):
+        scale = data["instruments"]["CRIES-13"]["scales"]["total"]
+        scale["reliability"]["population"] = "clinically referred youth"
+        scale["cutoff"]["note"] = "as published"
+        data["instruments"]["SDQ-S"]["scales"]["prosocial"]["norms"][0]["sd"]["note"] = "rounded"
+
+    def programmes(data):
+        data["programmes"]["pinq_gesloten"]["duration_weeks"]["typical"]["note"] = "6-9 months"
+        data["programmes"]["veilig_lima"]["phases"][2]["typical_weeks"]["note"] = "seven weeks"
+        ego = data["programmes"]["egoversterkend"]
+        ego["components"][0]["dose"]["note"] = "weekly"
+    _edit(folder / "instruments.yaml", instruments)
+    _edit(folder / "programmes.yaml", programmes)
+    d = load_dictionary(folder)
+    missing = d.untranslated("nl")
+    assert list(missing["key"]) == [
+        "instruments.CRIES-13.scales.total.reliability.population",
+        "instruments.CRIES-13.scales.total.cutoff.note",
+        "instruments.SDQ-S.scales.prosocial.norms[0].sd.note",
+        "programmes.veilig_lima.phases[2].typical_weeks.note",  # in the file's order
+        "programmes.pinq_gesloten.duration_weeks.typical.note"]
+    assert list(missing["text"]) == ["clinically referred youth", "as published", "rounded",
+                                     "seven weeks", "6-9 months"]
+    rel = d.scale("CRIES-13", "total").reliability
+    assert rel.population == "clinically referred youth" and rel.text("population", "nl") is None
+    integ = load_integrity(d).untranslated("nl")
+    assert list(integ["key"]) == ["programmes.egoversterkend.components[0].dose.note"]
+    # a Dutch list of unverified numbers marks the English note, never passes it off as Dutch
+    dutch = d.unverified("nl").set_index(["where", "what"])["note"]
+    assert dutch[("programmes.yaml: pinq_gesloten", "typical weeks")] == \
+        "6-9 months (niet vertaald in het datawoordenboek)"
+    res = runner.invoke(app, ["dictionary", "check", str(folder)])
+    assert res.exit_code == 0, res.output
+    assert "6 text(s) without a Dutch translation" in res.output
+    assert "instruments.yaml: instruments.CRIES-13.scales.total.reliability.population" in res.output
+
+
+@pytest.mark.parametrize(("file", "where", "value", "message"), [
+    ("instruments.yaml", "instruments.CRIES-13.scales.total.reliability.population",
+     {"en": "x", "de": "y"}, "unknown key 'de'"),
+    ("instruments.yaml", "instruments.KJTS.scales.total.cutoff.note", {"en": "x"},
+     "missing required key 'nl'"),
+    ("instruments.yaml", "instruments.CBSA.scales.global_self_worth.range.note",
+     {"en": "x", "nl": ""}, "expected text"),
+    ("instruments.yaml", "instruments.GAS.scales.t_score.items.note", 5, "expected text"),
+    ("instruments.yaml", "instruments.INCIDENTS.scales.count.reliability.note",
+     {"en": "x", "nl": "y", "fr": "z"}, "unknown key 'fr'"),
+    ("programmes.yaml", "programmes.pinq_crisis.duration_weeks.typical.note",
+     {"en": "x", "NL": "y"}, "unknown key 'NL'"),
+    ("programmes.yaml", "programmes.egoversterkend.aftercare_weeks.note", {"nl": "y"},
+     "missing required key 'en'"),
+])
+def test_a_bad_note_or_population_names_file_and_key(folder, file, where, value, message):
+    def change(data):
+        node = data
+        parts = where.split(".")
+        for part in parts[:-1]:
+            node = node[part]
+        node[parts[-1]] = value
+    _edit(folder / file, change)
+    with pytest.raises(DictionaryError) as exc:
+        load_dictionary(folder)
+    assert message in str(exc.value)
+    assert file in str(exc.value)
+    assert where in str(exc.value)
+
+
+def test_a_bad_component_dose_note_names_file_and_key(folder):
+    def change(data):
+        data["programmes"]["egoversterkend"]["components"][5]["dose"]["note"] = {"en": "x", "de": "y"}
+    _edit(folder / "programmes.yaml", change)
+    d = load_dictionary(folder)  # components are read by load_integrity
+    with pytest.raises(DictionaryError) as exc:
+        load_integrity(d)
+    assert "unknown key 'de'" in str(exc.value) and "programmes.yaml" in str(exc.value)
+    assert "programmes.egoversterkend.components[5].dose.note.de" in str(exc.value)
 
 
 def test_an_unknown_language_is_a_spec_error():
@@ -157,3 +311,11 @@ def test_an_unknown_language_is_a_spec_error():
         d.programmes["veilig_lima"].text("setting", "de")
     with pytest.raises(SpecError, match="language must be one of"):
         d.untranslated("fr")
+
+
+def test_the_untranslated_mark_is_the_report_catalogues():
+    # dictionary.py imports nothing from the report: its copy of the mark must match
+    from effectstudy.dictionary import UNTRANSLATED_MARK
+    from effectstudy.report.i18n import catalogue
+
+    assert UNTRANSLATED_MARK["nl"] == catalogue("nl")["common.untranslated"]

@@ -46,7 +46,8 @@ wrong type, or a reference to something not defined elsewhere raises
 Texts in two languages
 ----------------------
 Every human-readable text field (:data:`TEXT_FIELDS`: labels, setting, group, aims,
-norm groups, checklist items, ...) is either a plain string, which means English only,
+norm groups, checklist items, the ``note`` of a sourced number, a reliability's
+``population``, ...) is either a plain string, which means English only,
 or a mapping with exactly the languages of :data:`TEXT_LANGUAGES`
 (``{en: ..., nl: ...}``). The typed classes keep the English text in the field itself
 (``prog.setting``) and every language in ``translations``; ``prog.text("setting", "nl")``
@@ -108,13 +109,21 @@ DIRECTIONS = ("higher", "lower")
 #: exactly these languages (``{en: ..., nl: ...}``).
 TEXT_LANGUAGES = ("en", "nl")
 #: The text fields, per dictionary file and record (as in :meth:`Dictionary.untranslated`).
+#: A record is named by the last key of its path: ``reliability`` is a scale's
+#: ``reliability:``, ``typical`` a programme's ``duration_weeks: typical:``, ``mean`` and
+#: ``sd`` a norm group's numbers; the ``note`` of a sourced value is a text field too.
 TEXT_FIELDS = {
     "constructs.yaml": {"constructs": ("label",)},
     "occasions.yaml": {"occasions": ("label",), "phases": ("label",)},
-    "instruments.yaml": {"instruments": ("name",), "norms": ("group",)},
+    "instruments.yaml": {"instruments": ("name",), "norms": ("group",),
+                         "items": ("note",), "range": ("note",),
+                         "reliability": ("population", "note"), "mean": ("note",),
+                         "sd": ("note",), "cutoff": ("note",)},
     "programmes.yaml": {"programmes": ("setting", "security", "group", "aims"),
                         "phases": ("label",), "interventions": ("label",),
-                        "components": ("label",)},
+                        "components": ("label",), "typical": ("note",), "maximum": ("note",),
+                        "aftercare_weeks": ("note",), "typical_weeks": ("note",),
+                        "dose": ("note",)},
     "fidelity.yaml": {"fidelity_instruments": ("name",), "items": ("text",)},
     "events.yaml": {"event_types": ("label", "description")},
 }
@@ -131,6 +140,11 @@ def _translations() -> Any:
 def _check_language(language: str) -> None:
     if language not in TEXT_LANGUAGES:
         raise SpecError(f"language must be one of {list(TEXT_LANGUAGES)}, not {language!r}")
+
+
+#: What follows an English text shown where another language was asked for and the
+#: dictionary gives none (the wording of the report catalogue's ``common.untranslated``).
+UNTRANSLATED_MARK = {"en": "", "nl": "(niet vertaald in het datawoordenboek)"}
 
 
 class Texts:
@@ -184,12 +198,17 @@ class Sourced:
 
 
 @dataclass(frozen=True)
-class SourcedValue(Sourced):
-    """A number with the key of its published source (or ``UNVERIFIED``)."""
+class SourcedValue(Sourced, Texts):
+    """A number with the key of its published source (or ``UNVERIFIED``).
+
+    ``note`` is a text field: its English text, every language in ``translations``
+    (``sv.text("note", "nl")``).
+    """
 
     value: float | None
     source: str
     note: str | None = None
+    translations: Mapping[str, Mapping[str, str]] = _translations()
 
 
 @dataclass(frozen=True)
@@ -259,21 +278,43 @@ class Norm(Texts):
 
 
 @dataclass(frozen=True)
-class Reliability(Sourced):
+class Reliability(Sourced, Texts):
+    """A scale's reliability; ``population`` (the sample it was estimated in) and ``note``
+    are text fields."""
+
     value: float | None
     type: str
     source: str
     population: str | None = None
     note: str | None = None
+    translations: Mapping[str, Mapping[str, str]] = _translations()
 
 
 @dataclass(frozen=True)
-class Cutoff(Sourced):
+class Cutoff(Sourced, Texts):
+    """A scale's published cut-off; ``note`` is a text field."""
+
     value: float
     rule: str
     kind: str
     source: str
     note: str | None = None
+    translations: Mapping[str, Mapping[str, str]] = _translations()
+
+
+@dataclass(frozen=True)
+class ScaleRange(Texts):
+    """The possible scores of a scale (``range:``) with its source; ``note`` is a text field.
+
+    :class:`Scale` also keeps the bounds and the source as ``range_min``, ``range_max``
+    and ``range_source``.
+    """
+
+    min: float
+    max: float
+    source: str
+    note: str | None = None
+    translations: Mapping[str, Mapping[str, str]] = _translations()
 
 
 @dataclass(frozen=True)
@@ -291,6 +332,8 @@ class Scale:
     reliability: Reliability
     norms: tuple[Norm, ...]
     cutoff: Cutoff | None
+    #: The ``range:`` record with its note (None for a scale built without one).
+    range: ScaleRange | None = None
 
     def norm_for(self, age: float | None, sex: str | None = "female") -> Norm | None:
         """The first *verified* norm group covering this client, else None."""
@@ -483,27 +526,65 @@ class Dictionary:
         return pd.DataFrame(rows)
 
     def text_records(self) -> list[tuple[str, str, Texts]]:
-        """Every record with text fields as ``(file, key path, record)``."""
-        out: list[tuple[str, str, Texts]] = []
-        out += [("constructs.yaml", f"constructs.{c.id}", c) for c in self.constructs.values()]
-        out += [("occasions.yaml", f"occasions.{o.id}", o) for o in self.occasions.values()]
-        out += [("occasions.yaml", f"phases.{p.id}", p) for p in self.phases.values()]
+        """Every record with text fields as ``(file, key path, record)``.
+
+        Besides the labelled records (constructs, occasions, instruments, norm groups,
+        programmes, phases, interventions, event types) these are the sourced values,
+        whose ``note`` is a text field (and a reliability's ``population``), with or
+        without a note: a scale's ``items``, ``range``, ``reliability``, ``cutoff`` and a
+        norm group's ``mean`` and ``sd``; a programme's ``duration_weeks`` (``typical``,
+        ``maximum``), ``aftercare_weeks`` and a phase's ``typical_weeks``. A component's
+        ``dose`` is walked by :meth:`IntegrityDictionary.untranslated`.
+        """
+        return [(file, key, record) for file, key, _, record in self._text_records()]
+
+    def _text_records(self) -> list[tuple[str, str, str, Texts]]:
+        """:meth:`text_records` with each record's kind (its entry of :data:`TEXT_FIELDS`)."""
+        out: list[tuple[str, str, str, Texts]] = []
+        out += [("constructs.yaml", f"constructs.{c.id}", "constructs", c)
+                for c in self.constructs.values()]
+        out += [("occasions.yaml", f"occasions.{o.id}", "occasions", o)
+                for o in self.occasions.values()]
+        out += [("occasions.yaml", f"phases.{p.id}", "phases", p) for p in self.phases.values()]
+        inst_file = "instruments.yaml"
         for inst in self.instruments.values():
-            out.append(("instruments.yaml", f"instruments.{inst.id}", inst))
+            out.append((inst_file, f"instruments.{inst.id}", "instruments", inst))
             for sc in inst.scales.values():
-                out += [("instruments.yaml", f"instruments.{inst.id}.scales.{sc.id}.norms[{i}]", n)
-                        for i, n in enumerate(sc.norms)]
+                sk = f"instruments.{inst.id}.scales.{sc.id}"
+                out.append((inst_file, f"{sk}.items", "items", sc.items))
+                if sc.range is not None:
+                    out.append((inst_file, f"{sk}.range", "range", sc.range))
+                out.append((inst_file, f"{sk}.reliability", "reliability", sc.reliability))
+                for i, n in enumerate(sc.norms):
+                    nk = f"{sk}.norms[{i}]"
+                    out += [(inst_file, nk, "norms", n), (inst_file, f"{nk}.mean", "mean", n.mean),
+                            (inst_file, f"{nk}.sd", "sd", n.sd)]
+                if sc.cutoff is not None:
+                    out.append((inst_file, f"{sk}.cutoff", "cutoff", sc.cutoff))
+        prog_file = "programmes.yaml"
         for prog in self.programmes.values():
             k = f"programmes.{prog.id}"
-            out.append(("programmes.yaml", k, prog))
-            out += [("programmes.yaml", f"{k}.phases[{i}]", ph) for i, ph in enumerate(prog.phases)]
-            out += [("programmes.yaml", f"{k}.interventions[{i}]", iv)
+            out.append((prog_file, k, "programmes", prog))
+            out += [(prog_file, f"{k}.duration_weeks.typical", "typical", prog.typical_weeks),
+                    (prog_file, f"{k}.duration_weeks.maximum", "maximum", prog.maximum_weeks)]
+            if prog.aftercare_weeks is not None:
+                out.append((prog_file, f"{k}.aftercare_weeks", "aftercare_weeks",
+                            prog.aftercare_weeks))
+            for i, ph in enumerate(prog.phases):
+                out += [(prog_file, f"{k}.phases[{i}]", "phases", ph),
+                        (prog_file, f"{k}.phases[{i}].typical_weeks", "typical_weeks",
+                         ph.typical_weeks)]
+            out += [(prog_file, f"{k}.interventions[{i}]", "interventions", iv)
                     for i, iv in enumerate(prog.interventions)]
-        out += [("events.yaml", f"event_types.{e.id}", e) for e in self.event_types.values()]
+        out += [("events.yaml", f"event_types.{e.id}", "event_types", e)
+                for e in self.event_types.values()]
         return out
 
     def untranslated(self, language: str = "nl") -> pd.DataFrame:
         """Every text field of the dictionary without a text in ``language``.
+
+        The text fields are those of :data:`TEXT_FIELDS`, including the ``note`` of every
+        sourced value and the ``population`` of every reliability.
 
         Parameters
         ----------
@@ -518,52 +599,95 @@ class Dictionary:
             :class:`~effectstudy.errors.DictionaryError`) and ``text`` (the English text
             to translate).
         """
-        return _untranslated(self.text_records(), language)
+        return _untranslated(self._text_records(), language)
 
-    def unverified(self) -> pd.DataFrame:
-        """Every number in the dictionary that has no published source (flagged)."""
+    def unverified(self, language: str = "en") -> pd.DataFrame:
+        """Every number in the dictionary that has no published source (flagged).
+
+        Parameters
+        ----------
+        language
+            One of :data:`TEXT_LANGUAGES`: the language of the ``note`` column and of the
+            norm group named in ``what`` (default English). A dictionary text without that
+            language is shown in English followed by :data:`UNTRANSLATED_MARK`, never as
+            if it were translated.
+
+        Returns
+        -------
+        DataFrame
+            One row per flagged number: ``where`` (file and record), ``what`` (which
+            number), ``value`` and ``note`` (the dictionary's note, or why it is flagged).
+        """
+        _check_language(language)
         rows: list[dict[str, Any]] = []
 
         def add(where: str, what: str, value: Any, note: str | None = None) -> None:
             rows.append({"where": where, "what": what, "value": value, "note": note})
 
+        def note(record: Texts | None, name: str = "note") -> str | None:
+            return None if record is None else _shown(record.texts(name), language)
+
         for inst in self.instruments.values():
             for sc in inst.scales.values():
                 where = f"instruments.yaml: {inst.id}.{sc.id}"
                 if not sc.items.verified:
-                    add(where, "items", sc.items.value, sc.items.note)
+                    add(where, "items", sc.items.value, note(sc.items))
                 if sc.range_source == UNVERIFIED:
-                    add(where, "range", f"{sc.range_min:g}-{sc.range_max:g}", "range checks only")
+                    add(where, "range", f"{sc.range_min:g}-{sc.range_max:g}",
+                        note(sc.range) or _FIXED_NOTES["range"][language])
                 if not sc.reliability.verified:
-                    add(where, "reliability", sc.reliability.value, sc.reliability.note)
+                    add(where, "reliability", sc.reliability.value, note(sc.reliability))
                 for norm in sc.norms:
                     if not norm.verified:
-                        add(where, f"norm ({norm.group})", f"{norm.mean.value}/{norm.sd.value}")
+                        group = _shown(norm.texts("group"), language)
+                        add(where, f"norm ({group})", f"{norm.mean.value}/{norm.sd.value}",
+                            note(norm.mean) or note(norm.sd))
                 if not sc.norms:
-                    add(where, "norm", None, "no norm group with a published source")
+                    add(where, "norm", None, _FIXED_NOTES["no_norm"][language])
                 if sc.cutoff is not None and not sc.cutoff.verified:
-                    add(where, "cutoff", sc.cutoff.value, sc.cutoff.note)
+                    add(where, "cutoff", sc.cutoff.value, note(sc.cutoff))
         for prog in self.programmes.values():
             where = f"programmes.yaml: {prog.id}"
-            for label, sv in (("typical weeks", prog.typical_weeks), ("maximum weeks", prog.maximum_weeks)):
-                if not sv.verified:
-                    add(where, label, sv.value, sv.note)
+            for label, sv in (("typical weeks", prog.typical_weeks),
+                              ("maximum weeks", prog.maximum_weeks),
+                              ("aftercare weeks", prog.aftercare_weeks)):
+                if sv is not None and not sv.verified:
+                    add(where, label, sv.value, note(sv))
             if prog.age_source == UNVERIFIED:
                 add(where, "age range", None)
             for ph in prog.phases:
                 if not ph.typical_weeks.verified:
-                    add(f"{where}.{ph.id}", "typical weeks", ph.typical_weeks.value)
+                    add(f"{where}.{ph.id}", "typical weeks", ph.typical_weeks.value,
+                        note(ph.typical_weeks))
         return pd.DataFrame(rows, columns=["where", "what", "value", "note"])
 
 
-def _untranslated(records: list[tuple[str, str, Texts]], language: str) -> pd.DataFrame:
-    """The text fields of ``records`` (see :data:`TEXT_FIELDS`) lacking ``language``."""
+#: The notes :meth:`Dictionary.unverified` gives itself, per language.
+_FIXED_NOTES = {
+    "range": {"en": "range checks only", "nl": "alleen voor bereikcontroles"},
+    "no_norm": {"en": "no norm group with a published source",
+                "nl": "geen normgroep met een gepubliceerde bron"},
+}
+
+
+def _shown(texts: Mapping[str, str], language: str) -> str | None:
+    """A text field (``{language: text}``) in ``language``; else its English text with
+    :data:`UNTRANSLATED_MARK`; None when the field is empty."""
+    if texts.get(language):
+        return texts[language]
+    english = texts.get("en")
+    if not english:
+        return None
+    return f"{english} {UNTRANSLATED_MARK[language]}".rstrip()
+
+
+def _untranslated(records: list[tuple[str, str, str, Texts]], language: str) -> pd.DataFrame:
+    """The text fields of ``records`` (``(file, key, kind, record)``; see :data:`TEXT_FIELDS`)
+    lacking ``language``."""
     _check_language(language)
     rows = []
-    for file, key, record in records:
-        # the record's kind: the last key of its path ("...phases[0]" -> "phases")
-        kind = key.rsplit(".", 1)[-1].split("[", 1)[0]
-        for name in TEXT_FIELDS[file][kind if "[" in key else key.split(".", 1)[0]]:
+    for file, key, kind, record in records:
+        for name in TEXT_FIELDS[file][kind]:
             texts = record.texts(name)
             if texts and language not in texts:
                 rows.append({"file": file, "key": f"{key}.{name}", "text": texts.get("en", "")})
@@ -649,11 +773,17 @@ class _Reader:
 
     def sourced(self, obj: Any, key: str, refs: Mapping[str, Reference]) -> SourcedValue:
         m = self.mapping(obj, key, required=("value", "source"), optional=("note",))
+        note, tr = self.texts(m.get("note"), f"{key}.note", allow_none=True)
         return SourcedValue(
             value=self.number(m["value"], f"{key}.value"),
             source=self.source_key(m["source"], f"{key}.source", refs),
-            note=m.get("note"),
+            note=note, translations=_given(note=tr),
         )
+
+
+def _given(**texts: dict[str, str]) -> dict[str, dict[str, str]]:
+    """The ``translations`` of a record: the text fields given (empty ones left out)."""
+    return {name: tr for name, tr in texts.items() if tr}
 
 
 def _load_yaml(file: Path) -> Any:
@@ -739,11 +869,18 @@ def _instruments(folder: Path, refs: Mapping[str, Reference]) -> dict[str, Instr
             hi = r.number(rng["max"], f"{sk}.range.max", allow_none=False)
             if lo >= hi:
                 raise r.fail(f"range min {lo:g} is not below max {hi:g}", f"{sk}.range")
+            range_note, range_tr = r.texts(rng.get("note"), f"{sk}.range.note", allow_none=True)
+            scale_range = ScaleRange(float(lo), float(hi),
+                                     r.source_key(rng["source"], f"{sk}.range.source", refs),
+                                     range_note, translations=_given(note=range_tr))
             rel = r.mapping(s["reliability"], f"{sk}.reliability", required=("value", "type", "source"),
                             optional=("population", "note"))
             rel_value = r.number(rel["value"], f"{sk}.reliability.value")
             if rel_value is not None and not 0 < rel_value < 1:
                 raise r.fail(f"reliability {rel_value} is not between 0 and 1", f"{sk}.reliability.value")
+            population, pop_tr = r.texts(rel.get("population"), f"{sk}.reliability.population",
+                                         allow_none=True)
+            rel_note, rel_tr = r.texts(rel.get("note"), f"{sk}.reliability.note", allow_none=True)
             norms = []
             if not isinstance(s["norms"], list):
                 raise r.fail("norms must be a list (possibly empty)", f"{sk}.norms")
@@ -764,19 +901,21 @@ def _instruments(folder: Path, refs: Mapping[str, Reference]) -> dict[str, Instr
             if s["cutoff"] is not None:
                 c = r.mapping(s["cutoff"], f"{sk}.cutoff", required=("value", "rule", "kind", "source"),
                               optional=("note",))
+                cut_note, cut_tr = r.texts(c.get("note"), f"{sk}.cutoff.note", allow_none=True)
                 cutoff = Cutoff(r.number(c["value"], f"{sk}.cutoff.value", allow_none=False),
                                 r.choice(c["rule"], f"{sk}.cutoff.rule", (">=", ">", "<=", "<")),
                                 r.text(c["kind"], f"{sk}.cutoff.kind"),
-                                r.source_key(c["source"], f"{sk}.cutoff.source", refs), c.get("note"))
+                                r.source_key(c["source"], f"{sk}.cutoff.source", refs), cut_note,
+                                translations=_given(note=cut_tr))
             scales[sid] = Scale(
                 instrument=iid, id=sid, items=r.sourced(s["items"], f"{sk}.items", refs),
-                range_min=lo, range_max=hi,
-                range_source=r.source_key(rng["source"], f"{sk}.range.source", refs),
+                range_min=lo, range_max=hi, range_source=scale_range.source, range=scale_range,
                 metric=r.choice(s["metric"], f"{sk}.metric", ("raw", "t_score")),
                 better=r.choice(s["better"], f"{sk}.better", DIRECTIONS),
                 reliability=Reliability(rel_value, r.text(rel["type"], f"{sk}.reliability.type"),
                                         r.source_key(rel["source"], f"{sk}.reliability.source", refs),
-                                        rel.get("population"), rel.get("note")),
+                                        population, rel_note,
+                                        translations=_given(population=pop_tr, note=rel_tr)),
                 norms=tuple(norms), cutoff=cutoff)
         name, tr = r.texts(m["name"], f"{k}.name")
         out[iid] = Instrument(iid, str(name), r.text(m["respondent"], f"{k}.respondent"),
@@ -1084,13 +1223,14 @@ FIDELITY_RATERS = ("team", "external")
 
 
 @dataclass(frozen=True)
-class ComponentDose(Sourced):
-    """Intended dose of a component: a sourced number and its unit."""
+class ComponentDose(Sourced, Texts):
+    """Intended dose of a component: a sourced number and its unit; ``note`` is a text field."""
 
     value: float | None
     unit: str
     source: str
     note: str | None = None
+    translations: Mapping[str, Mapping[str, str]] = _translations()
 
 
 @dataclass(frozen=True)
@@ -1165,14 +1305,17 @@ class IntegrityDictionary:
     def untranslated(self, language: str = "nl") -> pd.DataFrame:
         """Text fields of the components and fidelity checklists without ``language``
         (same columns as :meth:`Dictionary.untranslated`)."""
-        records: list[tuple[str, str, Texts]] = []
+        records: list[tuple[str, str, str, Texts]] = []
         for pid, comps in self.components.items():
-            records += [("programmes.yaml", f"programmes.{pid}.components[{i}]", c)
-                        for i, c in enumerate(comps)]
+            for i, c in enumerate(comps):
+                ck = f"programmes.{pid}.components[{i}]"
+                records += [("programmes.yaml", ck, "components", c),
+                            ("programmes.yaml", f"{ck}.dose", "dose", c.dose)]
         for inst in self.fidelity_instruments.values():
             k = f"fidelity_instruments.{inst.id}"
-            records.append(("fidelity.yaml", k, inst))
-            records += [("fidelity.yaml", f"{k}.items[{i}]", it) for i, it in enumerate(inst.items)]
+            records.append(("fidelity.yaml", k, "fidelity_instruments", inst))
+            records += [("fidelity.yaml", f"{k}.items[{i}]", "items", it)
+                        for i, it in enumerate(inst.items)]
         return _untranslated(records, language)
 
     def components_frame(self) -> pd.DataFrame:
@@ -1215,13 +1358,14 @@ def _components(folder: Path, d: Dictionary) -> dict[str, tuple[Component, ...]]
                 raise r.fail("interventions must be a non-empty list of intervention ids",
                              f"{ck}.interventions")
             label, tr = r.texts(m["label"], f"{ck}.label")
+            dose_note, dose_tr = r.texts(dose.get("note"), f"{ck}.dose.note", allow_none=True)
             comps.append(Component(
                 programme=pid, id=r.text(m["id"], f"{ck}.id"), label=str(label),
                 phase=r.choice(m["phase"], f"{ck}.phase", phase_ids),
                 delivery=r.choice(m["delivery"], f"{ck}.delivery", DELIVERIES),
                 dose=ComponentDose(value, r.choice(dose["unit"], f"{ck}.dose.unit", DOSE_UNITS),
                                    r.source_key(dose["source"], f"{ck}.dose.source", d.references),
-                                   dose.get("note")),
+                                   dose_note, translations=_given(note=dose_tr)),
                 interventions=tuple(r.choice(iv, f"{ck}.interventions[{j}]", iv_ids)
                                     for j, iv in enumerate(ivs)), translations={"label": tr}))
         if len({c.id for c in comps}) != len(comps):
