@@ -147,8 +147,10 @@ def test_simulated_curves_every_step_holds_the_threshold():
 
 
 def _lines(public: bool):
+    # no printed at-risk count (every one hidden): nothing thins the steps
+    plan = SimpleNamespace(values={("at_risk", "p1", 4): 5}, shown=lambda key: "x")
     ctx = SimpleNamespace(public=public, threshold=THRESHOLD, meta={"programmes": {"p1": {}}},
-                          programme_name=lambda p: "Programme One")
+                          programme_name=lambda p: "Programme One", plan=plan)
     fig = _curves_figure(ctx, KM, ["p1"], "survival", 1.0, "share")
     try:
         (line,) = fig.axes[0].get_lines()
@@ -167,3 +169,22 @@ def test_public_figure_draws_the_coarse_steps_and_internal_every_event():
     assert y == pytest.approx([1.0, 11 / 12, 10 / 12, 70 / 108, 60 / 108, 30 / 108,
                                20 / 108, 10 / 108])
     assert not math.isclose(y[-1], 30 / 108)
+
+
+def test_steps_are_thinned_until_no_printed_count_pins_the_other_ends():
+    from effectstudy.report.dropout import _thinned
+
+    steps = pd.DataFrame({"time": [5.0, 13.0, 20.0], "survival": [0.8, 0.6, 0.4]})
+    # 25 referred, 20 at risk at week 16: with the steps of weeks 5 and 13 a reader knows
+    # at least 10 abscondings before week 16, more than the 5 who left; with the week-5
+    # step only, at least 5: exactly 5 and 0 other ends. Both go; week 20 stays (no count
+    # printed after it)
+    out = _thinned(steps, {0: 25, 16: 20}, 5)
+    assert out["time"].tolist() == [20.0]
+    # 25 referred, 12 at risk at week 16: 13 left; two steps (10 abscondings) leave the
+    # other ends 0 to 3: wide enough, nothing dropped
+    assert _thinned(steps, {0: 25, 16: 12}, 5)["time"].tolist() == [5.0, 13.0, 20.0]
+    # 25 referred, 14 at risk: 11 left, two steps give 0 or 1 other ends: the later step
+    # goes (one step: 0 to 6)
+    assert _thinned(steps, {0: 25, 16: 14}, 5)["time"].tolist() == [5.0, 20.0]
+

@@ -13,7 +13,13 @@ Reads what :mod:`effectstudy.study.dropout` saved (frames ``dropout_*`` and
   ``threshold`` events gives no count below the threshold. The events after the last
   drawn step (fewer than ``threshold``) are not drawn: the line ends there, as a flat
   line onward would claim that nobody absconded. Times are shown in whole weeks
-  (rounded up), never the day of an event. The programmes not drawn are named with
+  (rounded up), never the day of an event. The steps are thinned against the printed
+  at-risk counts: a step says that at least ``threshold`` girls absconded, and the
+  difference of two printed counts is the abscondings plus the other ends of care, so
+  a step is left out while a reader could pin those other ends (:func:`_thinned`).
+  Only the survival curve is drawn: beside it the cumulative incidence of absconding
+  would give the other ends of care (1 - S and the incidence differ only by them), so
+  the incidence is internal. The programmes not drawn are named with
   "fewer than 5 clients": the same information a ``<5`` cell gives, no count. The
   internal report draws every step.
 * **At risk** below the curves: counts at landmark weeks after the intake (the column
@@ -134,6 +140,56 @@ def _public_steps(g: pd.DataFrame, value: str, threshold: int) -> pd.DataFrame:
     return steps.groupby("time", sort=True)[value].last().reset_index()
 
 
+def _anchors(ctx: Any, pid: str) -> dict[int, int]:
+    """Week -> girls at risk, as any public document prints them for programme ``pid``
+    (week 0: its referred girls in the flow), from the one suppression pattern."""
+    plan = ctx.plan
+    out = {}
+    referred = plan.shown(("flow", pid, "referred"))
+    if not isinstance(referred, str):
+        out[0] = int(referred)
+    for key in plan.values:
+        if key[0] == "at_risk" and key[1] == pid:
+            shown = plan.shown(key)
+            if not isinstance(shown, str):
+                out[int(key[2])] = int(shown)
+    return out
+
+
+def _thinned(steps: pd.DataFrame, anchors: dict[int, int], threshold: int,
+             min_width: int = 2) -> pd.DataFrame:
+    """Drop public steps until no printed at-risk count, read with them, pins the girls
+    whose care ended otherwise (completion, transfer).
+
+    A drawn step groups at least ``threshold`` first abscondings since the step before
+    it (:func:`_public_steps`). Between two printed counts at weeks ``u < w`` (week 0:
+    the referred girls) ``n(u) - n(w)`` girls left: the abscondings, at least
+    ``threshold`` per step group that lies wholly between them, and the other ends. A
+    reader so bounds the other ends to ``[0, n(u) - n(w) - threshold * groups]``; while
+    that slack is below ``min_width`` for some pair, the last step before ``w`` is left
+    out (its events join the next drawn step, which still holds at least ``threshold``).
+    """
+    times = [float(x) for x in steps["time"]]
+    weeks = sorted(anchors)
+
+    def violated() -> float | None:
+        for i, u in enumerate(weeks):
+            for w in weeks[i + 1:]:
+                # groups wholly in [u, w): the group of a step opens after the step
+                # before it (the first after the start of care)
+                edges = [0.0, *times]
+                groups = sum(1 for a, b in zip(edges, edges[1:], strict=False)
+                             if a >= u and b <= w)  # b == w counted too: stricter
+                if anchors[u] - anchors[w] - threshold * groups < min_width and groups:
+                    return float(w)
+        return None
+
+    while (w := violated()) is not None:
+        before = [t for t in times if t <= w]
+        times.remove(before[-1])
+    return steps[steps["time"].isin(times)].reset_index(drop=True)
+
+
 def _curves_figure(ctx: Any, frame: pd.DataFrame, programmes: list[str], value: str,
                    start: float, ylabel: str):
     import matplotlib.pyplot as plt
@@ -148,6 +204,7 @@ def _curves_figure(ctx: Any, frame: pd.DataFrame, programmes: list[str], value: 
             g = frame[frame["programme"] == pid].sort_values("time")
             if ctx.public:
                 g = _public_steps(g, value, ctx.threshold)
+                g = _thinned(g, _anchors(ctx, pid), ctx.threshold)
             else:
                 g = g[g["n_event"] > 0] if value == "survival" else g
             x = [0.0, *g["time"].astype(float)]
@@ -192,7 +249,12 @@ def _curves(ctx: Any, sec: Any) -> None:
         sec.table(table, _k("at_risk_caption") + (
             " " + t("common.suppression_note", threshold=th) if hidden else ""))
     cif = ctx.frame("dropout_cif")
-    if len(cif):
+    if ctx.public and len(cif):
+        # drawn next to the survival curve from the same referred girls, the incidence
+        # gives the girls whose care ended otherwise before a step (1 - S and the
+        # incidence differ only by them): the public documents draw one curve
+        sec.text(_k("cif_internal_only"))
+    elif len(cif):
         sec.figure(_curves_figure(ctx, cif, drawn, "cif", 0.0, _k("axis_cif")),
                    _k("cif_figure") + (" " + _k("figure_public", threshold=th)
                                        if ctx.public else ""))
