@@ -323,8 +323,12 @@ def cases_range(p_text: str, mark: str, *, max_weeks: int, min_phase: int,
     assert mark == f"<{threshold}", mark
     possible = set(range(1, threshold))
     text = p_text.strip().replace(",", ".")
+    if re.fullmatch(r"<\s*\d*\.\d+", text):  # 'p < 0.05': p >= 1/N still gives N > 1/0.05
+        n_min = 1 / float(text.lstrip("<").strip())
+        starts = max(1, max_weeks - 2 * min_phase + 1)
+        return {c for c in possible if starts ** c > n_min}
     if not re.fullmatch(r"\d*\.\d+", text):
-        return possible  # '<0.001' and the like give no lower bound
+        return possible  # no p printed: no bound
     half = 0.5 * 10 ** -len(text.split(".")[1])
     n_min = 1 / (float(text) + half)
     starts = max(1, max_weeks - 2 * min_phase + 1)
@@ -335,8 +339,12 @@ def test_positive_control_a_small_p_pins_the_cases():
     # p = 0.0002 of series of at most 20 weeks (at most 15 start points): at least
     # 4,762 assignments, so 4 cases (15 ** 3 = 3,375 is too few)
     assert cases_range("0.0002", "<5", max_weeks=20, min_phase=3, threshold=5) == {4}
-    assert cases_range("<0.001", "<5", max_weeks=20, min_phase=3, threshold=5) == {1, 2, 3, 4}
+    # a bound is a bound too: p < 0.001 and p >= 1/N give N > 1,000 (15 ** 2 = 225)
+    assert cases_range("<0.001", "<5", max_weeks=20, min_phase=3, threshold=5) == {3, 4}
     assert cases_range("0.0234", "<5", max_weeks=39, min_phase=3, threshold=5) == {2, 3, 4}
+    # p < 0.05 of 9-week series (4 start points): 4 ** c > 20
+    assert cases_range("< 0.05", "<5", max_weeks=9, min_phase=3, threshold=5) == {3, 4}
+    assert cases_range("", "<5", max_weeks=9, min_phase=3, threshold=5) == {1, 2, 3, 4}
 
 
 def _max_weeks(doc: dict) -> dict[str, int]:
@@ -366,6 +374,7 @@ def test_randomization_p_values_do_not_pin_hidden_cases(public, dossiers):  # no
                 if r["cases"] != f"<{THRESHOLD}":
                     continue
                 hidden += 1
+                assert r["p"] == "", "a p-value printed next to hidden cases"
                 possible = cases_range(r["p"], r["cases"],
                                        max_weeks=weeks.get(r["programme"], longest),
                                        min_phase=min_phase, threshold=THRESHOLD)

@@ -58,7 +58,11 @@ def single_case_section(ctx: Context) -> Section:
         t("col.programme"): rand["programme"].map(ctx.programme_name),
         "cases": cases,
         t("col.statistic"): rand["statistic"].map(pretty),
-        t("col.observed"): rand["observed"], "p_value": rand["p_value"],
+        t("col.observed"): rand["observed"],
+        # an exact p is at least 1 / (number of assignments), which grows with the cases
+        # (Edgington 1975): even 'p < 0.05' bounds hidden cases from below for short
+        # series, so no p is printed next to them
+        "p_value": ["" if h else v for h, v in zip(hidden, rand["p_value"], strict=True)],
         "n_assignments": [("" if h else v) for h, v in zip(hidden, rand["n_assignments"],
                                                             strict=True)],
         "min_p": [("" if h else round(float(v), 4)) for h, v in zip(hidden, rand["min_p"],
