@@ -120,9 +120,9 @@ def _public_steps(g: pd.DataFrame, value: str, threshold: int) -> pd.DataFrame:
 
     ``n_event`` counts the events of the curve's own cause. For the Kaplan-Meier curve
     these are the girls' first absconding in care (completion and transfer are
-    censored); for the cumulative incidence of absconding too, because the saved frame keeps the competing
-    ends (completion, transfer) apart in ``n_competing``: they do not raise the curve at
-    their own times and are not counted toward a step.
+    censored); for the cumulative incidence of absconding too, because the saved frame
+    keeps the competing ends (completion, transfer) apart in ``n_competing``: they do
+    not raise the curve at their own times and are not counted toward a step.
     """
     g = g.sort_values("time", kind="stable")
     g = g[g["n_risk"] >= threshold]

@@ -13,9 +13,10 @@ interval of a suppressed cell). While a hidden cell is pinned to an
 interval narrower than ``min_width`` (2 by default, so never to a single value
 or to two neighbouring values), a partner is added: a near visible cell whose
 hiding widens the pinned one (the smallest first). When no pattern can protect
-a small count, :func:`protect` raises instead of returning a leaking one. The usual shortcut (give every lone hidden cell
-in a row a partner) is applied first, but it is not enough on its own: two
-hidden cells in one row whose columns also hold only them are pinned as well.
+a small count, :func:`protect` raises instead of returning a leaking one. The
+usual shortcut (give every lone hidden cell in a row a partner) is applied
+first, but it is not enough on its own: two hidden cells in one row whose
+columns also hold only them are pinned as well.
 
 Shown values: a primary-suppressed cell is ``"<5"`` (``"<{threshold}"``), a cell
 hidden only to protect another one is ``"x"`` (it may be 5 or more); captions
@@ -316,13 +317,16 @@ def _greedy(values: dict, lines: Sequence[Line], leq: Sequence[tuple[Cell, Cell]
     hidden |= primary
     fixed = _published_closure(values, lines, fixed_cells, primary)
 
-    def cheapest(candidates, tier: int = 1) -> Cell | None:
+    def eligible(c: Cell, tier: int = 1) -> bool:
         """Tier 1: cells no printed count determines; tier 2: those too (last resort)."""
         # a partner is at least the threshold: a printed zero (``suppress_zero=False``)
         # hidden as 'x' would make an 'x' either 0 or at least the threshold, which the
         # audit's interval bounds cannot express
-        pool = [c for c in candidates if c not in hidden and c not in banned
-                and values[c] >= threshold and (tier == 2 or c not in fixed)]
+        return (c not in hidden and c not in banned and values[c] >= threshold
+                and (tier == 2 or c not in fixed))
+
+    def cheapest(candidates) -> Cell | None:
+        pool = [c for c in candidates if eligible(c)]
         return min(pool, key=lambda c: (values[c], str(c))) if pool else None
 
     def candidates(cell: Cell):
@@ -337,7 +341,7 @@ def _greedy(values: dict, lines: Sequence[Line], leq: Sequence[tuple[Cell, Cell]
             while frontier and (depth is None or steps < depth):
                 steps += 1
                 ring = set().union(*(neighbours[c] for c in frontier)) - seen
-                pool = [c for c in ring if c not in given and cheapest([c], tier) is not None]
+                pool = [c for c in ring if c not in given and eligible(c, tier)]
                 for c in sorted(pool, key=lambda c: (values[c], str(c))):
                     given.add(c)
                     yield c

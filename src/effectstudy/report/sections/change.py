@@ -183,7 +183,7 @@ def _share(k: int, n: int, threshold: int, mark: int | str | None = None) -> str
         return f"<{threshold}"
     if threshold and n - k < threshold:
         # an 'x' is at least the threshold and at most n: fewer than three values when
-        # n < threshold + 2, so such a row shows no 'x' at all (the norm view prints no share of such a row)
+        # n < threshold + 2, so the norm view prints no share of such a row at all
         return SECONDARY_LABEL
     return f"{k} ({num(100 * k / n, 0)}%)" if n else ""
 

@@ -62,11 +62,9 @@ def single_case_section(ctx: Context) -> Section:
         # an exact p is at least 1 / (number of assignments), which grows with the cases
         # (Edgington 1975): even 'p < 0.05' bounds hidden cases from below for short
         # series, so no p is printed next to them
-        "p_value": ["" if h else v for h, v in zip(hidden, rand["p_value"], strict=True)],
-        "n_assignments": [("" if h else v) for h, v in zip(hidden, rand["n_assignments"],
-                                                            strict=True)],
-        "min_p": [("" if h else round(float(v), 4)) for h, v in zip(hidden, rand["min_p"],
-                                                                     strict=True)]})
+        "p_value": _unless(hidden, rand["p_value"]),
+        "n_assignments": _unless(hidden, rand["n_assignments"]),
+        "min_p": _unless(hidden, rand["min_p"].astype(float).round(4))})
     shown = shown.rename(columns={"cases": t("col.cases")})
     sec.table(round_frame(shown, 4), t("single_case.rand_caption"))
     warned = [f"{ctx.programme_name(p)}: {w}" for p, w in zip(rand["programme"], rand["warning"],
@@ -104,6 +102,11 @@ def single_case_section(ctx: Context) -> Section:
                          improvement=pretty(meta.get("improvement", "decrease"))))
     sec.references += [t("ref.parker"), t("ref.kratochwill"), t("ref.marascuilo")]
     return sec
+
+
+def _unless(hidden: list[bool], values: pd.Series) -> list:
+    """``values``, blank where ``hidden``."""
+    return ["" if h else v for h, v in zip(hidden, values, strict=True)]
 
 
 def _has_col(c: str) -> bool:
